@@ -1,0 +1,313 @@
+//! Command dispatch over the store contract: read, fold, decide, append.
+
+use crate::codec::Codec;
+use crate::context::{Context, LoadedStream};
+use crate::decider::Decider;
+use crate::error::{DecodeError, EncodeError, Error, StoreError};
+use crate::event::Metadata;
+use crate::name::StreamId;
+use crate::position::{AppendCondition, ExpectedRevision, StreamRevision};
+use crate::query::Query;
+use crate::recorded::{Recorded, StoredEvent};
+use crate::store::{AppendRequest, DecisionScope, LocalEventStore, ReadOptions};
+
+/// How often a dispatch re-runs its whole flow (read, fold, decide, append)
+/// when its append loses a race.
+///
+/// Re-running is always safe: the failed append wrote nothing, and the next
+/// attempt decides on the fresh events. There is no sleep between attempts;
+/// the core has no clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RetryPolicy {
+    max_attempts: u32,
+}
+
+impl RetryPolicy {
+    /// At most `max_attempts` runs (at least one).
+    pub fn attempts(max_attempts: u32) -> Self {
+        Self {
+            max_attempts: max_attempts.max(1),
+        }
+    }
+
+    /// One run, no retry: conflicts are returned at once.
+    pub fn none() -> Self {
+        Self::attempts(1)
+    }
+
+    /// The maximum number of runs.
+    pub fn max_attempts(&self) -> u32 {
+        self.max_attempts
+    }
+}
+
+impl Default for RetryPolicy {
+    /// 16 attempts: enough for dozens of writers racing on one context in an
+    /// optimistic store, few enough to surface a livelock.
+    fn default() -> Self {
+        Self::attempts(16)
+    }
+}
+
+/// Runs commands against a store with an application codec.
+///
+/// ```
+/// use factos::{decider, Dispatcher, JsonCodec, JsonEvent, MemoryStore, Query, QueryItem, StreamId, Tag};
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Debug, Serialize, Deserialize)]
+/// struct Reserved { name: String }
+/// impl JsonEvent for Reserved {
+///     fn event_type(&self) -> &'static str { "Reserved" }
+///     fn tags(&self) -> Vec<String> { vec![format!("username:{}", self.name)] }
+/// }
+///
+/// let reserve = decider(
+///     false,
+///     |name: &String, taken: &bool| {
+///         if *taken { Err("taken") } else { Ok(vec![Reserved { name: name.clone() }]) }
+///     },
+///     |_, _: &Reserved| true,
+/// );
+///
+/// # futures::executor::block_on(async {
+/// let store = MemoryStore::new();
+/// let dispatcher = Dispatcher::new(&store, JsonCodec::new());
+/// let query = Query::from(QueryItem::tags([Tag::new("username:ada")?]));
+/// let stream = StreamId::new("user-1")?;
+///
+/// let committed = dispatcher.dispatch_context(&reserve, &"ada".to_string(), &query, &stream).await?;
+/// assert_eq!(committed[0].event.name, "ada");
+/// let again = dispatcher.dispatch_context(&reserve, &"ada".to_string(), &query, &stream).await;
+/// assert_eq!(again.err().and_then(|e| e.into_domain()), Some("taken"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// ```
+#[derive(Debug, Clone)]
+pub struct Dispatcher<'s, S, C> {
+    store: &'s S,
+    codec: C,
+    retry: RetryPolicy,
+    metadata: Metadata,
+}
+
+impl<'s, S: LocalEventStore, C> Dispatcher<'s, S, C> {
+    /// A dispatcher with the default [`RetryPolicy`] and no extra metadata.
+    pub fn new(store: &'s S, codec: C) -> Self {
+        Self {
+            store,
+            codec,
+            retry: RetryPolicy::default(),
+            metadata: Metadata::new(),
+        }
+    }
+
+    /// Uses `retry` for conflicts.
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// Adds `metadata` (correlation and causation ids, say) to every event
+    /// appended, unless the codec already set the same key.
+    pub fn with_metadata(mut self, metadata: Metadata) -> Self {
+        self.metadata = metadata;
+        self
+    }
+
+    /// The store this dispatcher writes to.
+    pub fn store(&self) -> &'s S {
+        self.store
+    }
+
+    /// Reads the events matching `query` and folds them with `decider`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`] when the read fails, [`Error::Decode`] when an event
+    /// cannot be decoded (the read stops there).
+    pub async fn read_context<D>(
+        &self,
+        decider: &D,
+        query: &Query,
+    ) -> Result<Context<D::Event, D::State>, Error<D::Error>>
+    where
+        D: Decider,
+        C: Codec<D::Event>,
+    {
+        let stored = self.store.read(query, ReadOptions::forwards()).await?;
+        let events = self.decode_all(stored)?;
+        Ok(Context {
+            query: query.clone(),
+            position: events.last().map(|e| e.position),
+            state: decider.fold(decider.initial_state(), events.iter().map(|e| &e.event)),
+            events,
+        })
+    }
+
+    /// Reads `stream` and folds it with `decider`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Dispatcher::read_context`].
+    pub async fn load_stream<D>(
+        &self,
+        decider: &D,
+        stream: &StreamId,
+    ) -> Result<LoadedStream<D::Event, D::State>, Error<D::Error>>
+    where
+        D: Decider,
+        C: Codec<D::Event>,
+    {
+        let stored = self.store.read_stream(stream, StreamRevision::FIRST).await?;
+        let events = self.decode_all(stored)?;
+        Ok(LoadedStream {
+            stream: stream.clone(),
+            revision: events.last().map(|e| e.revision),
+            state: decider.fold(decider.initial_state(), events.iter().map(|e| &e.event)),
+            events,
+        })
+    }
+
+    /// Decides `command` on the events matching `query` and appends the
+    /// result to `stream` on the condition that no matching event arrived
+    /// since the read. On a conflict the whole flow runs again, up to the
+    /// retry policy.
+    ///
+    /// Returns the committed events (empty when the decider produced none;
+    /// then nothing is appended).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Domain`] when the decider rejects the command;
+    /// [`Error::AppendConditionFailed`] when every attempt lost its race;
+    /// [`Error::Encode`], [`Error::Decode`], [`Error::Store`] otherwise. In
+    /// every case nothing was written.
+    pub async fn dispatch_context<D>(
+        &self,
+        decider: &D,
+        command: &D::Command,
+        query: &Query,
+        stream: &StreamId,
+    ) -> Result<Vec<Recorded<D::Event>>, Error<D::Error>>
+    where
+        D: Decider,
+        C: Codec<D::Event>,
+    {
+        self.dispatch(decider, command, DecisionScope::Query(query.clone()), stream)
+            .await
+    }
+
+    /// Decides `command` on the events of `stream` and appends the result to
+    /// it, expecting the revision that was read. On a conflict the whole flow
+    /// runs again, up to the retry policy.
+    ///
+    /// # Errors
+    ///
+    /// As [`Dispatcher::dispatch_context`], with [`Error::RevisionMismatch`]
+    /// for a lost race.
+    pub async fn dispatch_stream<D>(
+        &self,
+        decider: &D,
+        command: &D::Command,
+        stream: &StreamId,
+    ) -> Result<Vec<Recorded<D::Event>>, Error<D::Error>>
+    where
+        D: Decider,
+        C: Codec<D::Event>,
+    {
+        self.dispatch(decider, command, DecisionScope::Stream(stream.clone()), stream)
+            .await
+    }
+
+    async fn dispatch<D>(
+        &self,
+        decider: &D,
+        command: &D::Command,
+        scope: DecisionScope,
+        stream: &StreamId,
+    ) -> Result<Vec<Recorded<D::Event>>, Error<D::Error>>
+    where
+        D: Decider,
+        C: Codec<D::Event>,
+    {
+        let mut attempt = 1;
+        loop {
+            let (transaction, stored) = self.store.begin_decision(&scope).await?;
+            let seen = self.decode_all(stored)?;
+            let state = decider.fold(decider.initial_state(), seen.iter().map(|e| &e.event));
+            let decided = decider.decide(command, &state).map_err(Error::Domain)?;
+            if decided.is_empty() {
+                return Ok(Vec::new());
+            }
+            let mut request = AppendRequest::new(stream.clone(), self.encode_all(&decided)?);
+            match &scope {
+                DecisionScope::Query(query) => {
+                    let after = seen.last().map(|e| e.position);
+                    request = request.condition(AppendCondition::new(query.clone(), after));
+                }
+                DecisionScope::Stream(_) => {
+                    request = request.expect(ExpectedRevision::from_current(seen.last().map(|e| e.revision)));
+                }
+            }
+            match self.store.commit_decision(transaction, request).await {
+                Ok(committed) => {
+                    return Ok(committed
+                        .records
+                        .into_iter()
+                        .zip(decided)
+                        .map(|(record, event)| record.map(|_| event))
+                        .collect());
+                }
+                Err(conflict) if conflict.is_conflict() && attempt < self.retry.max_attempts => attempt += 1,
+                Err(StoreError::ConditionFailed(source)) => {
+                    return Err(Error::AppendConditionFailed {
+                        source,
+                        attempts: attempt,
+                    });
+                }
+                Err(StoreError::RevisionMismatch(source)) => {
+                    return Err(Error::RevisionMismatch {
+                        source,
+                        attempts: attempt,
+                    });
+                }
+                Err(other) => return Err(Error::Store(other)),
+            }
+        }
+    }
+
+    fn decode_all<E, Err>(&self, stored: Vec<StoredEvent>) -> Result<Vec<Recorded<E>>, Error<Err>>
+    where
+        C: Codec<E>,
+    {
+        stored
+            .into_iter()
+            .map(|record| match self.codec.decode(&record) {
+                Ok(event) => Ok(record.map(|_| event)),
+                Err(source) => Err(Error::Decode(DecodeError {
+                    position: record.position,
+                    event_type: record.event_type,
+                    version: record.version,
+                    source: Box::new(source),
+                })),
+            })
+            .collect()
+    }
+
+    fn encode_all<E, Err>(&self, events: &[E]) -> Result<Vec<crate::NewEvent>, Error<Err>>
+    where
+        C: Codec<E>,
+    {
+        events
+            .iter()
+            .map(|event| {
+                let mut new = self.codec.encode(event).map_err(|source| EncodeError {
+                    source: Box::new(source),
+                })?;
+                new.metadata.merge_missing(&self.metadata);
+                Ok(new)
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,235 @@
+//! Errors: what a store reports and what a dispatch returns.
+//!
+//! Conflicts are core types with structured fields so callers can branch on
+//! them without knowing which backend produced them; backends map their
+//! native signals (unique violations, SQLSTATE 40001/40P01, "wrong expected
+//! version") onto these.
+
+use thiserror::Error;
+
+use crate::event::EventId;
+use crate::name::{EventType, InvalidName, StreamId};
+use crate::position::{AppendCondition, ExpectedRevision, Position, StreamRevision};
+
+/// A boxed error from a backend or an application codec, kept as a source so
+/// the cause chain stays intact and can be downcast.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// The DCB conflict: an event matching the condition's query was committed
+/// after the position the decision saw.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("append condition failed: expected {condition}, found a matching event at position {conflicting}")]
+pub struct AppendConditionFailed {
+    /// The condition that was not met.
+    pub condition: AppendCondition,
+    /// The position of the first matching event that violates it.
+    pub conflicting: Position,
+}
+
+/// The stream-revision conflict: the stream was not where the appender
+/// expected it.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("stream {stream} expected {expected}, but its last revision is {}", display_revision(.actual))]
+pub struct RevisionMismatch {
+    /// The stream appended to.
+    pub stream: StreamId,
+    /// What the appender expected.
+    pub expected: ExpectedRevision,
+    /// The stream's last revision when the append was checked.
+    pub actual: Option<StreamRevision>,
+}
+
+fn display_revision(revision: &Option<StreamRevision>) -> String {
+    revision.map_or_else(|| "none (no stream)".to_owned(), |r| r.to_string())
+}
+
+/// A backend was asked to enforce an append condition it cannot enforce.
+///
+/// Backends never ignore a condition: they refuse the append with this error.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("{backend} cannot enforce this append condition: {reason}")]
+pub struct UnsupportedAppendCondition {
+    /// The backend that refused.
+    pub backend: &'static str,
+    /// Why it cannot.
+    pub reason: String,
+}
+
+/// An event id in the batch is already taken by a different event or batch.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("event id {id} is already used by the event at position {existing}")]
+pub struct DuplicateEventId {
+    /// The id that is taken.
+    pub id: EventId,
+    /// Where the event that holds it sits.
+    pub existing: Position,
+}
+
+/// An append request that no store could accept.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum InvalidAppend {
+    /// The batch has no events.
+    #[error("an append needs at least one event")]
+    EmptyBatch,
+    /// The same id appears twice in one batch.
+    #[error("event id {0} appears twice in one batch")]
+    RepeatedId(EventId),
+}
+
+/// What a store operation can fail with.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The append condition was not met; nothing was written.
+    #[error(transparent)]
+    ConditionFailed(#[from] AppendConditionFailed),
+    /// The expected stream revision was not met; nothing was written.
+    #[error(transparent)]
+    RevisionMismatch(#[from] RevisionMismatch),
+    /// The backend cannot enforce the requested condition; nothing was written.
+    #[error(transparent)]
+    UnsupportedCondition(#[from] UnsupportedAppendCondition),
+    /// An event id is already taken; nothing was written.
+    #[error(transparent)]
+    DuplicateEventId(#[from] DuplicateEventId),
+    /// The request itself is malformed; nothing was written.
+    #[error(transparent)]
+    InvalidAppend(#[from] InvalidAppend),
+    /// A transient conflict between concurrent transactions (a deadlock, a
+    /// serialization failure, a busy database). Nothing was written and
+    /// re-running the whole decision is safe.
+    #[error("transient conflict with a concurrent transaction")]
+    Contention(#[source] BoxError),
+    /// The backend failed (connection lost, disk full, corrupt row). For
+    /// appends, the backend guarantees the batch was written entirely or not
+    /// at all; a lost acknowledgement can be resolved by re-sending the same
+    /// batch, which is idempotent.
+    #[error("storage backend failed")]
+    Backend(#[source] BoxError),
+}
+
+impl StoreError {
+    /// Wraps a backend failure.
+    pub fn backend(error: impl Into<BoxError>) -> Self {
+        StoreError::Backend(error.into())
+    }
+
+    /// Wraps a transient, retry-safe conflict.
+    pub fn contention(error: impl Into<BoxError>) -> Self {
+        StoreError::Contention(error.into())
+    }
+
+    /// Whether this is a DCB or stream-revision conflict, or a transient
+    /// conflict: re-reading and deciding again may succeed.
+    pub fn is_conflict(&self) -> bool {
+        matches!(
+            self,
+            StoreError::ConditionFailed(_) | StoreError::RevisionMismatch(_) | StoreError::Contention(_)
+        )
+    }
+}
+
+/// A stored payload could not be decoded by the application's codec.
+#[derive(Debug, Error)]
+#[error("cannot decode event at position {position} of type {event_type} (version {version})")]
+pub struct DecodeError {
+    /// Where the event sits.
+    pub position: Position,
+    /// Its stored type.
+    pub event_type: EventType,
+    /// Its stored payload version.
+    pub version: u32,
+    /// The codec's own error.
+    #[source]
+    pub source: BoxError,
+}
+
+/// A domain event could not be encoded by the application's codec.
+#[derive(Debug, Error)]
+#[error("cannot encode event")]
+pub struct EncodeError {
+    /// The codec's own error.
+    #[source]
+    pub source: BoxError,
+}
+
+/// What reading a context, loading a stream or dispatching a command can fail
+/// with. `D` is the application's domain error.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum Error<D> {
+    /// The decider rejected the command; nothing was written.
+    #[error("command rejected: {0}")]
+    Domain(D),
+    /// The append condition kept failing under the retry policy; nothing was
+    /// written by the last attempt.
+    #[error("{source} (after {attempts} attempts)")]
+    AppendConditionFailed {
+        /// The conflict of the last attempt, with its condition.
+        #[source]
+        source: AppendConditionFailed,
+        /// How many times the flow ran.
+        attempts: u32,
+    },
+    /// The stream kept moving under the retry policy; nothing was written by
+    /// the last attempt.
+    #[error("{source} (after {attempts} attempts)")]
+    RevisionMismatch {
+        /// The conflict of the last attempt.
+        #[source]
+        source: RevisionMismatch,
+        /// How many times the flow ran.
+        attempts: u32,
+    },
+    /// The store failed.
+    #[error("event store failed")]
+    Store(#[source] StoreError),
+    /// A stored event could not be decoded; the read stopped there.
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    /// A new event could not be encoded; nothing was written.
+    #[error(transparent)]
+    Encode(#[from] EncodeError),
+    /// An input (event type, tag, stream id) was invalid.
+    #[error(transparent)]
+    InvalidInput(#[from] InvalidName),
+}
+
+impl<D> Error<D> {
+    /// Whether the command was rejected by the domain.
+    pub fn is_domain(&self) -> bool {
+        matches!(self, Error::Domain(_))
+    }
+
+    /// Whether the dispatch gave up because of concurrent writers.
+    pub fn is_conflict(&self) -> bool {
+        match self {
+            Error::AppendConditionFailed { .. } | Error::RevisionMismatch { .. } => true,
+            Error::Store(store) => store.is_conflict(),
+            _ => false,
+        }
+    }
+
+    /// The domain error, if the command was rejected by the domain.
+    pub fn domain(&self) -> Option<&D> {
+        match self {
+            Error::Domain(d) => Some(d),
+            _ => None,
+        }
+    }
+
+    /// The domain error by value, if the command was rejected by the domain.
+    pub fn into_domain(self) -> Option<D> {
+        match self {
+            Error::Domain(d) => Some(d),
+            _ => None,
+        }
+    }
+}
+
+impl<D> From<StoreError> for Error<D> {
+    fn from(error: StoreError) -> Self {
+        Error::Store(error)
+    }
+}

@@ -1,0 +1,112 @@
+//! # factos: context-first event sourcing
+//!
+//! Accepted facts (events) are the authoritative, append-only history, and
+//! the part of that history relevant to a command decides whether new facts
+//! may be accepted. No aggregates are needed: a command's consistency
+//! boundary is a [`Query`] over event types and tags.
+//!
+//! 1. a command arrives;
+//! 2. the application picks the facts relevant to the decision (a query);
+//! 3. they are folded into a temporary state;
+//! 4. a pure [`Decider`] rejects the command or produces new events;
+//! 5. the store appends them only if no event matching the query was
+//!    appended after the position the decision saw
+//!    ([`AppendCondition`]: `FailIfEventsMatch(query, after)`).
+//!
+//! Stream-revision consistency ([`ExpectedRevision`]) stays available as one
+//! strategy among others.
+//!
+//! This crate is the pure core: no IO, no async runtime. Backends implement
+//! the [`EventStore`] contract (or [`LocalEventStore`] where futures cannot
+//! be `Send`); [`MemoryStore`] is the in-memory reference implementation.
+//!
+//! ## Example: unique usernames, on the in-memory store
+//!
+//! ```
+//! use factos::{decider, Dispatcher, JsonCodec, JsonEvent, MemoryStore, Query, QueryItem, StreamId, Tag};
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Debug, Serialize, Deserialize)]
+//! enum Event {
+//!     UsernameReserved { user: u64, name: String },
+//! }
+//!
+//! impl JsonEvent for Event {
+//!     fn event_type(&self) -> &'static str {
+//!         "UsernameReserved"
+//!     }
+//!     fn tags(&self) -> Vec<String> {
+//!         let Event::UsernameReserved { name, .. } = self;
+//!         vec![format!("username:{name}")]
+//!     }
+//! }
+//!
+//! struct Register { user: u64, name: String }
+//!
+//! #[derive(Debug, PartialEq, thiserror::Error)]
+//! #[error("the username is taken")]
+//! struct NameTaken;
+//!
+//! let register = decider(
+//!     false,
+//!     |cmd: &Register, taken: &bool| {
+//!         if *taken {
+//!             return Err(NameTaken);
+//!         }
+//!         Ok(vec![Event::UsernameReserved { user: cmd.user, name: cmd.name.clone() }])
+//!     },
+//!     |_taken, _event: &Event| true,
+//! );
+//!
+//! # futures::executor::block_on(async {
+//! let store = MemoryStore::new();
+//! let dispatcher = Dispatcher::new(&store, JsonCodec::new());
+//! let boundary = Query::from(QueryItem::tags([Tag::new("username:ada")?]));
+//!
+//! let ada = Register { user: 1, name: "ada".into() };
+//! let committed = dispatcher.dispatch_context(&register, &ada, &boundary, &StreamId::new("user-1")?).await?;
+//! assert_eq!(committed.len(), 1);
+//!
+//! let impostor = Register { user: 2, name: "ada".into() };
+//! let rejected = dispatcher.dispatch_context(&register, &impostor, &boundary, &StreamId::new("user-2")?).await;
+//! assert_eq!(rejected.err().and_then(|e| e.into_domain()), Some(NameTaken));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # }).unwrap();
+//! ```
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod codec;
+mod context;
+mod decider;
+mod dispatch;
+mod error;
+mod event;
+mod memory;
+mod name;
+mod position;
+mod query;
+mod reactor;
+mod recorded;
+pub mod store;
+mod view;
+
+pub use codec::Codec;
+#[cfg(feature = "serde")]
+pub use codec::{JsonCodec, JsonCodecError, JsonEvent};
+pub use context::{Context, LoadedStream};
+pub use decider::{Decider, FnDecider, compute_events, compute_state, decider};
+pub use dispatch::{Dispatcher, RetryPolicy};
+pub use error::{
+    AppendConditionFailed, BoxError, DecodeError, DuplicateEventId, EncodeError, Error, InvalidAppend,
+    RevisionMismatch, StoreError, UnsupportedAppendCondition,
+};
+pub use event::{EventId, Metadata, NewEvent, Timestamp};
+pub use memory::MemoryStore;
+pub use name::{EventType, InvalidName, MAX_NAME_LEN, NameProblem, StreamId, Tag};
+pub use position::{AppendCondition, ExpectedRevision, Position, StreamRevision};
+pub use query::{Query, QueryItem};
+pub use reactor::{FnReactor, Reactor, react_all, reactor};
+pub use recorded::{Recorded, StoredEvent};
+pub use store::{AppendRequest, Committed, DecisionScope, Direction, EventStore, LocalEventStore, ReadOptions};
+pub use view::{FnView, MergedViews, View, merge_views, project, view};

@@ -1,0 +1,357 @@
+//! The store contract every backend implements, and the request and result
+//! types it speaks.
+//!
+//! The contract comes in two flavours generated from one definition:
+//! [`LocalEventStore`], whose futures need not be `Send` (a Cloudflare D1
+//! backend running in wasm), and [`EventStore`], whose futures are `Send`
+//! (everything on tokio). Implement whichever fits; every [`EventStore`] is
+//! also a [`LocalEventStore`], and the dispatch flows accept either.
+
+use std::collections::BTreeSet;
+
+use xxhash_rust::xxh3::Xxh3;
+
+use crate::error::{DuplicateEventId, InvalidAppend, StoreError};
+use crate::event::NewEvent;
+use crate::name::StreamId;
+use crate::position::{AppendCondition, ExpectedRevision, Position, StreamRevision};
+use crate::query::Query;
+use crate::recorded::StoredEvent;
+
+/// Which way a read walks the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Direction {
+    /// Lowest position first.
+    #[default]
+    Forwards,
+    /// Highest position first.
+    Backwards,
+}
+
+/// How much of the matching events a read returns.
+///
+/// ```
+/// use factos::{Direction, Position, ReadOptions};
+/// let newest_ten = ReadOptions::backwards().limit(10);
+/// assert_eq!(newest_ten.direction, Direction::Backwards);
+/// let page = ReadOptions::forwards().from(Position::new(100)).limit(50);
+/// assert!(page.admits(Position::new(100)) && !page.admits(Position::new(99)));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct ReadOptions {
+    /// Start here, inclusive: forwards reads return positions `>= from`,
+    /// backwards reads positions `<= from`. `None` starts at the respective
+    /// end of the log.
+    pub from: Option<Position>,
+    /// Return at most this many events.
+    pub limit: Option<usize>,
+    /// Which way to walk.
+    pub direction: Direction,
+}
+
+impl ReadOptions {
+    /// All matching events, oldest first.
+    pub fn forwards() -> Self {
+        Self::default()
+    }
+
+    /// All matching events, newest first.
+    pub fn backwards() -> Self {
+        Self {
+            direction: Direction::Backwards,
+            ..Self::default()
+        }
+    }
+
+    /// Starts at `position`, inclusive.
+    pub fn from(mut self, position: Position) -> Self {
+        self.from = Some(position);
+        self
+    }
+
+    /// Returns at most `limit` events.
+    pub fn limit(mut self, limit: usize) -> Self {
+        self.limit = Some(limit);
+        self
+    }
+
+    /// Whether an event at `position` lies on the read's side of `from`.
+    pub fn admits(&self, position: Position) -> bool {
+        match (self.from, self.direction) {
+            (None, _) => true,
+            (Some(from), Direction::Forwards) => position >= from,
+            (Some(from), Direction::Backwards) => position <= from,
+        }
+    }
+}
+
+/// A batch of events to append atomically to one stream, with the checks it
+/// must pass.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppendRequest {
+    /// The stream the events go to; they get consecutive revisions.
+    pub stream: StreamId,
+    /// The events, in order; at least one.
+    pub events: Vec<NewEvent>,
+    /// The stream-revision check.
+    pub expected: ExpectedRevision,
+    /// The DCB check, if any.
+    pub condition: Option<AppendCondition>,
+}
+
+impl AppendRequest {
+    /// An unconditional append of `events` to `stream`.
+    pub fn new(stream: StreamId, events: Vec<NewEvent>) -> Self {
+        Self {
+            stream,
+            events,
+            expected: ExpectedRevision::Any,
+            condition: None,
+        }
+    }
+
+    /// Requires the stream to be at `expected`.
+    pub fn expect(mut self, expected: ExpectedRevision) -> Self {
+        self.expected = expected;
+        self
+    }
+
+    /// Requires `condition` to hold.
+    pub fn condition(mut self, condition: AppendCondition) -> Self {
+        self.condition = Some(condition);
+        self
+    }
+
+    /// Checks what can be checked without a store: at least one event, no id
+    /// twice.
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidAppend`] describing the first problem found.
+    pub fn validate(&self) -> Result<(), InvalidAppend> {
+        if self.events.is_empty() {
+            return Err(InvalidAppend::EmptyBatch);
+        }
+        let mut seen = BTreeSet::new();
+        for event in &self.events {
+            if !seen.insert(event.id) {
+                return Err(InvalidAppend::RepeatedId(event.id));
+            }
+        }
+        Ok(())
+    }
+
+    /// A stable 64-bit hash of everything in the request: stream, events
+    /// (ids and content), expected revision and condition.
+    ///
+    /// Backends store it with each event so that a re-sent batch can be
+    /// recognised as the same request (see [`AppendRequest::replayed`]). It
+    /// is stable across processes, platforms and releases of this crate's
+    /// major version.
+    pub fn fingerprint(&self) -> u64 {
+        let mut h = Fingerprint(Xxh3::new());
+        h.text(self.stream.as_str());
+        h.number(self.events.len() as u64);
+        for event in &self.events {
+            h.bytes(event.id.as_bytes());
+            h.text(event.event_type.as_str());
+            h.number(u64::from(event.version));
+            h.number(event.tags.len() as u64);
+            for tag in &event.tags {
+                h.text(tag.as_str());
+            }
+            h.number(event.metadata.iter().count() as u64);
+            for (key, value) in event.metadata.iter() {
+                h.text(key);
+                h.text(value);
+            }
+            h.bytes(&event.data);
+        }
+        match self.expected {
+            ExpectedRevision::Any => h.number(0),
+            ExpectedRevision::NoStream => h.number(1),
+            ExpectedRevision::StreamExists => h.number(2),
+            ExpectedRevision::Exact(revision) => {
+                h.number(3);
+                h.number(revision.value());
+            }
+        }
+        match &self.condition {
+            None => h.number(0),
+            Some(condition) => {
+                h.number(1);
+                h.number(condition.after.map_or(0, |p| p.value()));
+                h.number(condition.query.items().len() as u64);
+                for item in condition.query.items() {
+                    h.number(item.event_types().len() as u64);
+                    for event_type in item.event_types() {
+                        h.text(event_type.as_str());
+                    }
+                    h.number(item.required_tags().len() as u64);
+                    for tag in item.required_tags() {
+                        h.text(tag.as_str());
+                    }
+                }
+            }
+        }
+        h.0.digest()
+    }
+
+    /// Resolves an append whose ids are already taken.
+    ///
+    /// `existing` holds the committed events that carry any of this
+    /// request's ids, each with the fingerprint stored with it. If they are
+    /// exactly this request, committed earlier (a retry after a lost
+    /// acknowledgement), the original records are returned. Otherwise the
+    /// append is a [`DuplicateEventId`] error.
+    ///
+    /// Every backend calls this, so the rule is the same everywhere.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::DuplicateEventId`] naming the first taken id.
+    pub fn replayed(&self, mut existing: Vec<(StoredEvent, u64)>) -> Result<Committed, StoreError> {
+        existing.sort_by_key(|(record, _)| record.position);
+        let fingerprint = self.fingerprint();
+        let identical =
+            existing.len() == self.events.len()
+                && existing.iter().zip(&self.events).zip(0u64..).all(
+                    |(((record, stored_fingerprint), event), offset)| {
+                        *stored_fingerprint == fingerprint
+                            && record.id == event.id
+                            && record.stream == self.stream
+                            && record.revision.value() == existing_first_revision(&existing) + offset
+                    },
+                );
+        if identical {
+            let records: Vec<StoredEvent> = existing.into_iter().map(|(record, _)| record).collect();
+            let revision = records.last().map(|r| r.revision).unwrap_or(StreamRevision::FIRST);
+            return Ok(Committed { records, revision });
+        }
+        let taken = self
+            .events
+            .iter()
+            .find_map(|event| existing.iter().find(|(record, _)| record.id == event.id))
+            .or(existing.first());
+        match taken {
+            Some((record, _)) => Err(DuplicateEventId {
+                id: record.id,
+                existing: record.position,
+            }
+            .into()),
+            None => Err(StoreError::backend(
+                "append reported a duplicate event id but no event holds any of the batch's ids",
+            )),
+        }
+    }
+}
+
+fn existing_first_revision(existing: &[(StoredEvent, u64)]) -> u64 {
+    existing.first().map_or(0, |(record, _)| record.revision.value())
+}
+
+struct Fingerprint(Xxh3);
+
+impl Fingerprint {
+    fn number(&mut self, n: u64) {
+        self.0.update(&n.to_le_bytes());
+    }
+    fn bytes(&mut self, bytes: &[u8]) {
+        self.number(bytes.len() as u64);
+        self.0.update(bytes);
+    }
+    fn text(&mut self, text: &str) {
+        self.bytes(text.as_bytes());
+    }
+}
+
+/// The result of a successful append: the committed records, as a later read
+/// would return them, and the stream's new revision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Committed {
+    /// The appended events with their positions, revisions and times.
+    pub records: Vec<StoredEvent>,
+    /// The revision of the stream's last event after the append.
+    pub revision: StreamRevision,
+}
+
+/// The part of the log a decision depends on.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum DecisionScope {
+    /// The events matching a query (DCB); the decision's append carries
+    /// `FailIfEventsMatch(query, last position read)`.
+    Query(Query),
+    /// One stream; the decision's append expects the revision read.
+    Stream(StreamId),
+}
+
+/// The store contract. See the [module docs](self) for the two flavours.
+///
+/// Reads return events in the requested direction; appends are atomic (all
+/// events or none) and check the expected revision and the append condition
+/// in the same transaction that writes.
+///
+/// A decision (read, decide, append) goes through
+/// [`begin_decision`](LocalEventStore::begin_decision) and
+/// [`commit_decision`](LocalEventStore::commit_decision). A store with
+/// transactions holds one open between the two so the decision cannot be
+/// invalidated; an optimistic store reads without holding anything and lets
+/// the append's condition catch concurrent writers, and the dispatch flow
+/// retries.
+#[trait_variant::make(EventStore: Send)]
+pub trait LocalEventStore {
+    /// What a store keeps between reading for a decision and committing it:
+    /// an open transaction, or nothing for an optimistic store. Dropping it
+    /// abandons the decision and writes nothing.
+    type Transaction;
+
+    /// The events matching `query`, in position order as `options` say.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Backend`] when the store cannot be read.
+    async fn read(&self, query: &Query, options: ReadOptions) -> Result<Vec<StoredEvent>, StoreError>;
+
+    /// The events of `stream` from revision `from` on, in revision order.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Backend`] when the store cannot be read.
+    async fn read_stream(&self, stream: &StreamId, from: StreamRevision) -> Result<Vec<StoredEvent>, StoreError>;
+
+    /// Appends `request.events` to `request.stream` atomically if the
+    /// expected revision and the condition hold.
+    ///
+    /// Re-sending a batch that was already committed (same ids, stream,
+    /// content, expectation and condition) returns the original records.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::ConditionFailed`], [`StoreError::RevisionMismatch`],
+    /// [`StoreError::DuplicateEventId`], [`StoreError::InvalidAppend`],
+    /// [`StoreError::UnsupportedCondition`]; in all of them nothing was
+    /// written.
+    async fn append(&self, request: AppendRequest) -> Result<Committed, StoreError>;
+
+    /// Reads the events of `scope` for a decision, in position order, and
+    /// returns whatever must be kept until the decision is committed.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Backend`] when the store cannot be read.
+    async fn begin_decision(&self, scope: &DecisionScope) -> Result<(Self::Transaction, Vec<StoredEvent>), StoreError>;
+
+    /// Appends the decision's events. `request` carries the condition or
+    /// expected revision derived from what [`begin_decision`] read.
+    ///
+    /// [`begin_decision`]: LocalEventStore::begin_decision
+    ///
+    /// # Errors
+    ///
+    /// As [`append`](LocalEventStore::append).
+    async fn commit_decision(
+        &self,
+        transaction: Self::Transaction,
+        request: AppendRequest,
+    ) -> Result<Committed, StoreError>;
+}

@@ -1,0 +1,1 @@
+//! Runnable examples for factos; see the `examples` targets.
