@@ -1,1 +1,153 @@
-//! placeholder
+//! The conformance suite every factos backend passes.
+//!
+//! Test support, not published API. A backend stamps the whole suite into
+//! its tests with one macro call, naming an async function that returns a
+//! fresh, empty store:
+//!
+//! ```
+//! use factos::MemoryStore;
+//!
+//! async fn fresh_store() -> MemoryStore {
+//!     MemoryStore::new()
+//! }
+//!
+//! factos_conformance::conformance_tests!(fresh_store);
+//! # fn main() {}
+//! ```
+//!
+//! Each case becomes one `#[test]` named after the behaviour it checks, and
+//! `model_based_property` runs random operation sequences against the
+//! backend and the in-memory reference store side by side
+//! (`PROPTEST_CASES` sets how many; 64 by default).
+//!
+//! The cases are generic over [`factos::LocalEventStore`], so they also
+//! serve backends whose futures are not `Send`. Concurrent parties are
+//! futures joined on one task, interleaved at every store call (see
+//! [`Interleave`]).
+#![deny(missing_docs)]
+
+pub mod cases;
+mod fixtures;
+mod interleave;
+pub mod property;
+pub mod tickets;
+
+use std::future::Future;
+
+pub use fixtures::CaseResult;
+pub use interleave::Interleave;
+
+/// Runs `future` to completion on a fresh multi-threaded runtime.
+///
+/// # Panics
+///
+/// When the runtime cannot be built (no threads available): a test setup
+/// failure.
+pub fn block_on<F: Future>(future: F) -> F::Output {
+    match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime.block_on(future),
+        Err(e) => panic!("cannot start a tokio runtime for the conformance suite: {e}"),
+    }
+}
+
+/// Runs the model-based property test: for every generated operation
+/// sequence, a fresh store from `new_store` and a fresh reference store must
+/// behave the same.
+///
+/// # Panics
+///
+/// With the shrunk failing sequence when the backend differs.
+pub fn check_against_reference<S, F, Fut>(new_store: F)
+where
+    S: factos::LocalEventStore,
+    F: Fn() -> Fut,
+    Fut: Future<Output = S>,
+{
+    use proptest::test_runner::{Config, TestCaseError, TestRunner};
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(64);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => panic!("cannot start a tokio runtime for the property test: {e}"),
+    };
+    let mut runner = TestRunner::new(Config {
+        cases,
+        ..Config::default()
+    });
+    let result = runner.run(&property::ops(), |ops| {
+        runtime.block_on(async {
+            let store = new_store().await;
+            property::run_against_reference(&store, &ops)
+                .await
+                .map_err(TestCaseError::fail)
+        })
+    });
+    if let Err(failure) = result {
+        panic!("the backend differs from the reference store: {failure}");
+    }
+}
+
+/// Stamps one `#[test]` per conformance case, plus `model_based_property`,
+/// into the calling module. The argument is an async function (or closure)
+/// returning a fresh, empty store.
+#[macro_export]
+macro_rules! conformance_tests {
+    ($new_store:expr) => {
+        $crate::conformance_tests!(@cases $new_store;
+            query_empty_matches_every_event,
+            query_items_are_or_combined,
+            query_types_in_item_are_or_combined,
+            query_tags_in_item_are_and_combined,
+            query_item_without_types_matches_any_type,
+            query_item_without_tags_matches_any_tags,
+            positions_strictly_increase_and_are_returned_on_append,
+            condition_fails_when_matching_event_arrived_after,
+            condition_passes_when_only_non_matching_events_arrived,
+            condition_without_position_fails_on_any_match,
+            expected_revision_any,
+            expected_revision_no_stream,
+            expected_revision_stream_exists,
+            expected_revision_exact,
+            failed_batch_writes_nothing,
+            duplicate_event_id_is_rejected,
+            identical_resend_returns_original_records,
+            read_options_select_from_limit_and_direction,
+            read_stream_returns_stream_from_revision,
+            metadata_versions_and_payloads_round_trip,
+            unicode_and_sql_shaped_names_round_trip,
+            decode_failures_surface_as_decode_errors,
+            dispatch_returns_committed_records,
+            dispatch_stream_appends_at_loaded_revision,
+            concurrent_dispatches_accept_exactly_capacity,
+            accepted_conditional_appends_saw_their_whole_context,
+            readers_never_see_positions_appear_below_seen_ones,
+            unrelated_conditional_appends_never_conflict
+        );
+
+        #[test]
+        fn model_based_property() {
+            $crate::check_against_reference(|| async { ($new_store)().await });
+        }
+    };
+    (@cases $new_store:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $case() -> $crate::CaseResult {
+                $crate::block_on(async {
+                    let store = ($new_store)().await;
+                    $crate::cases::$case(&store).await
+                })
+            }
+        )*
+    };
+}

@@ -22,7 +22,9 @@ impl JsonEvent for Sold {
     }
 }
 
-fn tickets(capacity: u32) -> impl Decider<Command = u32, State = u32, Event = Sold, Error = &'static str> + Send + Sync {
+fn tickets(
+    capacity: u32,
+) -> impl Decider<Command = u32, State = u32, Event = Sold, Error = &'static str> + Send + Sync {
     decider(
         0u32,
         move |concert: &u32, sold: &u32| {
@@ -36,7 +38,9 @@ fn tickets(capacity: u32) -> impl Decider<Command = u32, State = u32, Event = So
     )
 }
 
-async fn sell_in_generic_code<S: EventStore + Sync>(store: &S) -> Result<Vec<Recorded<Sold>>, factos::Error<&'static str>> {
+async fn sell_in_generic_code<S: EventStore + Sync>(
+    store: &S,
+) -> Result<Vec<Recorded<Sold>>, factos::Error<&'static str>> {
     let query = Query::from(QueryItem::tags([Tag::new("concert:1")?]));
     let stream = StreamId::new("concert-1")?;
     Dispatcher::new(store, JsonCodec::new())

@@ -1,0 +1,15 @@
+//! The conformance cases, each an async function over any store.
+//!
+//! Each case expects a fresh, empty store.
+
+mod append;
+mod concurrent;
+mod dispatch;
+mod query;
+mod read;
+
+pub use append::*;
+pub use concurrent::*;
+pub use dispatch::*;
+pub use query::*;
+pub use read::*;

@@ -1,0 +1,9 @@
+//! The in-memory reference store passes the conformance suite.
+
+use factos::MemoryStore;
+
+async fn fresh_store() -> MemoryStore {
+    MemoryStore::new()
+}
+
+factos_conformance::conformance_tests!(fresh_store);
