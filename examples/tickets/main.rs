@@ -1,0 +1,204 @@
+//! Ticket sales racing for capacity: many concurrent buyers, one concert,
+//! never oversold.
+//!
+//! Each buyer dispatches a `Buy` command whose consistency boundary is the
+//! query "`TicketSold` events tagged with this concert". The decision only
+//! stands if no matching sale was committed after the decision read; losers
+//! of a race re-run their decision on fresh events. A reactor turns every
+//! accepted sale into an "announce sale" effect value, which this program
+//! counts and prints instead of sending anywhere.
+//!
+//! ```text
+//! cargo run --example tickets -- --buyers 32 --capacity 100
+//! ```
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use clap::Parser;
+use factos::{
+    Decider, Dispatcher, EventStore, JsonCodec, JsonEvent, MemoryStore, Query, QueryItem, Reactor, StreamId, Tag,
+    decider, react_all, reactor,
+};
+use serde::{Deserialize, Serialize};
+
+/// Buy one ticket for a concert.
+#[derive(Debug, Clone, Copy)]
+struct Buy {
+    concert: u32,
+    buyer: u32,
+}
+
+/// A ticket was sold.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct TicketSold {
+    concert: u32,
+    buyer: u32,
+}
+
+impl JsonEvent for TicketSold {
+    fn event_type(&self) -> &'static str {
+        "TicketSold"
+    }
+    fn tags(&self) -> Vec<String> {
+        vec![format!("concert:{}", self.concert), format!("buyer:{}", self.buyer)]
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the concert is sold out")]
+struct SoldOut;
+
+/// The effect a sale calls for; the application decides how to send it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct AnnounceSale {
+    buyer: u32,
+    position: u64,
+}
+
+fn box_office(capacity: u32) -> impl Decider<Command = Buy, State = u32, Event = TicketSold, Error = SoldOut> {
+    decider(
+        0u32,
+        move |buy: &Buy, sold: &u32| {
+            if *sold >= capacity {
+                return Err(SoldOut);
+            }
+            Ok(vec![TicketSold {
+                concert: buy.concert,
+                buyer: buy.buyer,
+            }])
+        },
+        |sold: u32, _: &TicketSold| sold + 1,
+    )
+}
+
+fn announcements() -> impl Reactor<Event = TicketSold, Effect = AnnounceSale> {
+    reactor(|sale: &factos::Recorded<TicketSold>| {
+        vec![AnnounceSale {
+            buyer: sale.event.buyer,
+            position: sale.position.value(),
+        }]
+    })
+}
+
+fn concert_boundary(concert: u32) -> anyhow::Result<(Query, StreamId)> {
+    let query =
+        Query::from(QueryItem::types(["TicketSold".parse()?]).with_tags([Tag::new(format!("concert:{concert}"))?]));
+    Ok((query, StreamId::new(format!("concert-{concert}"))?))
+}
+
+/// What a run did.
+#[derive(Debug)]
+struct Report {
+    sold: usize,
+    sold_out: usize,
+    announcements: Vec<AnnounceSale>,
+    elapsed: Duration,
+}
+
+/// Lets `buyers` concurrent tasks race for `capacity` tickets of one concert.
+async fn sell_out<S>(store: S, buyers: u32, capacity: u32) -> anyhow::Result<Report>
+where
+    S: EventStore + Clone + Send + Sync + 'static,
+    S::Transaction: Send,
+{
+    let concert = 1;
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for buyer in 0..buyers {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let (query, stream) = concert_boundary(concert)?;
+            let dispatcher = Dispatcher::new(&store, JsonCodec::new());
+            let outcome = dispatcher
+                .dispatch_context(&box_office(capacity), &Buy { concert, buyer }, &query, &stream)
+                .await;
+            anyhow::Ok(outcome)
+        }));
+    }
+    let mut report = Report {
+        sold: 0,
+        sold_out: 0,
+        announcements: Vec::new(),
+        elapsed: Duration::ZERO,
+    };
+    for task in tasks {
+        match task.await.context("buyer task panicked")?? {
+            Ok(committed) => {
+                report.sold += committed.len();
+                report.announcements.extend(react_all(&announcements(), &committed));
+            }
+            Err(rejected) if rejected.domain() == Some(&SoldOut) => report.sold_out += 1,
+            Err(failed) => return Err(failed).context("a buyer's dispatch failed"),
+        }
+    }
+    report.elapsed = started.elapsed();
+    Ok(report)
+}
+
+#[derive(Debug, Parser)]
+#[command(about = "Concurrent buyers race for the tickets of one concert; it is never oversold.")]
+struct Args {
+    /// How many buyers race, each in its own task.
+    #[arg(long, default_value_t = 32)]
+    buyers: u32,
+    /// How many tickets the concert has.
+    #[arg(long, default_value_t = 100)]
+    capacity: u32,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let store = MemoryStore::new();
+    println!("store: in-memory reference store");
+    println!("{} buyers race for {} tickets", args.buyers, args.capacity);
+    let report = sell_out(store.clone(), args.buyers, args.capacity).await?;
+    let (query, _) = concert_boundary(1)?;
+    let stored = store.read(&query, factos::ReadOptions::forwards()).await?.len();
+    println!("sold:                 {}", report.sold);
+    println!("rejected as sold out: {}", report.sold_out);
+    println!("sales in the store:   {stored}");
+    println!("announcements:        {}", report.announcements.len());
+    if let Some(last) = report.announcements.iter().max_by_key(|a| a.position) {
+        println!(
+            "last announcement:    buyer {} at position {}",
+            last.buyer, last.position
+        );
+    }
+    let seconds = report.elapsed.as_secs_f64();
+    println!("elapsed:              {:.1} ms", seconds * 1000.0);
+    println!(
+        "dispatches/s:         {:.0}",
+        f64::from(args.buyers) / seconds.max(f64::EPSILON)
+    );
+    anyhow::ensure!(
+        stored <= args.capacity as usize,
+        "oversold: {stored} sales for {} tickets",
+        args.capacity
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn never_oversells_and_announces_every_sale() -> anyhow::Result<()> {
+        let store = MemoryStore::new();
+        let report = sell_out(store.clone(), 32, 10).await?;
+        assert_eq!((report.sold, report.sold_out), (10, 22));
+        assert_eq!(report.announcements.len(), 10);
+        let (query, _) = concert_boundary(1)?;
+        assert_eq!(store.read(&query, factos::ReadOptions::forwards()).await?.len(), 10);
+        Ok(())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sells_to_everyone_when_capacity_suffices() -> anyhow::Result<()> {
+        let report = sell_out(MemoryStore::new(), 8, 100).await?;
+        assert_eq!((report.sold, report.sold_out), (8, 0));
+        Ok(())
+    }
+}

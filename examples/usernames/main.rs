@@ -1,0 +1,263 @@
+//! Username registration where the consistency boundary is the username.
+//!
+//! Registering reserves the name (`UsernameReserved`) and registers the user
+//! (`UserRegistered`) in one decision whose context is "events tagged with
+//! this username or this user". Two concurrent registrations of one name
+//! accept exactly one; registrations of different names share no boundary
+//! and never conflict. Changing a display name only needs the user's events.
+//!
+//! ```text
+//! cargo run --example usernames
+//! ```
+
+use anyhow::Context as _;
+use factos::{
+    Decider, Dispatcher, EventStore, JsonCodec, JsonEvent, MemoryStore, Query, QueryItem, StreamId, Tag, decider,
+};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+enum Event {
+    UsernameReserved { username: String, user: u64 },
+    UserRegistered { user: u64, display_name: String },
+    DisplayNameChanged { user: u64, display_name: String },
+}
+
+impl JsonEvent for Event {
+    fn event_type(&self) -> &'static str {
+        match self {
+            Event::UsernameReserved { .. } => "UsernameReserved",
+            Event::UserRegistered { .. } => "UserRegistered",
+            Event::DisplayNameChanged { .. } => "DisplayNameChanged",
+        }
+    }
+    fn tags(&self) -> Vec<String> {
+        match self {
+            Event::UsernameReserved { username, user } => vec![format!("username:{username}"), format!("user:{user}")],
+            Event::UserRegistered { user, .. } | Event::DisplayNameChanged { user, .. } => vec![format!("user:{user}")],
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Command {
+    Register {
+        user: u64,
+        username: String,
+        display_name: String,
+    },
+    ChangeDisplayName {
+        user: u64,
+        display_name: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum Rejected {
+    #[error("the username {0:?} is taken")]
+    UsernameTaken(String),
+    #[error("user {0} is already registered")]
+    AlreadyRegistered(u64),
+    #[error("user {0} is not registered")]
+    UnknownUser(u64),
+    #[error("a display name must not be empty")]
+    EmptyDisplayName,
+}
+
+/// What a decision needs to know about its boundary.
+#[derive(Debug, Clone, Default)]
+struct Seen {
+    username_taken: bool,
+    user_registered: bool,
+}
+
+fn users() -> impl Decider<Command = Command, State = Seen, Event = Event, Error = Rejected> {
+    decider(
+        Seen::default(),
+        |command: &Command, seen: &Seen| match command {
+            Command::Register {
+                user,
+                username,
+                display_name,
+            } => {
+                if seen.username_taken {
+                    return Err(Rejected::UsernameTaken(username.clone()));
+                }
+                if seen.user_registered {
+                    return Err(Rejected::AlreadyRegistered(*user));
+                }
+                if display_name.trim().is_empty() {
+                    return Err(Rejected::EmptyDisplayName);
+                }
+                Ok(vec![
+                    Event::UsernameReserved {
+                        username: username.clone(),
+                        user: *user,
+                    },
+                    Event::UserRegistered {
+                        user: *user,
+                        display_name: display_name.clone(),
+                    },
+                ])
+            }
+            Command::ChangeDisplayName { user, display_name } => {
+                if !seen.user_registered {
+                    return Err(Rejected::UnknownUser(*user));
+                }
+                if display_name.trim().is_empty() {
+                    return Err(Rejected::EmptyDisplayName);
+                }
+                Ok(vec![Event::DisplayNameChanged {
+                    user: *user,
+                    display_name: display_name.clone(),
+                }])
+            }
+        },
+        |mut seen: Seen, event: &Event| {
+            match event {
+                Event::UsernameReserved { .. } => seen.username_taken = true,
+                Event::UserRegistered { .. } => seen.user_registered = true,
+                Event::DisplayNameChanged { .. } => {}
+            }
+            seen
+        },
+    )
+}
+
+/// The consistency boundary of `command`.
+fn boundary(command: &Command) -> anyhow::Result<(Query, StreamId)> {
+    let user_events = |user: u64| -> anyhow::Result<QueryItem> {
+        Ok(QueryItem::types(["UserRegistered".parse()?]).with_tags([Tag::new(format!("user:{user}"))?]))
+    };
+    Ok(match command {
+        Command::Register { user, username, .. } => (
+            Query::new([
+                QueryItem::types(["UsernameReserved".parse()?]).with_tags([Tag::new(format!("username:{username}"))?]),
+                user_events(*user)?,
+            ]),
+            StreamId::new(format!("user-{user}"))?,
+        ),
+        Command::ChangeDisplayName { user, .. } => {
+            (Query::from(user_events(*user)?), StreamId::new(format!("user-{user}"))?)
+        }
+    })
+}
+
+async fn handle<S: EventStore>(store: &S, command: &Command) -> anyhow::Result<Result<usize, Rejected>> {
+    let (query, stream) = boundary(command)?;
+    let dispatched = Dispatcher::new(store, JsonCodec::new())
+        .dispatch_context(&users(), command, &query, &stream)
+        .await;
+    match dispatched {
+        Ok(committed) => Ok(Ok(committed.len())),
+        Err(factos::Error::Domain(rejected)) => Ok(Err(rejected)),
+        Err(failed) => Err(failed).context("dispatch failed"),
+    }
+}
+
+fn register(user: u64, username: &str) -> Command {
+    Command::Register {
+        user,
+        username: username.into(),
+        display_name: format!("User {user}"),
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let store = MemoryStore::new();
+    println!("store: in-memory reference store");
+
+    let (ada_1, ada_2) = (register(1, "ada"), register(2, "ada"));
+    let (first, second) = tokio::join!(handle(&store, &ada_1), handle(&store, &ada_2));
+    println!("two concurrent registrations of \"ada\": {:?} / {:?}", first?, second?);
+
+    let (grace, linus) = (register(3, "grace"), register(4, "linus"));
+    let (grace, linus) = tokio::join!(handle(&store, &grace), handle(&store, &linus));
+    println!("\"grace\" and \"linus\" at the same time: {:?} / {:?}", grace?, linus?);
+
+    let renamed = handle(
+        &store,
+        &Command::ChangeDisplayName {
+            user: 3,
+            display_name: "Admiral Hopper".into(),
+        },
+    )
+    .await?;
+    println!("user 3 changes display name: {renamed:?}");
+    let unknown = handle(
+        &store,
+        &Command::ChangeDisplayName {
+            user: 99,
+            display_name: "Nobody".into(),
+        },
+    )
+    .await?;
+    println!("user 99 changes display name: {unknown:?}");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_registrations_of_one_name_accept_exactly_one() -> anyhow::Result<()> {
+        let store = MemoryStore::new();
+        let attempts = (0..16u64).map(|user| {
+            let store = store.clone();
+            tokio::spawn(async move { handle(&store, &register(user, "ada")).await })
+        });
+        let mut accepted = 0;
+        for attempt in attempts.collect::<Vec<_>>() {
+            match attempt.await?? {
+                Ok(_) => accepted += 1,
+                Err(rejected) => assert_eq!(rejected, Rejected::UsernameTaken("ada".into())),
+            }
+        }
+        assert_eq!(accepted, 1);
+        Ok(())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn different_names_never_conflict() -> anyhow::Result<()> {
+        let store = MemoryStore::new();
+        let attempts = (0..16u64).map(|user| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let (query, stream) = boundary(&register(user, &format!("name-{user}")))?;
+                Dispatcher::new(&store, JsonCodec::new())
+                    .with_retry(factos::RetryPolicy::none())
+                    .dispatch_context(&users(), &register(user, &format!("name-{user}")), &query, &stream)
+                    .await
+                    .context("a registration of a unique name failed without retries")
+            })
+        });
+        for attempt in attempts.collect::<Vec<_>>() {
+            assert_eq!(attempt.await??.len(), 2);
+        }
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn rules_reject_with_domain_errors() -> anyhow::Result<()> {
+        let store = MemoryStore::new();
+        assert_eq!(handle(&store, &register(1, "ada")).await?, Ok(2));
+        assert_eq!(
+            handle(&store, &register(1, "bob")).await?,
+            Err(Rejected::AlreadyRegistered(1))
+        );
+        let rename = |name: &str| Command::ChangeDisplayName {
+            user: 1,
+            display_name: name.into(),
+        };
+        assert_eq!(handle(&store, &rename("  ")).await?, Err(Rejected::EmptyDisplayName));
+        assert_eq!(handle(&store, &rename("Ada L.")).await?, Ok(1));
+        let stranger = Command::ChangeDisplayName {
+            user: 2,
+            display_name: "X".into(),
+        };
+        assert_eq!(handle(&store, &stranger).await?, Err(Rejected::UnknownUser(2)));
+        Ok(())
+    }
+}
