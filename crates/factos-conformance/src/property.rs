@@ -18,9 +18,12 @@ use proptest::sample::Index;
 
 use crate::fixtures::{stream, tag, ty};
 
-const TYPES: [&str; 3] = ["A", "B", "C"];
-const TAGS: [&str; 3] = ["x", "y", "z"];
-const STREAMS: [&str; 3] = ["s0", "s1", "s2"];
+/// The event types the generated operations use.
+pub const TYPES: [&str; 3] = ["A", "B", "C"];
+/// The tags the generated operations use.
+pub const TAGS: [&str; 3] = ["x", "y", "z"];
+/// The streams the generated operations use.
+pub const STREAMS: [&str; 3] = ["s0", "s1", "s2"];
 
 /// One generated query item: bit masks over [`TYPES`] and [`TAGS`].
 #[derive(Debug, Clone)]

@@ -110,3 +110,8 @@ pub use reactor::{FnReactor, Reactor, react_all, reactor};
 pub use recorded::{Recorded, StoredEvent};
 pub use store::{AppendRequest, Committed, DecisionScope, Direction, EventStore, LocalEventStore, ReadOptions};
 pub use view::{FnView, MergedViews, View, merge_views, project, view};
+
+/// The README's code blocks, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;

@@ -14,7 +14,8 @@ use std::collections::BTreeSet;
 
 use crate::name::{EventType, Tag};
 
-/// A set of event types and a set of tags; see the [module docs](self).
+/// A set of event types (OR-combined) and a set of tags (AND-combined); see
+/// [`Query`] for the full semantics.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct QueryItem {
     types: BTreeSet<EventType>,
@@ -65,7 +66,17 @@ impl QueryItem {
     }
 }
 
-/// OR-combined [`QueryItem`]s; the empty query matches every event.
+/// OR-combined [`QueryItem`]s: the consistency boundary of a decision.
+///
+/// The semantics are exact and every backend must agree with
+/// [`Query::matches`]:
+///
+/// 1. an empty query (no items) matches every event;
+/// 2. items are OR-combined: an event matches if any item matches;
+/// 3. inside an item, event types are OR-combined;
+/// 4. inside an item, tags are AND-combined: the event carries all of them;
+/// 5. an item without types matches any type;
+/// 6. an item without tags matches any tags.
 ///
 /// ```
 /// use std::collections::BTreeSet;

@@ -1,1 +1,0 @@
-//! Runnable examples for factos; see the `examples` targets.
