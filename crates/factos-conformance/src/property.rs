@@ -180,10 +180,10 @@ impl<S: LocalEventStore> Subject<'_, S> {
                             .with_metadata(Metadata::new().with("n", format!("{tags}")))
                     })
                     .collect();
-                if let (Some(first), Some(reuse)) = (new.first_mut(), reuse_id) {
-                    if !ids.is_empty() {
-                        first.id = ids[reuse.index(ids.len())];
-                    }
+                if let (Some(first), Some(reuse)) = (new.first_mut(), reuse_id)
+                    && !ids.is_empty()
+                {
+                    first.id = ids[reuse.index(ids.len())];
                 }
                 let expected = match expected {
                     0 => ExpectedRevision::Any,
@@ -331,13 +331,12 @@ fn predict(request: &AppendRequest, log: &[StoredEvent], sent: &[(AppendRequest,
     if !request.expected.is_satisfied_by(head) {
         return "revision";
     }
-    if let Some(condition) = &request.condition {
-        if log
+    if let Some(condition) = &request.condition
+        && log
             .iter()
             .any(|e| e.matches(&condition.query) && condition.rejects(e.position))
-        {
-            return "condition";
-        }
+    {
+        return "condition";
     }
     "accepted"
 }

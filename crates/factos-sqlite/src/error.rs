@@ -1,0 +1,70 @@
+//! The crate's error type.
+
+use factos::{BoxError, StoreError};
+use thiserror::Error;
+
+/// What the SQLite backend can fail with.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum SqliteError {
+    /// SQLite reported an error.
+    #[error("SQLite failed")]
+    Sqlite(#[from] rusqlite::Error),
+    /// The database was written by a newer factos-sqlite; writing to it
+    /// could corrupt it, so nothing is done.
+    #[error(
+        "the database has schema version {found}, newer than the {supported} this factos-sqlite supports; upgrade factos-sqlite"
+    )]
+    SchemaTooNew {
+        /// The version recorded in the database.
+        found: i64,
+        /// The newest version this crate knows.
+        supported: i64,
+    },
+    /// The database has no factos schema yet.
+    #[error("the database has no factos schema; call SqliteStore::migrate first")]
+    NotMigrated,
+    /// A stored row cannot be turned back into an event.
+    #[error("corrupt event row at position {position}")]
+    CorruptRow {
+        /// The row's position.
+        position: i64,
+        /// What is wrong with it.
+        #[source]
+        source: BoxError,
+    },
+    /// A value does not fit SQLite's signed 64-bit integers.
+    #[error("{what} {value} does not fit a signed 64-bit integer")]
+    OutOfRange {
+        /// Which value.
+        what: &'static str,
+        /// The value.
+        value: u64,
+    },
+    /// The blocking task running a database call panicked or was cancelled.
+    #[error("database task failed")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+impl SqliteError {
+    /// Whether the database stayed locked by another connection or process
+    /// for longer than the busy timeout. Nothing was written; retrying is
+    /// safe.
+    pub fn is_busy(&self) -> bool {
+        matches!(
+            self,
+            SqliteError::Sqlite(rusqlite::Error::SqliteFailure(e, _))
+                if matches!(e.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+        )
+    }
+}
+
+impl From<SqliteError> for StoreError {
+    fn from(error: SqliteError) -> Self {
+        if error.is_busy() {
+            StoreError::contention(error)
+        } else {
+            StoreError::backend(error)
+        }
+    }
+}

@@ -1,0 +1,71 @@
+//! # factos-sqlite: the embedded default event store
+//!
+//! The factos store contract on SQLite (bundled; no system library, no
+//! server). One database file holds the events; several connections and
+//! several processes can use it at once.
+//!
+//! ```
+//! use factos::{decider, Dispatcher, JsonCodec, JsonEvent, Query, QueryItem, StreamId, Tag};
+//! use factos_sqlite::SqliteStore;
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Debug, Serialize, Deserialize)]
+//! struct Reserved { name: String }
+//! impl JsonEvent for Reserved {
+//!     fn event_type(&self) -> &'static str { "Reserved" }
+//!     fn tags(&self) -> Vec<String> { vec![format!("username:{}", self.name)] }
+//! }
+//!
+//! let reserve = decider(
+//!     false,
+//!     |name: &String, taken: &bool| if *taken { Err("taken") } else { Ok(vec![Reserved { name: name.clone() }]) },
+//!     |_, _: &Reserved| true,
+//! );
+//!
+//! # tokio::runtime::Runtime::new()?.block_on(async {
+//! let dir = tempfile::tempdir()?;
+//! let store = SqliteStore::open(dir.path().join("events.db"))?;
+//! store.migrate().await?;
+//!
+//! let dispatcher = Dispatcher::new(&store, JsonCodec::new());
+//! let boundary = Query::from(QueryItem::tags([Tag::new("username:ada")?]));
+//! let committed = dispatcher.dispatch_context(&reserve, &"ada".to_string(), &boundary, &StreamId::new("user-1")?).await?;
+//! assert_eq!(committed[0].position.value(), 1);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # })?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! ## How it keeps decisions valid
+//!
+//! `dispatch_context` and `dispatch_stream` run read → fold → decide →
+//! append inside one `BEGIN IMMEDIATE` transaction: the write lock is taken
+//! before the read, so nothing can be committed between what the decision
+//! saw and its append, and no retry is needed. A plain conditional `append`
+//! checks `FailIfEventsMatch(query, after)` and inserts in one such
+//! transaction too.
+//!
+//! ## Storage
+//!
+//! Events live in an append-only `events` table; tags also get one row per
+//! (tag, event) in `event_tags`, so a context query is a handful of index
+//! range scans, never a scan of every event. All SQL is parameterised: tags
+//! are data. The journal is WAL; `synchronous` is [`Synchronous::Normal`] by
+//! default (commits survive a process crash; the last ones may not survive a
+//! power loss) or [`Synchronous::Full`].
+//!
+//! The schema is created and upgraded by [`SqliteStore::migrate`] and its
+//! version recorded in the database; a database written by a newer version
+//! is refused at open ([`SqliteError::SchemaTooNew`]).
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod error;
+mod pool;
+mod query_sql;
+pub mod schema;
+mod store;
+
+pub use error::SqliteError;
+pub use pool::{SqliteOptions, Synchronous};
+pub use store::{SqliteDecision, SqliteStore};

@@ -1,0 +1,190 @@
+//! A small connection pool that runs database calls on tokio's blocking
+//! threads.
+//!
+//! Hand-written rather than taken from a pool crate: the published SQLite
+//! pools pin other `rusqlite` versions than the one this workspace can
+//! resolve, and what is needed is small: reuse connections, bound their
+//! number, roll back whatever a dropped connection left open.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::error::SqliteError;
+
+/// How hard SQLite works to make commits survive a power loss.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Synchronous {
+    /// `synchronous = NORMAL`: in WAL mode a commit survives a crash of the
+    /// process (SIGKILL included), but the last commits before a power loss
+    /// or OS crash may be lost. The database is never corrupted. The default:
+    /// fsyncs happen at checkpoints, not at every commit.
+    #[default]
+    Normal,
+    /// `synchronous = FULL`: every commit is fsynced to the WAL before it is
+    /// acknowledged, so it also survives power loss; each commit costs an
+    /// fsync.
+    Full,
+}
+
+/// How a [`crate::SqliteStore`] opens and uses its database.
+#[derive(Debug, Clone)]
+pub struct SqliteOptions {
+    /// The durability level; see [`Synchronous`].
+    pub synchronous: Synchronous,
+    /// How long a connection waits for a lock held by another connection or
+    /// process before failing with a busy error (which dispatch retries).
+    pub busy_timeout: Duration,
+    /// The most connections open at once (readers run in parallel in WAL
+    /// mode; writers take turns). An in-memory database always uses one.
+    pub max_connections: usize,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        Self {
+            synchronous: Synchronous::Normal,
+            busy_timeout: Duration::from_secs(5),
+            max_connections: 8,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub(crate) enum Target {
+    File(PathBuf),
+    Memory,
+}
+
+pub(crate) struct Pool {
+    target: Target,
+    options: SqliteOptions,
+    idle: Mutex<Vec<Connection>>,
+    permits: Arc<Semaphore>,
+}
+
+impl fmt::Debug for Pool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pool")
+            .field("target", &self.target)
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Pool {
+    /// A pool for `target`, with one connection opened right away so that
+    /// opening problems surface at once.
+    pub(crate) fn open(target: Target, options: SqliteOptions) -> Result<(Arc<Self>, Connection), SqliteError> {
+        let size = match target {
+            Target::File(_) => options.max_connections.max(1),
+            Target::Memory => 1,
+        };
+        let pool = Arc::new(Pool {
+            target,
+            options,
+            idle: Mutex::new(Vec::new()),
+            permits: Arc::new(Semaphore::new(size)),
+        });
+        let first = pool.connect()?;
+        Ok((pool, first))
+    }
+
+    fn connect(&self) -> Result<Connection, SqliteError> {
+        let conn = match &self.target {
+            Target::File(path) => Connection::open_with_flags(
+                path,
+                OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )?,
+            Target::Memory => Connection::open_in_memory()?,
+        };
+        conn.busy_timeout(self.options.busy_timeout)?;
+        if let Target::File(_) = self.target {
+            // WAL: readers never block the writer and the writer never blocks
+            // readers; a commit is one append to the log.
+            conn.pragma_update(None, "journal_mode", "WAL")?;
+        }
+        let synchronous = match self.options.synchronous {
+            Synchronous::Normal => "NORMAL",
+            Synchronous::Full => "FULL",
+        };
+        conn.pragma_update(None, "synchronous", synchronous)?;
+        Ok(conn)
+    }
+
+    /// Puts a connection opened outside the pool into it.
+    pub(crate) fn give_back(&self, conn: Connection) {
+        self.idle.lock().unwrap_or_else(|p| p.into_inner()).push(conn);
+    }
+
+    /// Waits for a free connection slot.
+    pub(crate) async fn get(self: &Arc<Self>) -> Pooled {
+        let permit = match Arc::clone(&self.permits).acquire_owned().await {
+            Ok(permit) => permit,
+            // The semaphore is owned by this pool and never closed.
+            Err(closed) => unreachable!("pool semaphore closed: {closed}"),
+        };
+        let conn = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        Pooled {
+            conn,
+            pool: Arc::clone(self),
+            _permit: permit,
+        }
+    }
+}
+
+/// A connection slot; the connection itself is opened on first use, on a
+/// blocking thread.
+pub(crate) struct Pooled {
+    conn: Option<Connection>,
+    pool: Arc<Pool>,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl fmt::Debug for Pooled {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pooled")
+            .field("open", &self.conn.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Pooled {
+    /// Runs `work` on this connection on a blocking thread. On error the
+    /// connection is returned to the pool after rolling back any open
+    /// transaction.
+    pub(crate) async fn run<T, F>(mut self, work: F) -> Result<(Self, T), SqliteError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, SqliteError> + Send + 'static,
+    {
+        tokio::task::spawn_blocking(move || {
+            let conn = match self.conn.take() {
+                Some(conn) => conn,
+                None => self.pool.connect()?,
+            };
+            let value = work(self.conn.insert(conn))?;
+            Ok((self, value))
+        })
+        .await?
+    }
+}
+
+impl Drop for Pooled {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            if !conn.is_autocommit()
+                && let Err(error) = conn.execute_batch("ROLLBACK")
+            {
+                // A connection that cannot roll back is not reused.
+                tracing::warn!(%error, "dropping a SQLite connection that failed to roll back");
+                return;
+            }
+            self.pool.give_back(conn);
+        }
+    }
+}

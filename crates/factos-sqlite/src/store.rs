@@ -1,0 +1,194 @@
+//! [`SqliteStore`]: the store contract on SQLite.
+
+pub(crate) mod append;
+pub(crate) mod read;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use factos::{
+    AppendRequest, Committed, DecisionScope, EventStore, Query, ReadOptions, StoreError, StoredEvent, StreamId,
+    StreamRevision,
+};
+use rusqlite::{Connection, TransactionBehavior};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::error::SqliteError;
+use crate::pool::{Pool, Pooled, SqliteOptions, Target};
+use crate::schema;
+
+/// An event store in one SQLite database file (or in memory).
+///
+/// Clones share the connections. Every database call runs on tokio's
+/// blocking threads, so the async API never blocks the runtime; a
+/// [`SqliteStore`] therefore needs a tokio runtime.
+///
+/// Writers in one process queue on an async lock instead of spinning on
+/// SQLite's busy handler; writers in other processes are waited for up to
+/// [`SqliteOptions::busy_timeout`].
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    pool: Arc<Pool>,
+    writer: Arc<Semaphore>,
+    migrated: AtomicBool,
+}
+
+/// A decision in progress: a connection inside `BEGIN IMMEDIATE`, holding
+/// the database's write lock from the read until the commit, so no writer
+/// can invalidate the decision and no retry is ever needed. Dropping it
+/// rolls back.
+#[derive(Debug)]
+pub struct SqliteDecision {
+    conn: Pooled,
+    _writer: OwnedSemaphorePermit,
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) the database file at `path` with default
+    /// options.
+    ///
+    /// # Errors
+    ///
+    /// [`SqliteError::Sqlite`] when the file cannot be opened;
+    /// [`SqliteError::SchemaTooNew`] when a newer factos-sqlite wrote it.
+    pub fn open(path: impl Into<PathBuf>) -> Result<Self, SqliteError> {
+        Self::open_with(path, SqliteOptions::default())
+    }
+
+    /// Opens the database file at `path` with `options`.
+    ///
+    /// # Errors
+    ///
+    /// As [`SqliteStore::open`].
+    pub fn open_with(path: impl Into<PathBuf>, options: SqliteOptions) -> Result<Self, SqliteError> {
+        Self::from_target(Target::File(path.into()), options)
+    }
+
+    /// A private in-memory database, gone when the last clone is dropped.
+    ///
+    /// # Errors
+    ///
+    /// [`SqliteError::Sqlite`] when SQLite cannot allocate it.
+    pub fn open_in_memory() -> Result<Self, SqliteError> {
+        Self::from_target(Target::Memory, SqliteOptions::default())
+    }
+
+    fn from_target(target: Target, options: SqliteOptions) -> Result<Self, SqliteError> {
+        let (pool, first) = Pool::open(target, options)?;
+        let version = schema::version(&first)?;
+        schema::check_not_newer(version)?;
+        pool.give_back(first);
+        Ok(Self {
+            shared: Arc::new(Shared {
+                pool,
+                writer: Arc::new(Semaphore::new(1)),
+                migrated: AtomicBool::new(version == schema::SCHEMA_VERSION),
+            }),
+        })
+    }
+
+    /// Creates or upgrades the schema to [`schema::SCHEMA_VERSION`]
+    /// (idempotent; safe to run from several processes at once).
+    ///
+    /// # Errors
+    ///
+    /// [`SqliteError::SchemaTooNew`] when a newer factos-sqlite wrote the
+    /// database; [`SqliteError::Sqlite`] when the migration fails (then it
+    /// is rolled back entirely).
+    pub async fn migrate(&self) -> Result<(), SqliteError> {
+        let _writer = self.writer().await;
+        self.shared.pool.get().await.run(schema::migrate).await?;
+        self.shared.migrated.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    async fn writer(&self) -> OwnedSemaphorePermit {
+        match Arc::clone(&self.shared.writer).acquire_owned().await {
+            Ok(permit) => permit,
+            Err(closed) => unreachable!("writer semaphore closed: {closed}"),
+        }
+    }
+
+    async fn connection(&self) -> Result<Pooled, SqliteError> {
+        if !self.shared.migrated.load(Ordering::Acquire) {
+            return Err(SqliteError::NotMigrated);
+        }
+        Ok(self.shared.pool.get().await)
+    }
+
+    /// Runs `work` on a pooled connection on a blocking thread.
+    async fn run<T, F>(&self, work: F) -> Result<T, SqliteError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, SqliteError> + Send + 'static,
+    {
+        let (_, value) = self.connection().await?.run(work).await?;
+        Ok(value)
+    }
+}
+
+fn read_scope(conn: &Connection, scope: &DecisionScope) -> Result<Vec<StoredEvent>, SqliteError> {
+    match scope {
+        DecisionScope::Query(query) => read::read(conn, query, ReadOptions::forwards()),
+        DecisionScope::Stream(stream) => read::read_stream(conn, stream, StreamRevision::FIRST),
+    }
+}
+
+impl EventStore for SqliteStore {
+    type Transaction = SqliteDecision;
+
+    async fn read(&self, query: &Query, options: ReadOptions) -> Result<Vec<StoredEvent>, StoreError> {
+        let query = query.clone();
+        Ok(self.run(move |conn| read::read(conn, &query, options)).await?)
+    }
+
+    async fn read_stream(&self, stream: &StreamId, from: StreamRevision) -> Result<Vec<StoredEvent>, StoreError> {
+        let stream = stream.clone();
+        Ok(self.run(move |conn| read::read_stream(conn, &stream, from)).await?)
+    }
+
+    async fn append(&self, request: AppendRequest) -> Result<Committed, StoreError> {
+        let _writer = self.writer().await;
+        self.run(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let outcome = append::append(&tx, request)?;
+            if outcome.is_ok() {
+                tx.commit()?;
+            }
+            Ok(outcome)
+        })
+        .await?
+    }
+
+    async fn begin_decision(&self, scope: &DecisionScope) -> Result<(SqliteDecision, Vec<StoredEvent>), StoreError> {
+        let writer = self.writer().await;
+        let scope = scope.clone();
+        let (conn, events) = self
+            .connection()
+            .await?
+            .run(move |conn| {
+                conn.execute_batch("BEGIN IMMEDIATE")?;
+                read_scope(conn, &scope)
+            })
+            .await?;
+        Ok((SqliteDecision { conn, _writer: writer }, events))
+    }
+
+    async fn commit_decision(&self, decision: SqliteDecision, request: AppendRequest) -> Result<Committed, StoreError> {
+        let SqliteDecision { conn, _writer } = decision;
+        let (_, outcome) = conn
+            .run(move |conn| {
+                let outcome = append::append(conn, request)?;
+                conn.execute_batch(if outcome.is_ok() { "COMMIT" } else { "ROLLBACK" })?;
+                Ok(outcome)
+            })
+            .await?;
+        outcome
+    }
+}

@@ -1,0 +1,135 @@
+//! Appending a batch inside an open write transaction.
+
+use factos::{
+    AppendConditionFailed, AppendRequest, Committed, Position, Recorded, RevisionMismatch, StoreError, StreamRevision,
+    Timestamp,
+};
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::error::SqliteError;
+use crate::store::read::{COLUMNS, TAG_SEPARATOR, event_from_row, first_match_after};
+
+/// Checks and writes `request` on `conn`, which must be inside a write
+/// transaction (`BEGIN IMMEDIATE`): nothing else can write between the
+/// checks and the inserts.
+///
+/// The outer error is a database failure; the inner one a rejection by the
+/// contract, after which the caller rolls back (nothing was inserted).
+/// Checks run in the contract's order: validity, taken ids (an identical
+/// re-send returns the original records), expected revision, condition.
+pub(crate) fn append(conn: &Connection, request: AppendRequest) -> Result<Result<Committed, StoreError>, SqliteError> {
+    if let Err(invalid) = request.validate() {
+        return Ok(Err(invalid.into()));
+    }
+    let existing = taken(conn, &request)?;
+    if !existing.is_empty() {
+        return Ok(request.replayed(existing));
+    }
+    let head: Option<i64> = conn
+        .prepare_cached(include_str!("../sql/stream_head.sql"))?
+        .query_row([request.stream.as_str()], |row| row.get(0))?;
+    let current = head.map(|h| StreamRevision::new(u64::try_from(h).unwrap_or(0)));
+    if !request.expected.is_satisfied_by(current) {
+        return Ok(Err(RevisionMismatch {
+            stream: request.stream,
+            expected: request.expected,
+            actual: current,
+        }
+        .into()));
+    }
+    if let Some(condition) = &request.condition
+        && let Some(conflicting) = first_match_after(conn, &condition.query, condition.after)?
+    {
+        return Ok(Err(AppendConditionFailed {
+            condition: condition.clone(),
+            conflicting,
+        }
+        .into()));
+    }
+    insert(conn, request, current).map(Ok)
+}
+
+/// The committed events holding any of the request's ids, with their batch
+/// fingerprints.
+fn taken(conn: &Connection, request: &AppendRequest) -> Result<Vec<(factos::StoredEvent, u64)>, SqliteError> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS}, fingerprint FROM events WHERE event_id = ?1"
+    ))?;
+    let mut existing = Vec::new();
+    for event in &request.events {
+        let found = stmt
+            .query_row([event.id.as_bytes().as_slice()], |row| {
+                Ok((event_from_row(row), row.get::<_, i64>(10)?))
+            })
+            .optional()?;
+        if let Some((record, fingerprint)) = found {
+            existing.push((record?, u64::from_ne_bytes(fingerprint.to_ne_bytes())));
+        }
+    }
+    Ok(existing)
+}
+
+fn insert(
+    conn: &Connection,
+    request: AppendRequest,
+    current: Option<StreamRevision>,
+) -> Result<Committed, SqliteError> {
+    let fingerprint = i64::from_ne_bytes(request.fingerprint().to_ne_bytes());
+    let recorded_at = Timestamp::now();
+    let last: i64 = conn
+        .prepare_cached(include_str!("../sql/last_position.sql"))?
+        .query_row([], |row| row.get(0))?;
+    let mut insert_event = conn.prepare_cached(include_str!("../sql/insert_event.sql"))?;
+    let mut insert_tag = conn.prepare_cached(include_str!("../sql/insert_tag.sql"))?;
+    let mut revision = current.map_or(StreamRevision::FIRST, |r| r.next());
+    let mut records = Vec::with_capacity(request.events.len());
+    for (offset, event) in (1i64..).zip(request.events) {
+        let position = last + offset;
+        let revision_sql = i64::try_from(revision.value()).map_err(|_| SqliteError::OutOfRange {
+            what: "revision",
+            value: revision.value(),
+        })?;
+        let tags = event
+            .tags
+            .iter()
+            .map(|t| t.as_str())
+            .collect::<Vec<_>>()
+            .join(&TAG_SEPARATOR.to_string());
+        let metadata = serde_json::to_string(&event.metadata.iter().collect::<std::collections::BTreeMap<_, _>>())
+            .map_err(|e| SqliteError::CorruptRow {
+                position,
+                source: e.into(),
+            })?;
+        insert_event.execute(params![
+            position,
+            event.id.as_bytes().as_slice(),
+            request.stream.as_str(),
+            revision_sql,
+            event.event_type.as_str(),
+            event.version,
+            tags,
+            metadata,
+            event.data,
+            recorded_at.as_unix_micros(),
+            fingerprint,
+        ])?;
+        for tag in &event.tags {
+            insert_tag.execute(params![tag.as_str(), position, event.event_type.as_str()])?;
+        }
+        records.push(Recorded {
+            position: Position::new(u64::try_from(position).unwrap_or(0)),
+            id: event.id,
+            stream: request.stream.clone(),
+            revision,
+            event_type: event.event_type,
+            version: event.version,
+            tags: event.tags,
+            metadata: event.metadata,
+            recorded_at,
+            event: event.data,
+        });
+        revision = revision.next();
+    }
+    let revision = records.last().map_or(StreamRevision::FIRST, |r| r.revision);
+    Ok(Committed { records, revision })
+}

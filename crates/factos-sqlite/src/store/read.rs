@@ -1,0 +1,137 @@
+//! Reading events: rows to records, queries, streams and conflict checks.
+
+use std::collections::BTreeMap;
+
+use factos::{
+    BoxError, Direction, EventId, EventType, Metadata, Position, Query, ReadOptions, Recorded, StoredEvent, StreamId,
+    StreamRevision, Tag, Timestamp,
+};
+use rusqlite::types::Value;
+use rusqlite::{Connection, Row};
+
+use crate::error::SqliteError;
+use crate::query_sql::{Bounds, matching};
+
+/// The columns [`event_from_row`] expects, in order.
+pub(crate) const COLUMNS: &str =
+    "position, event_id, stream, revision, event_type, version, tags, metadata, data, recorded_at";
+
+/// Separates tags in the `tags` column; tags cannot contain control
+/// characters, so it cannot occur inside one.
+pub(crate) const TAG_SEPARATOR: char = '\u{1f}';
+
+/// Turns a row of [`COLUMNS`] back into a record, refusing rows that no
+/// append could have written.
+pub(crate) fn event_from_row(row: &Row<'_>) -> Result<StoredEvent, SqliteError> {
+    let position: i64 = row.get(0)?;
+    let corrupt = |source: BoxError| SqliteError::CorruptRow { position, source };
+    let id: Vec<u8> = row.get(1)?;
+    let id: [u8; 16] = id
+        .try_into()
+        .map_err(|_| corrupt("the event id is not 16 bytes".into()))?;
+    let tags: String = row.get(6)?;
+    let tags = tags
+        .split(TAG_SEPARATOR)
+        .filter(|t| !t.is_empty())
+        .map(Tag::new)
+        .collect::<Result<_, _>>()
+        .map_err(|e| corrupt(e.into()))?;
+    let metadata: String = row.get(7)?;
+    let metadata: BTreeMap<String, String> = serde_json::from_str(&metadata).map_err(|e| corrupt(e.into()))?;
+    let unsigned =
+        |value: i64, what: &str| u64::try_from(value).map_err(|_| corrupt(format!("negative {what}").into()));
+    Ok(Recorded {
+        position: Position::new(unsigned(position, "position")?),
+        id: EventId::from_bytes(id),
+        stream: StreamId::new(row.get::<_, String>(2)?).map_err(|e| corrupt(e.into()))?,
+        revision: StreamRevision::new(unsigned(row.get(3)?, "revision")?),
+        event_type: EventType::new(row.get::<_, String>(4)?).map_err(|e| corrupt(e.into()))?,
+        version: row.get(5)?,
+        tags,
+        metadata: Metadata::from_iter(metadata),
+        recorded_at: Timestamp::from_unix_micros(row.get(9)?),
+        event: row.get(8)?,
+    })
+}
+
+/// Runs `sql` and collects the rows as records.
+fn collect(conn: &Connection, sql: &str, params: Vec<Value>) -> Result<Vec<StoredEvent>, SqliteError> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let mut rows = stmt.query(rusqlite::params_from_iter(params))?;
+    let mut events = Vec::new();
+    while let Some(row) = rows.next()? {
+        events.push(event_from_row(row)?);
+    }
+    Ok(events)
+}
+
+/// A position as SQLite stores it.
+pub(crate) fn to_sql(position: Position) -> Result<i64, SqliteError> {
+    i64::try_from(position.value()).map_err(|_| SqliteError::OutOfRange {
+        what: "position",
+        value: position.value(),
+    })
+}
+
+/// The events matching `query`, as `options` say.
+pub(crate) fn read(conn: &Connection, query: &Query, options: ReadOptions) -> Result<Vec<StoredEvent>, SqliteError> {
+    let mut bounds = Bounds::default();
+    let from = options.from.map(to_sql).transpose()?;
+    let order = match options.direction {
+        Direction::Forwards => {
+            bounds.min = from;
+            "ASC"
+        }
+        Direction::Backwards => {
+            bounds.max = from;
+            "DESC"
+        }
+    };
+    let mut params = Vec::new();
+    let filter = matching(query, bounds, &mut params);
+    let limit = options.limit.map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX));
+    params.push(Value::Integer(limit));
+    collect(
+        conn,
+        &format!("SELECT {COLUMNS} FROM events WHERE {filter} ORDER BY position {order} LIMIT ?"),
+        params,
+    )
+}
+
+/// The events of `stream` from revision `from` on.
+pub(crate) fn read_stream(
+    conn: &Connection,
+    stream: &StreamId,
+    from: StreamRevision,
+) -> Result<Vec<StoredEvent>, SqliteError> {
+    let from = i64::try_from(from.value()).map_err(|_| SqliteError::OutOfRange {
+        what: "revision",
+        value: from.value(),
+    })?;
+    collect(
+        conn,
+        include_str!("../sql/read_stream.sql"),
+        vec![Value::Text(stream.as_str().to_owned()), Value::Integer(from)],
+    )
+}
+
+/// The first event matching `query` after `after` (anywhere when `None`).
+pub(crate) fn first_match_after(
+    conn: &Connection,
+    query: &Query,
+    after: Option<Position>,
+) -> Result<Option<Position>, SqliteError> {
+    let bounds = Bounds {
+        min: after.map(|p| to_sql(p).map(|p| p.saturating_add(1))).transpose()?,
+        max: None,
+    };
+    let mut params = Vec::new();
+    let filter = matching(query, bounds, &mut params);
+    let sql = format!("SELECT position FROM events WHERE {filter} ORDER BY position LIMIT 1");
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let mut rows = stmt.query(rusqlite::params_from_iter(params))?;
+    match rows.next()? {
+        Some(row) => Ok(Some(Position::new(u64::try_from(row.get::<_, i64>(0)?).unwrap_or(0)))),
+        None => Ok(None),
+    }
+}

@@ -1,0 +1,48 @@
+//! The SQLite store passes the shared conformance suite and the model-based
+//! property test, each case on its own database file.
+
+use factos::{
+    AppendRequest, Committed, DecisionScope, EventStore, Query, ReadOptions, StoreError, StoredEvent, StreamId,
+    StreamRevision,
+};
+use factos_sqlite::{SqliteDecision, SqliteStore};
+use tempfile::TempDir;
+
+/// A store on a fresh file in a temporary directory that lives as long as
+/// the store.
+struct FileStore {
+    store: SqliteStore,
+    _dir: TempDir,
+}
+
+async fn fresh_store() -> FileStore {
+    let dir = tempfile::Builder::new()
+        .prefix("factos-sqlite-")
+        .tempdir()
+        .expect("temporary directory");
+    let store = SqliteStore::open(dir.path().join("events.db")).expect("open a fresh database");
+    store.migrate().await.expect("migrate a fresh database");
+    FileStore { store, _dir: dir }
+}
+
+impl EventStore for FileStore {
+    type Transaction = SqliteDecision;
+
+    async fn read(&self, query: &Query, options: ReadOptions) -> Result<Vec<StoredEvent>, StoreError> {
+        self.store.read(query, options).await
+    }
+    async fn read_stream(&self, stream: &StreamId, from: StreamRevision) -> Result<Vec<StoredEvent>, StoreError> {
+        self.store.read_stream(stream, from).await
+    }
+    async fn append(&self, request: AppendRequest) -> Result<Committed, StoreError> {
+        self.store.append(request).await
+    }
+    async fn begin_decision(&self, scope: &DecisionScope) -> Result<(SqliteDecision, Vec<StoredEvent>), StoreError> {
+        self.store.begin_decision(scope).await
+    }
+    async fn commit_decision(&self, decision: SqliteDecision, request: AppendRequest) -> Result<Committed, StoreError> {
+        self.store.commit_decision(decision, request).await
+    }
+}
+
+factos_conformance::conformance_tests!(fresh_store);
