@@ -75,6 +75,12 @@ pub(crate) fn to_sql(position: Position) -> Result<i64, SqliteError> {
 
 /// The events matching `query`, as `options` say.
 pub(crate) fn read(conn: &Connection, query: &Query, options: ReadOptions) -> Result<Vec<StoredEvent>, SqliteError> {
+    let (sql, params) = read_sql(query, options)?;
+    collect(conn, &sql, params)
+}
+
+/// The SQL and parameters of [`read`].
+pub(crate) fn read_sql(query: &Query, options: ReadOptions) -> Result<(String, Vec<Value>), SqliteError> {
     let mut bounds = Bounds::default();
     let from = options.from.map(to_sql).transpose()?;
     let order = match options.direction {
@@ -91,11 +97,10 @@ pub(crate) fn read(conn: &Connection, query: &Query, options: ReadOptions) -> Re
     let filter = matching(query, bounds, &mut params);
     let limit = options.limit.map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX));
     params.push(Value::Integer(limit));
-    collect(
-        conn,
-        &format!("SELECT {COLUMNS} FROM events WHERE {filter} ORDER BY position {order} LIMIT ?"),
+    Ok((
+        format!("SELECT {COLUMNS} FROM events WHERE {filter} ORDER BY position {order} LIMIT ?"),
         params,
-    )
+    ))
 }
 
 /// The events of `stream` from revision `from` on.
@@ -133,5 +138,64 @@ pub(crate) fn first_match_after(
     match rows.next()? {
         Some(row) => Ok(Some(Position::new(u64::try_from(row.get::<_, i64>(0)?).unwrap_or(0)))),
         None => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use factos::{EventType, QueryItem};
+
+    fn plan(query: &Query, options: ReadOptions) -> Result<String, SqliteError> {
+        let mut conn = Connection::open_in_memory()?;
+        crate::schema::migrate(&mut conn)?;
+        let (sql, params) = read_sql(query, options)?;
+        let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
+        let mut rows = stmt.query(rusqlite::params_from_iter(params))?;
+        let mut plan = Vec::new();
+        while let Some(row) = rows.next()? {
+            plan.push(row.get::<_, String>(3)?);
+        }
+        Ok(plan.join("\n"))
+    }
+
+    fn name<T: std::str::FromStr>(s: &str) -> T
+    where
+        T::Err: std::fmt::Debug,
+    {
+        s.parse().unwrap_or_else(|e| panic!("test name {s}: {e:?}"))
+    }
+
+    #[test]
+    fn context_query_reads_tag_and_type_indexes_not_the_whole_table() -> Result<(), SqliteError> {
+        let query = Query::new([
+            QueryItem::types([name::<EventType>("TicketSold")]).with_tags([name("concert:1"), name("buyer:2")]),
+            QueryItem::types([name::<EventType>("ConcertCancelled")]),
+        ]);
+        for options in [
+            ReadOptions::forwards(),
+            ReadOptions::backwards().from(Position::new(10)).limit(5),
+        ] {
+            let plan = plan(&query, options)?;
+            assert!(
+                plan.contains("SEARCH event_tags USING PRIMARY KEY (tag=?"),
+                "plan:\n{plan}"
+            );
+            assert!(
+                plan.contains("SEARCH events USING COVERING INDEX events_by_type (event_type=?"),
+                "plan:\n{plan}"
+            );
+            assert!(
+                plan.contains("SEARCH events USING INTEGER PRIMARY KEY (rowid=?)"),
+                "plan:\n{plan}"
+            );
+            assert!(
+                !plan
+                    .lines()
+                    .any(|l| l.trim_start_matches(['|', '-', '`', ' ']).starts_with("SCAN events")),
+                "full scan in plan:\n{plan}"
+            );
+        }
+        Ok(())
     }
 }

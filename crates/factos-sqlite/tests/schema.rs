@@ -1,0 +1,74 @@
+//! Schema setup: versioned, idempotent, and refusing what it does not know.
+
+use factos::{AppendRequest, EventId, EventStore, EventType, NewEvent, Query, ReadOptions, StoreError, StreamId};
+use factos_sqlite::{SqliteError, SqliteStore, schema::SCHEMA_VERSION};
+
+type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+fn user_version(path: &std::path::Path) -> rusqlite::Result<i64> {
+    rusqlite::Connection::open(path)?.pragma_query_value(None, "user_version", |row| row.get(0))
+}
+
+#[tokio::test]
+async fn migrate_is_idempotent_and_records_the_version() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let db = dir.path().join("events.db");
+    let store = SqliteStore::open(&db)?;
+    store.migrate().await?;
+    let event = NewEvent::new(EventId::random(), EventType::new("E")?, b"kept".to_vec());
+    store
+        .append(AppendRequest::new(StreamId::new("s")?, vec![event]))
+        .await?;
+    store.migrate().await?;
+    drop(store);
+    let reopened = SqliteStore::open(&db)?;
+    reopened.migrate().await?;
+    assert_eq!(user_version(&db)?, SCHEMA_VERSION);
+    assert_eq!(reopened.read(&Query::all(), ReadOptions::forwards()).await?.len(), 1);
+    Ok(())
+}
+
+#[tokio::test]
+async fn refuses_a_database_from_a_newer_schema() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let db = dir.path().join("events.db");
+    SqliteStore::open(&db)?.migrate().await?;
+    rusqlite::Connection::open(&db)?.pragma_update(None, "user_version", 99)?;
+    match SqliteStore::open(&db) {
+        Err(SqliteError::SchemaTooNew { found: 99, supported }) => assert_eq!(supported, SCHEMA_VERSION),
+        other => panic!("expected SchemaTooNew, got {other:?}"),
+    }
+    assert_eq!(user_version(&db)?, 99, "nothing may be written to a newer database");
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_unmigrated_store_says_so() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let store = SqliteStore::open(dir.path().join("events.db"))?;
+    match store.read(&Query::all(), ReadOptions::forwards()).await {
+        Err(StoreError::Backend(source)) => {
+            assert!(
+                matches!(source.downcast_ref::<SqliteError>(), Some(SqliteError::NotMigrated)),
+                "{source}"
+            );
+        }
+        other => panic!("expected NotMigrated, got {other:?}"),
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn in_memory_store_works_without_a_file() -> TestResult {
+    let store = SqliteStore::open_in_memory()?;
+    store.migrate().await?;
+    let event = NewEvent::new(EventId::random(), EventType::new("E")?, Vec::new());
+    let committed = store
+        .append(AppendRequest::new(StreamId::new("s")?, vec![event]))
+        .await?;
+    assert_eq!(
+        store.read(&Query::all(), ReadOptions::forwards()).await?,
+        committed.records
+    );
+    Ok(())
+}
