@@ -8,18 +8,23 @@
 //! accepted sale into an "announce sale" effect value, which this program
 //! counts and prints instead of sending anywhere.
 //!
+//! Runs on SQLite, the embedded default: a database file in a temporary
+//! directory unless `--database PATH` names one.
+//!
 //! ```text
 //! cargo run --example tickets -- --buyers 32 --capacity 100
 //! ```
 
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use clap::Parser;
 use factos::{
-    Decider, Dispatcher, EventStore, JsonCodec, JsonEvent, MemoryStore, Query, QueryItem, Reactor, StreamId, Tag,
-    decider, react_all, reactor,
+    Decider, Dispatcher, EventStore, JsonCodec, JsonEvent, Query, QueryItem, Reactor, StreamId, Tag, decider,
+    react_all, reactor,
 };
+use factos_sqlite::SqliteStore;
 use serde::{Deserialize, Serialize};
 
 /// Buy one ticket for a concert.
@@ -145,13 +150,23 @@ struct Args {
     /// How many tickets the concert has.
     #[arg(long, default_value_t = 100)]
     capacity: u32,
+    /// The SQLite database file; a fresh one in a temporary directory if
+    /// not given.
+    #[arg(long)]
+    database: Option<PathBuf>,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let store = MemoryStore::new();
-    println!("store: in-memory reference store");
+    let scratch = tempfile::tempdir()?;
+    let path = args
+        .database
+        .clone()
+        .unwrap_or_else(|| scratch.path().join("tickets.db"));
+    let store = SqliteStore::open(&path).with_context(|| format!("opening {}", path.display()))?;
+    store.migrate().await?;
+    println!("store: SQLite at {}", path.display());
     println!("{} buyers race for {} tickets", args.buyers, args.capacity);
     let report = sell_out(store.clone(), args.buyers, args.capacity).await?;
     let (query, _) = concert_boundary(1)?;
@@ -184,9 +199,16 @@ async fn main() -> anyhow::Result<()> {
 mod tests {
     use super::*;
 
+    async fn fresh_store(dir: &tempfile::TempDir) -> anyhow::Result<SqliteStore> {
+        let store = SqliteStore::open(dir.path().join("tickets.db"))?;
+        store.migrate().await?;
+        Ok(store)
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn never_oversells_and_announces_every_sale() -> anyhow::Result<()> {
-        let store = MemoryStore::new();
+        let dir = tempfile::tempdir()?;
+        let store = fresh_store(&dir).await?;
         let report = sell_out(store.clone(), 32, 10).await?;
         assert_eq!((report.sold, report.sold_out), (10, 22));
         assert_eq!(report.announcements.len(), 10);
@@ -197,7 +219,8 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn sells_to_everyone_when_capacity_suffices() -> anyhow::Result<()> {
-        let report = sell_out(MemoryStore::new(), 8, 100).await?;
+        let dir = tempfile::tempdir()?;
+        let report = sell_out(fresh_store(&dir).await?, 8, 100).await?;
         assert_eq!((report.sold, report.sold_out), (8, 0));
         Ok(())
     }

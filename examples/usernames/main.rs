@@ -6,14 +6,19 @@
 //! accept exactly one; registrations of different names share no boundary
 //! and never conflict. Changing a display name only needs the user's events.
 //!
+//! Runs on SQLite: a database file in a temporary directory unless
+//! `--database PATH` names one.
+//!
 //! ```text
 //! cargo run --example usernames
 //! ```
 
+use std::path::PathBuf;
+
 use anyhow::Context as _;
-use factos::{
-    Decider, Dispatcher, EventStore, JsonCodec, JsonEvent, MemoryStore, Query, QueryItem, StreamId, Tag, decider,
-};
+use clap::Parser;
+use factos::{Decider, Dispatcher, EventStore, JsonCodec, JsonEvent, Query, QueryItem, StreamId, Tag, decider};
+use factos_sqlite::SqliteStore;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -163,10 +168,28 @@ fn register(user: u64, username: &str) -> Command {
     }
 }
 
+#[derive(Debug, Parser)]
+#[command(about = "Username registration with the username as the consistency boundary.")]
+struct Args {
+    /// The SQLite database file; a fresh one in a temporary directory if
+    /// not given.
+    #[arg(long)]
+    database: Option<PathBuf>,
+}
+
+async fn open(path: &std::path::Path) -> anyhow::Result<SqliteStore> {
+    let store = SqliteStore::open(path).with_context(|| format!("opening {}", path.display()))?;
+    store.migrate().await?;
+    Ok(store)
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let store = MemoryStore::new();
-    println!("store: in-memory reference store");
+    let args = Args::parse();
+    let scratch = tempfile::tempdir()?;
+    let path = args.database.unwrap_or_else(|| scratch.path().join("usernames.db"));
+    let store = open(&path).await?;
+    println!("store: SQLite at {}", path.display());
 
     let (ada_1, ada_2) = (register(1, "ada"), register(2, "ada"));
     let (first, second) = tokio::join!(handle(&store, &ada_1), handle(&store, &ada_2));
@@ -201,9 +224,14 @@ async fn main() -> anyhow::Result<()> {
 mod tests {
     use super::*;
 
+    async fn fresh_store(dir: &tempfile::TempDir) -> anyhow::Result<SqliteStore> {
+        open(&dir.path().join("usernames.db")).await
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_registrations_of_one_name_accept_exactly_one() -> anyhow::Result<()> {
-        let store = MemoryStore::new();
+        let dir = tempfile::tempdir()?;
+        let store = fresh_store(&dir).await?;
         let attempts = (0..16u64).map(|user| {
             let store = store.clone();
             tokio::spawn(async move { handle(&store, &register(user, "ada")).await })
@@ -221,7 +249,8 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn different_names_never_conflict() -> anyhow::Result<()> {
-        let store = MemoryStore::new();
+        let dir = tempfile::tempdir()?;
+        let store = fresh_store(&dir).await?;
         let attempts = (0..16u64).map(|user| {
             let store = store.clone();
             tokio::spawn(async move {
@@ -241,7 +270,8 @@ mod tests {
 
     #[tokio::test]
     async fn rules_reject_with_domain_errors() -> anyhow::Result<()> {
-        let store = MemoryStore::new();
+        let dir = tempfile::tempdir()?;
+        let store = fresh_store(&dir).await?;
         assert_eq!(handle(&store, &register(1, "ada")).await?, Ok(2));
         assert_eq!(
             handle(&store, &register(1, "bob")).await?,
