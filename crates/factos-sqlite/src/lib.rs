@@ -62,7 +62,6 @@
 
 mod error;
 mod pool;
-mod query_sql;
 pub mod schema;
 mod store;
 

@@ -10,7 +10,7 @@ use rusqlite::types::Value;
 use rusqlite::{Connection, Row};
 
 use crate::error::SqliteError;
-use crate::query_sql::{Bounds, matching};
+use factos_sql::{Bounds, Dialect, SqlValue};
 
 /// The columns [`event_from_row`] expects, in order.
 pub(crate) const COLUMNS: &str =
@@ -54,6 +54,20 @@ pub(crate) fn event_from_row(row: &Row<'_>) -> Result<StoredEvent, SqliteError> 
     })
 }
 
+/// The SQLite filter for `query` within `bounds`, with its parameters.
+fn matching(query: &Query, bounds: Bounds) -> (String, Vec<Value>) {
+    let mut params = Vec::new();
+    let filter = factos_sql::matching(query, bounds, Dialect::Anonymous, &mut params);
+    let params = params
+        .into_iter()
+        .map(|value| match value {
+            SqlValue::Text(text) => Value::Text(text),
+            SqlValue::Integer(integer) => Value::Integer(integer),
+        })
+        .collect();
+    (filter, params)
+}
+
 /// Runs `sql` and collects the rows as records.
 fn collect(conn: &Connection, sql: &str, params: Vec<Value>) -> Result<Vec<StoredEvent>, SqliteError> {
     let mut stmt = conn.prepare_cached(sql)?;
@@ -93,8 +107,7 @@ pub(crate) fn read_sql(query: &Query, options: ReadOptions) -> Result<(String, V
             "DESC"
         }
     };
-    let mut params = Vec::new();
-    let filter = matching(query, bounds, &mut params);
+    let (filter, mut params) = matching(query, bounds);
     let limit = options.limit.map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX));
     params.push(Value::Integer(limit));
     Ok((
@@ -130,8 +143,7 @@ pub(crate) fn first_match_after(
         min: after.map(|p| to_sql(p).map(|p| p.saturating_add(1))).transpose()?,
         max: None,
     };
-    let mut params = Vec::new();
-    let filter = matching(query, bounds, &mut params);
+    let (filter, params) = matching(query, bounds);
     let sql = format!("SELECT position FROM events WHERE {filter} ORDER BY position LIMIT 1");
     let mut stmt = conn.prepare_cached(&sql)?;
     let mut rows = stmt.query(rusqlite::params_from_iter(params))?;
