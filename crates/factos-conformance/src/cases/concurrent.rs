@@ -76,7 +76,9 @@ pub async fn accepted_conditional_appends_saw_their_whole_context<S: LocalEventS
                     read: read.iter().map(|e| e.id).collect(),
                     first_new: committed.records[0].position,
                 }),
-                Err(StoreError::ConditionFailed(_)) => {}
+                // A failed condition, or a transient conflict between
+                // concurrent transactions: either way nothing was written.
+                Err(rejected) if rejected.is_conflict() => {}
                 Err(other) => return Err(other),
             }
         }

@@ -1,0 +1,84 @@
+//! The store inside a transaction the application controls.
+
+use factos::{
+    AppendRequest, Committed, DecisionScope, EventStore, Query, ReadOptions, StoreError, StoredEvent, StreamId,
+    StreamRevision,
+};
+
+use crate::locks::{Keys, LockMode, LockSet};
+use crate::store::{append, read, read_consistent, read_for_decision};
+
+/// The store contract inside an application's transaction, from
+/// [`crate::PgStore::in_transaction`].
+///
+/// Appends and dispatches write into the application's transaction: they
+/// become visible, together with whatever else the application wrote (its
+/// read-model tables, an outbox), when the application commits, and vanish
+/// if it rolls back. The locks taken by reads and decisions are held until
+/// then too, so keep such transactions short.
+///
+/// A dispatch cannot retry inside one transaction: if PostgreSQL aborts it
+/// (a deadlock), the error is returned and the application retries the
+/// whole transaction. Use `RetryPolicy::none()` with it.
+pub struct PgTransactionStore<'t> {
+    transaction: &'t tokio_postgres::Transaction<'t>,
+    keys: Keys,
+    mode: LockMode,
+}
+
+/// A decision in progress inside an application's transaction: the locks
+/// its read took, held until the application's transaction ends.
+#[derive(Debug)]
+pub struct PgTransactionDecision {
+    held: LockSet,
+}
+
+impl std::fmt::Debug for PgTransactionStore<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgTransactionStore")
+            .field("mode", &self.mode)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'t> PgTransactionStore<'t> {
+    pub(crate) fn new(transaction: &'t tokio_postgres::Transaction<'t>, keys: Keys, mode: LockMode) -> Self {
+        Self {
+            transaction,
+            keys,
+            mode,
+        }
+    }
+}
+
+impl EventStore for PgTransactionStore<'_> {
+    type Transaction = PgTransactionDecision;
+
+    async fn read(&self, query: &Query, options: ReadOptions) -> Result<Vec<StoredEvent>, StoreError> {
+        Ok(read_consistent(self.transaction, self.keys, self.mode, query, options).await?)
+    }
+
+    async fn read_stream(&self, stream: &StreamId, from: StreamRevision) -> Result<Vec<StoredEvent>, StoreError> {
+        Ok(read::read_stream(self.transaction, stream, from).await?)
+    }
+
+    async fn append(&self, request: AppendRequest) -> Result<Committed, StoreError> {
+        append::append(self.transaction, self.keys, self.mode, &LockSet::new(), request).await?
+    }
+
+    async fn begin_decision(
+        &self,
+        scope: &DecisionScope,
+    ) -> Result<(PgTransactionDecision, Vec<StoredEvent>), StoreError> {
+        let (held, events) = read_for_decision(self.transaction, self.keys, self.mode, scope).await?;
+        Ok((PgTransactionDecision { held }, events))
+    }
+
+    async fn commit_decision(
+        &self,
+        decision: PgTransactionDecision,
+        request: AppendRequest,
+    ) -> Result<Committed, StoreError> {
+        append::append(self.transaction, self.keys, self.mode, &decision.held, request).await?
+    }
+}

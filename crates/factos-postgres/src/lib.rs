@@ -1,0 +1,94 @@
+//! # factos-postgres: DCB appends that let unrelated writers run in parallel
+//!
+//! The factos store contract on PostgreSQL, with the same guarantee as a
+//! table lock (`FailIfEventsMatch(query, after)` is checked and the events
+//! inserted atomically; no decision is accepted that a concurrently
+//! committed matching event would have changed) while writers whose
+//! contexts do not overlap proceed in parallel.
+//!
+//! ## Client
+//!
+//! [`tokio-postgres`](tokio_postgres) with a [`deadpool_postgres`] pool:
+//! the mainstream async client, it links no SQLite (so it shares a
+//! workspace with `factos-sqlite`), and `query_typed` runs generated SQL in
+//! one round trip without a prepare. Bring your own pool with
+//! [`PgStore::new`].
+//!
+//! ## How appends stay correct without a table lock
+//!
+//! Every event maps to a few 64-bit lock keys it *touches* (its type with
+//! each tag, each tag alone, its type alone, and "everything"); every query
+//! item maps to one key per type it *guards* (type with its first tag, or
+//! the type alone, or the tag alone, or "everything"). Every event that
+//! matches an item touches the key the item guards.
+//!
+//! * A writer takes the keys its events touch in **shared** mode, then its
+//!   stream's key exclusively, before it takes positions from the sequence.
+//!   Unrelated writers never block each other.
+//! * A decision (and every `read`) takes the keys its query guards
+//!   **exclusively**, sorted, before it reads. READ COMMITTED gives the read
+//!   a snapshot taken after the locks: every writer of a matching event that
+//!   had taken a position has committed and is seen, and no new one can take
+//!   a position until the decision ends. A matching writer that comes later
+//!   takes a position greater than anything the decision saw, so the
+//!   `after` check would catch it. Positions are handed out at insert and
+//!   become visible at commit, but for *matching* events, the only ones a
+//!   condition or a query reader cares about, never out of order.
+//! * Deciders with overlapping queries serialise on a shared key; disjoint
+//!   ones run in parallel. A decider that appends events touching a key
+//!   another decider guards can deadlock with it; PostgreSQL detects that
+//!   (40P01), nothing is written, and the dispatch retries.
+//! * A batch touching more than 64 keys takes one bulk key exclusively
+//!   instead (which every guard holder takes shared), so bulk appends never
+//!   exhaust the server's lock table.
+//! * [`LockMode::RowLocks`] holds the same keys as row locks on a small
+//!   table, for transaction-mode connection poolers that break advisory
+//!   locks.
+//!
+//! ```
+//! use factos::{decider, Dispatcher, JsonCodec, JsonEvent, Query, QueryItem, StreamId, Tag};
+//! use factos_postgres::PgStore;
+//! use factos_test_postgres::Cluster;
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Debug, Serialize, Deserialize)]
+//! struct Reserved { name: String }
+//! impl JsonEvent for Reserved {
+//!     fn event_type(&self) -> &'static str { "Reserved" }
+//!     fn tags(&self) -> Vec<String> { vec![format!("username:{}", self.name)] }
+//! }
+//!
+//! let reserve = decider(
+//!     false,
+//!     |name: &String, taken: &bool| if *taken { Err("taken") } else { Ok(vec![Reserved { name: name.clone() }]) },
+//!     |_, _: &Reserved| true,
+//! );
+//!
+//! # tokio::runtime::Runtime::new()?.block_on(async {
+//! # let (config, _schema) = Cluster::shared()?.fresh_schema().await?;
+//! // `config` is a tokio_postgres::Config, e.g. "postgres://localhost/app".parse()?
+//! let store = PgStore::connect(config, 16)?;
+//! store.migrate().await?;
+//!
+//! let dispatcher = Dispatcher::new(&store, JsonCodec::new());
+//! let boundary = Query::from(QueryItem::tags([Tag::new("username:ada")?]));
+//! let committed = dispatcher.dispatch_context(&reserve, &"ada".to_string(), &boundary, &StreamId::new("user-1")?).await?;
+//! assert_eq!(committed.len(), 1);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # })?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod error;
+mod in_transaction;
+mod locks;
+pub mod schema;
+mod session;
+mod store;
+
+pub use error::PgError;
+pub use in_transaction::{PgTransactionDecision, PgTransactionStore};
+pub use locks::LockMode;
+pub use store::{PgDecision, PgStore};

@@ -1,0 +1,309 @@
+//! Lock keys derived from queries and events, and taking them.
+//!
+//! The scheme (see the crate docs for the argument): an event of type `t`
+//! with tags `S` *touches* `(t, s)` and `(*, s)` for every `s` in `S`, plus
+//! `(t, *)` and `(*, *)`. A query item with types `T` and tags `G` *guards*
+//! `(t, g)` for each `t` in `T` with `g` the smallest tag of `G`; `(t, *)`
+//! when `G` is empty; `(*, g)` when `T` is empty; `(*, *)` when both are.
+//! Every event that matches an item touches the key the item guards.
+//!
+//! Writers take touched keys shared before they take positions; readers and
+//! deciders take guarded keys exclusively before they read or check. Keys
+//! are 64-bit hashes seeded with the schema, so stores in different schemas
+//! of one database never contend; a collision only causes a false wait.
+
+use std::collections::BTreeMap;
+
+use factos::{NewEvent, Query, QueryItem, StreamId};
+use tokio_postgres::GenericClient;
+use tokio_postgres::types::Type;
+use xxhash_rust::xxh3::Xxh3;
+
+use crate::error::PgError;
+
+/// How lock keys are held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LockMode {
+    /// Transaction-scoped advisory locks (`pg_advisory_xact_lock*`): nothing
+    /// stored, released at commit or rollback. The default.
+    #[default]
+    Advisory,
+    /// Row locks (`FOR UPDATE` / `FOR SHARE`) on a small `factos_locks`
+    /// table, for connection poolers in transaction mode (PgBouncer, RDS
+    /// Proxy), which pin or break on advisory locks. One row per key ever
+    /// used.
+    RowLocks,
+}
+
+/// A batch touching more keys than this takes the bulk key exclusively
+/// instead, so a large batch never exhausts the server's lock table.
+pub(crate) const MAX_SHARED_KEYS: usize = 64;
+
+/// The keys of one store (one schema).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Keys {
+    seed: u64,
+}
+
+/// A key and whether it is taken exclusively.
+pub(crate) type Lock = (i64, bool);
+
+impl Keys {
+    pub(crate) fn new(namespace: &str) -> Self {
+        Self {
+            seed: xxhash_rust::xxh3::xxh3_64(namespace.as_bytes()),
+        }
+    }
+
+    fn key(&self, domain: u8, first: Option<&str>, second: Option<&str>) -> i64 {
+        let mut h = Xxh3::with_seed(self.seed);
+        h.update(&[domain]);
+        for part in [first, second] {
+            match part {
+                None => h.update(&[0]),
+                Some(text) => {
+                    h.update(&[1]);
+                    h.update(&(text.len() as u64).to_le_bytes());
+                    h.update(text.as_bytes());
+                }
+            }
+        }
+        i64::from_ne_bytes(h.digest().to_ne_bytes())
+    }
+
+    fn type_tag(&self, event_type: Option<&str>, tag: Option<&str>) -> i64 {
+        self.key(b'k', event_type, tag)
+    }
+
+    /// The key that bulk writers take exclusively and guards take shared.
+    pub(crate) fn bulk(&self) -> i64 {
+        self.key(b'b', None, None)
+    }
+
+    /// The key that serialises appends to one stream.
+    pub(crate) fn stream(&self, stream: &StreamId) -> i64 {
+        self.key(b's', Some(stream.as_str()), None)
+    }
+
+    /// The key that serialises migrations.
+    pub(crate) fn migration(&self) -> i64 {
+        self.key(b'm', None, None)
+    }
+
+    /// The keys the events touch, sorted and without duplicates.
+    pub(crate) fn touched(&self, events: &[NewEvent]) -> Vec<i64> {
+        let mut keys = vec![self.type_tag(None, None)];
+        for event in events {
+            let t = Some(event.event_type.as_str());
+            keys.push(self.type_tag(t, None));
+            for tag in &event.tags {
+                keys.push(self.type_tag(t, Some(tag.as_str())));
+                keys.push(self.type_tag(None, Some(tag.as_str())));
+            }
+        }
+        keys.sort_unstable();
+        keys.dedup();
+        keys
+    }
+
+    /// The keys the query guards, sorted and without duplicates.
+    pub(crate) fn guarded(&self, query: &Query) -> Vec<i64> {
+        if query.matches_all() {
+            return vec![self.type_tag(None, None)];
+        }
+        let mut keys: Vec<i64> = query.items().iter().flat_map(|item| self.item_keys(item)).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        keys
+    }
+
+    fn item_keys(&self, item: &QueryItem) -> Vec<i64> {
+        let tag = item.required_tags().iter().next().map(|t| t.as_str());
+        if item.event_types().is_empty() {
+            return vec![self.type_tag(None, tag)];
+        }
+        item.event_types()
+            .iter()
+            .map(|t| self.type_tag(Some(t.as_str()), tag))
+            .collect()
+    }
+
+    /// Adds what a reader or decider on `query` takes: the guarded keys
+    /// exclusively, the bulk key shared.
+    pub(crate) fn guard(&self, set: &mut LockSet, query: &Query) {
+        set.add(self.bulk(), false);
+        for key in self.guarded(query) {
+            set.add(key, true);
+        }
+    }
+
+    /// Adds what a writer of `events` to `stream` takes: the touched keys
+    /// shared (or the bulk key exclusively for a large batch), and the
+    /// stream key exclusively.
+    pub(crate) fn write(&self, set: &mut LockSet, events: &[NewEvent], stream: &StreamId) {
+        let touched = self.touched(events);
+        if touched.len() > MAX_SHARED_KEYS {
+            set.add(self.bulk(), true);
+        } else {
+            for key in touched {
+                set.add(key, false);
+            }
+        }
+        set.add(self.stream(stream), true);
+    }
+}
+
+impl Keys {
+    /// Adds the stream key, exclusively: what a stream decision holds.
+    pub(crate) fn lock_stream(&self, set: &mut LockSet, stream: &StreamId) {
+        set.add(self.stream(stream), true);
+    }
+}
+
+/// Keys to take together, each once, exclusive if any use needs it.
+///
+/// Taking a whole set in one sorted pass is what keeps readers, writers and
+/// conditional appends free of deadlocks: everyone waits in the same key
+/// order and nobody asks for more while holding some. Only a decision,
+/// which learns its events after its read, takes a second set.
+#[derive(Debug, Default)]
+pub(crate) struct LockSet(BTreeMap<i64, bool>);
+
+impl LockSet {
+    pub(crate) fn new() -> Self {
+        Self::default()
+    }
+
+    fn add(&mut self, key: i64, exclusive: bool) {
+        let entry = self.0.entry(key).or_insert(exclusive);
+        *entry |= exclusive;
+    }
+
+    /// The locks in key order.
+    pub(crate) fn locks(&self) -> Vec<Lock> {
+        self.0.iter().map(|(k, x)| (*k, *x)).collect()
+    }
+
+    /// The locks in key order that `held` does not already cover.
+    pub(crate) fn without(&self, held: &LockSet) -> Vec<Lock> {
+        self.0
+            .iter()
+            .filter(|(k, x)| held.0.get(k).is_none_or(|held_exclusive| **x && !held_exclusive))
+            .map(|(k, x)| (*k, *x))
+            .collect()
+    }
+}
+
+/// Takes `locks` in order, for the rest of the current transaction.
+pub(crate) async fn acquire<C: GenericClient + Sync>(
+    client: &C,
+    mode: LockMode,
+    locks: &[Lock],
+) -> Result<(), PgError> {
+    match mode {
+        LockMode::Advisory => {
+            let keys: Vec<i64> = locks.iter().map(|(k, _)| *k).collect();
+            let exclusive: Vec<bool> = locks.iter().map(|(_, x)| *x).collect();
+            client
+                .execute_typed(
+                    include_str!("sql/advisory_locks.sql"),
+                    &[(&keys, Type::INT8_ARRAY), (&exclusive, Type::BOOL_ARRAY)],
+                )
+                .await?;
+        }
+        LockMode::RowLocks => {
+            // Row locks cannot mix modes in one statement: take each run of
+            // equal mode in order.
+            for run in locks.chunk_by(|a, b| a.1 == b.1) {
+                let keys: Vec<i64> = run.iter().map(|(k, _)| *k).collect();
+                client
+                    .execute_typed(include_str!("sql/lock_rows_insert.sql"), &[(&keys, Type::INT8_ARRAY)])
+                    .await?;
+                let sql = if run[0].1 {
+                    include_str!("sql/lock_rows_exclusive.sql")
+                } else {
+                    include_str!("sql/lock_rows_shared.sql")
+                };
+                client.execute_typed(sql, &[(&keys, Type::INT8_ARRAY)]).await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use factos::{EventId, EventType, Tag};
+    use proptest::prelude::*;
+
+    fn event(t: &str, tags: &[String]) -> NewEvent {
+        NewEvent::new(
+            EventId::from_bytes([0; 16]),
+            EventType::new(t).expect("type"),
+            Vec::new(),
+        )
+        .with_tags(tags.iter().map(|g| Tag::new(g.as_str()).expect("tag")))
+    }
+
+    fn item(types: &[String], tags: &[String]) -> QueryItem {
+        QueryItem::types(types.iter().map(|t| EventType::new(t.as_str()).expect("type")))
+            .with_tags(tags.iter().map(|g| Tag::new(g.as_str()).expect("tag")))
+    }
+
+    proptest! {
+        /// The property the whole scheme rests on: an event that matches a
+        /// query touches at least one key the query guards.
+        #[test]
+        fn every_matching_event_touches_a_guarded_key(
+            event_type in "[ABC]",
+            tags in proptest::collection::vec("[xyz]", 0..4),
+            items in proptest::collection::vec(
+                (proptest::collection::vec("[ABC]", 0..3), proptest::collection::vec("[xyz]", 0..3)), 0..3),
+        ) {
+            let keys = Keys::new("schema");
+            let query = Query::new(items.iter().map(|(t, g)| item(t, g)));
+            let new = event(&event_type, &tags);
+            if query.matches(&new.event_type, &new.tags) {
+                let touched = keys.touched(std::slice::from_ref(&new));
+                let guarded = keys.guarded(&query);
+                prop_assert!(guarded.iter().any(|k| touched.contains(k)));
+            }
+        }
+    }
+
+    #[test]
+    fn keys_differ_between_schemas_and_kinds() {
+        let (a, b) = (Keys::new("a"), Keys::new("b"));
+        assert_ne!(a.bulk(), b.bulk());
+        assert_ne!(a.bulk(), a.migration());
+        assert_ne!(a.type_tag(Some("x"), None), a.type_tag(None, Some("x")));
+    }
+
+    #[test]
+    fn a_large_batch_takes_the_bulk_key_instead_of_its_many_keys() {
+        let keys = Keys::new("s");
+        let tags: Vec<String> = (0..100).map(|i| format!("t{i}")).collect();
+        let stream = StreamId::new("s").expect("stream");
+        let mut large = LockSet::new();
+        keys.write(&mut large, &[event("A", &tags)], &stream);
+        let mut expected = vec![(keys.bulk(), true), (keys.stream(&stream), true)];
+        expected.sort_unstable();
+        assert_eq!(large.locks(), expected);
+        let mut small = LockSet::new();
+        keys.write(&mut small, &[event("A", &tags[..2])], &stream);
+        let small = small.locks();
+        assert_eq!(small.len(), 2 * 2 + 2 + 1);
+        assert_eq!(small.iter().filter(|(_, exclusive)| *exclusive).count(), 1);
+    }
+
+    #[test]
+    fn a_lock_set_is_sorted_and_exclusive_wins() {
+        let mut set = LockSet::new();
+        set.add(5, false);
+        set.add(-3, false);
+        set.add(5, true);
+        set.add(5, false);
+        assert_eq!(set.locks(), vec![(-3, false), (5, true)]);
+    }
+}

@@ -1,0 +1,1 @@
+SELECT max(revision) FROM events WHERE stream = $1

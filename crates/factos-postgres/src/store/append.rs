@@ -1,0 +1,185 @@
+//! Appending a batch inside an open transaction.
+
+use std::collections::BTreeMap;
+use std::time::SystemTime;
+
+use factos::{
+    AppendConditionFailed, AppendRequest, Committed, Position, Recorded, RevisionMismatch, StoreError, StreamRevision,
+    Timestamp,
+};
+use tokio_postgres::GenericClient;
+use tokio_postgres::types::Type;
+
+use crate::error::PgError;
+use crate::locks::{self, Keys, LockMode, LockSet};
+use crate::store::read::{event_from_row, first_match_after, to_sql};
+
+/// Checks and writes `request` inside the caller's transaction.
+///
+/// `held` are the locks the caller's transaction already holds: for a
+/// decision, the guards of its query, taken before its read. This function
+/// takes the rest: the guards of the condition's query (exclusive), the keys
+/// the events touch (shared) and the stream key (exclusive), all in one
+/// sorted pass before it checks anything or takes any position, so no
+/// decider holding a matching guard can miss these events.
+///
+/// The outer error is a database failure; the inner one a rejection by the
+/// contract, after which the caller rolls back (nothing was inserted).
+/// Checks run in the contract's order: validity, taken ids (an identical
+/// re-send returns the original records), expected revision, condition.
+pub(crate) async fn append<C: GenericClient + Sync>(
+    client: &C,
+    keys: Keys,
+    mode: LockMode,
+    held: &LockSet,
+    request: AppendRequest,
+) -> Result<Result<Committed, StoreError>, PgError> {
+    if let Err(invalid) = request.validate() {
+        return Ok(Err(invalid.into()));
+    }
+    let ids: Vec<uuid::Uuid> = request.events.iter().map(|e| *e.id.as_uuid()).collect();
+    let taken = client
+        .query_typed(include_str!("../sql/taken_ids.sql"), &[(&ids, Type::UUID_ARRAY)])
+        .await?;
+    if !taken.is_empty() {
+        let existing = taken
+            .iter()
+            .map(|row| {
+                Ok((
+                    event_from_row(row)?,
+                    u64::from_ne_bytes(row.try_get::<_, i64>(10)?.to_ne_bytes()),
+                ))
+            })
+            .collect::<Result<Vec<_>, PgError>>()?;
+        return Ok(request.replayed(existing));
+    }
+    let mut needed = LockSet::new();
+    if let Some(condition) = &request.condition {
+        keys.guard(&mut needed, &condition.query);
+    }
+    keys.write(&mut needed, &request.events, &request.stream);
+    locks::acquire(client, mode, &needed.without(held)).await?;
+    let stream = request.stream.as_str();
+    let head: Option<i64> = client
+        .query_typed(include_str!("../sql/stream_head.sql"), &[(&stream, Type::TEXT)])
+        .await?
+        .first()
+        .map(|row| row.try_get(0))
+        .transpose()?
+        .flatten();
+    let current = head.map(|h| StreamRevision::new(u64::try_from(h).unwrap_or(0)));
+    if !request.expected.is_satisfied_by(current) {
+        return Ok(Err(RevisionMismatch {
+            stream: request.stream,
+            expected: request.expected,
+            actual: current,
+        }
+        .into()));
+    }
+    if let Some(condition) = &request.condition
+        && let Some(conflicting) = first_match_after(client, &condition.query, condition.after).await?
+    {
+        return Ok(Err(AppendConditionFailed {
+            condition: condition.clone(),
+            conflicting,
+        }
+        .into()));
+    }
+    insert(client, request, current).await.map(Ok)
+}
+
+async fn insert<C: GenericClient + Sync>(
+    client: &C,
+    request: AppendRequest,
+    current: Option<StreamRevision>,
+) -> Result<Committed, PgError> {
+    let count = i64::try_from(request.events.len()).unwrap_or(i64::MAX);
+    let positions: Vec<i64> = client
+        .query_typed(include_str!("../sql/next_positions.sql"), &[(&count, Type::INT8)])
+        .await?
+        .iter()
+        .map(|row| row.try_get(0))
+        .collect::<Result<_, _>>()?;
+    let first_revision = current.map_or(StreamRevision::FIRST, |r| r.next());
+    let recorded_at = Timestamp::now();
+    let fingerprint = i64::from_ne_bytes(request.fingerprint().to_ne_bytes());
+
+    let mut ids = Vec::with_capacity(positions.len());
+    let mut revisions = Vec::with_capacity(positions.len());
+    let mut types = Vec::with_capacity(positions.len());
+    let mut versions = Vec::with_capacity(positions.len());
+    let mut tags = Vec::with_capacity(positions.len());
+    let mut metadata = Vec::with_capacity(positions.len());
+    let mut data = Vec::with_capacity(positions.len());
+    let (mut tag_names, mut tag_positions, mut tag_types) = (Vec::new(), Vec::new(), Vec::new());
+    for (i, (event, position)) in request.events.iter().zip(&positions).enumerate() {
+        ids.push(*event.id.as_uuid());
+        revisions.push(to_sql("revision", first_revision.value() + i as u64)?);
+        types.push(event.event_type.as_str());
+        versions.push(i64::from(event.version));
+        tags.push(event.tags.iter().map(|t| t.as_str()).collect::<Vec<_>>().join("\u{1f}"));
+        let map: BTreeMap<&str, &str> = event.metadata.iter().collect();
+        metadata.push(serde_json::to_string(&map).map_err(|e| PgError::CorruptRow {
+            position: *position,
+            source: e.into(),
+        })?);
+        data.push(event.data.as_slice());
+        for tag in &event.tags {
+            tag_names.push(tag.as_str());
+            tag_positions.push(*position);
+            tag_types.push(event.event_type.as_str());
+        }
+    }
+    let stream = request.stream.as_str();
+    let at = SystemTime::from(recorded_at);
+    client
+        .execute_typed(
+            include_str!("../sql/insert_events.sql"),
+            &[
+                (&positions, Type::INT8_ARRAY),
+                (&ids, Type::UUID_ARRAY),
+                (&stream, Type::TEXT),
+                (&revisions, Type::INT8_ARRAY),
+                (&types, Type::TEXT_ARRAY),
+                (&versions, Type::INT8_ARRAY),
+                (&tags, Type::TEXT_ARRAY),
+                (&metadata, Type::TEXT_ARRAY),
+                (&data, Type::BYTEA_ARRAY),
+                (&at, Type::TIMESTAMPTZ),
+                (&fingerprint, Type::INT8),
+            ],
+        )
+        .await?;
+    if !tag_names.is_empty() {
+        client
+            .execute_typed(
+                include_str!("../sql/insert_tags.sql"),
+                &[
+                    (&tag_names, Type::TEXT_ARRAY),
+                    (&tag_positions, Type::INT8_ARRAY),
+                    (&tag_types, Type::TEXT_ARRAY),
+                ],
+            )
+            .await?;
+    }
+    let records: Vec<_> = request
+        .events
+        .into_iter()
+        .zip(positions)
+        .enumerate()
+        .map(|(i, (event, position))| Recorded {
+            position: Position::new(u64::try_from(position).unwrap_or(0)),
+            id: event.id,
+            stream: request.stream.clone(),
+            revision: StreamRevision::new(first_revision.value() + i as u64),
+            event_type: event.event_type,
+            version: event.version,
+            tags: event.tags,
+            metadata: event.metadata,
+            recorded_at,
+            event: event.data,
+        })
+        .collect();
+    let revision = records.last().map_or(first_revision, |r| r.revision);
+    Ok(Committed { records, revision })
+}

@@ -1,0 +1,279 @@
+//! A throwaway PostgreSQL cluster for tests and benchmarks.
+//!
+//! [`Cluster::shared`] returns the cluster of this process, started on first
+//! use: `FACTOS_TEST_DATABASE_URL` when it is set, otherwise a fresh cluster
+//! initialised from the system's PostgreSQL binaries in a temporary
+//! directory, listening only on a unix socket there, with durability off
+//! (`fsync`, `synchronous_commit` and `full_page_writes`): tests need a real
+//! server, not a durable one. When running as root the server runs as the
+//! `postgres` user, since `initdb` refuses root.
+//!
+//! A watchdog process stops the cluster and removes its directory when the
+//! test process exits, however it exits.
+//!
+//! Each test takes its own schema with [`Cluster::fresh_schema`], so tests
+//! run in parallel on one server.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use thiserror::Error;
+use tokio_postgres::{Config, NoTls};
+
+/// Why no test database is available.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum ClusterError {
+    /// No PostgreSQL server binaries were found.
+    #[error(
+        "no PostgreSQL server binaries found (looked in $FACTOS_PG_BINDIR, /usr/lib/postgresql/*/bin and `pg_config --bindir`); install Debian's `postgresql` package or set FACTOS_TEST_DATABASE_URL"
+    )]
+    NoBinaries,
+    /// A setup command failed.
+    #[error("`{command}` failed: {output}")]
+    Command {
+        /// The command.
+        command: String,
+        /// What it printed.
+        output: String,
+    },
+    /// A file system or process operation failed.
+    #[error("cluster setup failed")]
+    Io(#[from] std::io::Error),
+    /// `FACTOS_TEST_DATABASE_URL` is not a valid connection string, or the
+    /// server refused a connection.
+    #[error("PostgreSQL connection failed")]
+    Postgres(#[from] tokio_postgres::Error),
+    /// An earlier attempt to start the cluster failed.
+    #[error("the test cluster could not be started earlier in this process: {0}")]
+    Failed(String),
+}
+
+/// A running PostgreSQL server for tests.
+#[derive(Debug)]
+pub struct Cluster {
+    config: Config,
+    /// Where a cluster this process started keeps its data and socket.
+    dir: Option<PathBuf>,
+}
+
+static SHARED: OnceLock<Result<Cluster, String>> = OnceLock::new();
+static SCHEMAS: AtomicU64 = AtomicU64::new(0);
+
+impl Cluster {
+    /// The cluster of this process, started on first use.
+    ///
+    /// # Errors
+    ///
+    /// [`ClusterError`] when neither `FACTOS_TEST_DATABASE_URL` nor local
+    /// server binaries give a usable server.
+    pub fn shared() -> Result<&'static Cluster, ClusterError> {
+        SHARED
+            .get_or_init(|| Self::start().map_err(|e| format!("{e}: {:?}", std::error::Error::source(&e))))
+            .as_ref()
+            .map_err(|e| ClusterError::Failed(e.clone()))
+    }
+
+    fn start() -> Result<Cluster, ClusterError> {
+        if let Ok(url) = std::env::var("FACTOS_TEST_DATABASE_URL") {
+            return Ok(Cluster {
+                config: url.parse()?,
+                dir: None,
+            });
+        }
+        let bin = find_binaries().ok_or(ClusterError::NoBinaries)?;
+        let dir = tempfile::Builder::new().prefix("fpg").tempdir_in("/tmp")?.keep();
+        let as_postgres = running_as_root()?;
+        if as_postgres {
+            let (uid, gid) = (id("-u")?, id("-g")?);
+            std::os::unix::fs::chown(&dir, Some(uid), Some(gid))?;
+        }
+        let data = dir.join("data");
+        run(
+            &bin,
+            as_postgres,
+            "initdb",
+            &[
+                "-D",
+                path(&data)?,
+                "-U",
+                "postgres",
+                "-A",
+                "trust",
+                "-E",
+                "UTF8",
+                "--no-locale",
+                "--no-sync",
+            ],
+        )?;
+        let options = format!(
+            "-c listen_addresses='' -c unix_socket_directories={} -c fsync=off -c synchronous_commit=off \
+             -c full_page_writes=off -c max_connections=400 -c max_locks_per_transaction=256",
+            path(&dir)?
+        );
+        let log = dir.join("server.log");
+        run(
+            &bin,
+            as_postgres,
+            "pg_ctl",
+            &[
+                "-D",
+                path(&data)?,
+                "-l",
+                path(&log)?,
+                "-o",
+                &options,
+                "-w",
+                "-t",
+                "60",
+                "start",
+            ],
+        )?;
+        start_watchdog(&bin, as_postgres, &dir, &data)?;
+        let mut config = Config::new();
+        config.host_path(&dir).user("postgres").dbname("postgres");
+        Ok(Cluster { config, dir: Some(dir) })
+    }
+
+    /// How to connect to the cluster's database.
+    pub fn config(&self) -> Config {
+        self.config.clone()
+    }
+
+    /// The directory of a cluster this process started (its server log is
+    /// `server.log` there); `None` for `FACTOS_TEST_DATABASE_URL`.
+    pub fn dir(&self) -> Option<&Path> {
+        self.dir.as_deref()
+    }
+
+    /// Creates a new, empty schema and returns a connection config whose
+    /// `search_path` is that schema, with the schema's name.
+    ///
+    /// # Errors
+    ///
+    /// [`ClusterError::Postgres`] when the server cannot be reached.
+    pub async fn fresh_schema(&self) -> Result<(Config, String), ClusterError> {
+        let n = SCHEMAS.fetch_add(1, Ordering::Relaxed);
+        let schema = format!("t{}_{n}", std::process::id());
+        let (client, connection) = self.config.connect(NoTls).await?;
+        let driver = tokio::spawn(connection);
+        client.batch_execute(&format!("CREATE SCHEMA {schema}")).await?;
+        drop(client);
+        let _ = driver.await;
+        let mut config = self.config.clone();
+        config.options(format!("-c search_path={schema}"));
+        Ok((config, schema))
+    }
+}
+
+fn path(p: &Path) -> Result<&str, ClusterError> {
+    p.to_str().ok_or_else(|| ClusterError::Command {
+        command: "path".into(),
+        output: format!("{} is not UTF-8", p.display()),
+    })
+}
+
+fn find_binaries() -> Option<PathBuf> {
+    if let Ok(dir) = std::env::var("FACTOS_PG_BINDIR") {
+        return Some(PathBuf::from(dir));
+    }
+    let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .filter_map(|entry| entry.ok().map(|e| e.path().join("bin")))
+        .filter(|bin| bin.join("initdb").exists())
+        .collect();
+    versions.sort_by_key(|p| {
+        p.parent()
+            .and_then(|v| v.file_name()?.to_str()?.parse::<u32>().ok())
+            .unwrap_or(0)
+    });
+    versions.pop().or_else(|| {
+        let out = Command::new("pg_config").arg("--bindir").output().ok()?;
+        let bin = PathBuf::from(String::from_utf8(out.stdout).ok()?.trim());
+        bin.join("initdb").exists().then_some(bin)
+    })
+}
+
+fn running_as_root() -> Result<bool, ClusterError> {
+    let out = Command::new("id").arg("-u").output()?;
+    Ok(String::from_utf8_lossy(&out.stdout).trim() == "0")
+}
+
+fn id(flag: &str) -> Result<u32, ClusterError> {
+    let out = Command::new("id").args([flag, "postgres"]).output()?;
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .map_err(|_| ClusterError::Command {
+            command: format!("id {flag} postgres"),
+            output: String::from_utf8_lossy(&out.stderr).into_owned(),
+        })
+}
+
+/// The command for `tool`, run as the `postgres` user when we are root.
+fn command(bin: &Path, as_postgres: bool, tool: &str) -> Command {
+    let tool = bin.join(tool);
+    if as_postgres {
+        let mut command = Command::new("setpriv");
+        command
+            .args(["--reuid=postgres", "--regid=postgres", "--init-groups", "--"])
+            .arg(tool);
+        command
+    } else {
+        Command::new(tool)
+    }
+}
+
+fn run(bin: &Path, as_postgres: bool, tool: &str, args: &[&str]) -> Result<(), ClusterError> {
+    let output = command(bin, as_postgres, tool)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()?;
+    if output.status.success() {
+        return Ok(());
+    }
+    Err(ClusterError::Command {
+        command: format!("{tool} {}", args.join(" ")),
+        output: format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        ),
+    })
+}
+
+/// Starts a process that waits for this one to exit, then stops the server
+/// and removes its directory.
+fn start_watchdog(bin: &Path, as_postgres: bool, dir: &Path, data: &Path) -> Result<(), ClusterError> {
+    let stop = command(bin, as_postgres, "pg_ctl");
+    let mut stop_line = vec![stop.get_program().to_string_lossy().into_owned()];
+    stop_line.extend(stop.get_args().map(|a| a.to_string_lossy().into_owned()));
+    stop_line.extend([
+        "-D".into(),
+        path(data)?.into(),
+        "-m".into(),
+        "immediate".into(),
+        "stop".into(),
+    ]);
+    let quoted: Vec<String> = stop_line
+        .iter()
+        .map(|a| format!("'{}'", a.replace('\'', "'\\''")))
+        .collect();
+    let script = format!(
+        "while kill -0 {pid} 2>/dev/null; do sleep 0.2; done; {stop} >/dev/null 2>&1; rm -rf '{dir}'",
+        pid = std::process::id(),
+        stop = quoted.join(" "),
+        dir = path(dir)?,
+    );
+    Command::new("sh")
+        .args(["-c", &script])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    Ok(())
+}
