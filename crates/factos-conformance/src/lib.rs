@@ -130,6 +130,7 @@ macro_rules! conformance_tests {
             dispatch_stream_appends_at_loaded_revision,
             concurrent_dispatches_accept_exactly_capacity,
             accepted_conditional_appends_saw_their_whole_context,
+            accepted_decisions_saw_their_whole_context,
             readers_never_see_positions_appear_below_seen_ones,
             unrelated_conditional_appends_never_conflict
         );

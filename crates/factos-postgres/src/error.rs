@@ -58,10 +58,15 @@ impl PgError {
     }
 
     /// Whether PostgreSQL aborted the transaction because of a concurrent
-    /// one (deadlock, serialization failure). Nothing was written; running
-    /// the decision again is safe.
+    /// one (a deadlock, a serialization failure, a lock wait that timed
+    /// out). Nothing was written; running the decision again is safe.
     pub fn is_transient_conflict(&self) -> bool {
-        matches!(self.code(), Some(c) if *c == SqlState::T_R_DEADLOCK_DETECTED || *c == SqlState::T_R_SERIALIZATION_FAILURE)
+        matches!(
+            self.code(),
+            Some(c) if *c == SqlState::T_R_DEADLOCK_DETECTED
+                || *c == SqlState::T_R_SERIALIZATION_FAILURE
+                || *c == SqlState::LOCK_NOT_AVAILABLE
+        )
     }
 
     /// Whether an insert hit the unique event id of an event committed

@@ -5,7 +5,7 @@ use factos::{
     StreamRevision,
 };
 
-use crate::locks::{Keys, LockMode, LockSet};
+use crate::locks::{LockSet, Locking};
 use crate::store::{append, read, read_consistent, read_for_decision};
 
 /// The store contract inside an application's transaction, from
@@ -22,8 +22,7 @@ use crate::store::{append, read, read_consistent, read_for_decision};
 /// whole transaction. Use `RetryPolicy::none()` with it.
 pub struct PgTransactionStore<'t> {
     transaction: &'t tokio_postgres::Transaction<'t>,
-    keys: Keys,
-    mode: LockMode,
+    locking: Locking,
 }
 
 /// A decision in progress inside an application's transaction: the locks
@@ -36,18 +35,14 @@ pub struct PgTransactionDecision {
 impl std::fmt::Debug for PgTransactionStore<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PgTransactionStore")
-            .field("mode", &self.mode)
+            .field("locking", &self.locking)
             .finish_non_exhaustive()
     }
 }
 
 impl<'t> PgTransactionStore<'t> {
-    pub(crate) fn new(transaction: &'t tokio_postgres::Transaction<'t>, keys: Keys, mode: LockMode) -> Self {
-        Self {
-            transaction,
-            keys,
-            mode,
-        }
+    pub(crate) fn new(transaction: &'t tokio_postgres::Transaction<'t>, locking: Locking) -> Self {
+        Self { transaction, locking }
     }
 }
 
@@ -55,7 +50,7 @@ impl EventStore for PgTransactionStore<'_> {
     type Transaction = PgTransactionDecision;
 
     async fn read(&self, query: &Query, options: ReadOptions) -> Result<Vec<StoredEvent>, StoreError> {
-        Ok(read_consistent(self.transaction, self.keys, self.mode, query, options).await?)
+        Ok(read_consistent(self.transaction, self.locking, query, options).await?)
     }
 
     async fn read_stream(&self, stream: &StreamId, from: StreamRevision) -> Result<Vec<StoredEvent>, StoreError> {
@@ -63,14 +58,14 @@ impl EventStore for PgTransactionStore<'_> {
     }
 
     async fn append(&self, request: AppendRequest) -> Result<Committed, StoreError> {
-        append::append(self.transaction, self.keys, self.mode, &LockSet::new(), request).await?
+        append::append(self.transaction, self.locking, &LockSet::new(), request).await?
     }
 
     async fn begin_decision(
         &self,
         scope: &DecisionScope,
     ) -> Result<(PgTransactionDecision, Vec<StoredEvent>), StoreError> {
-        let (held, events) = read_for_decision(self.transaction, self.keys, self.mode, scope).await?;
+        let (held, events) = read_for_decision(self.transaction, self.locking, scope).await?;
         Ok((PgTransactionDecision { held }, events))
     }
 
@@ -79,6 +74,6 @@ impl EventStore for PgTransactionStore<'_> {
         decision: PgTransactionDecision,
         request: AppendRequest,
     ) -> Result<Committed, StoreError> {
-        append::append(self.transaction, self.keys, self.mode, &decision.held, request).await?
+        append::append(self.transaction, self.locking, &decision.held, request).await?
     }
 }

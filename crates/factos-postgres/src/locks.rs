@@ -13,6 +13,7 @@
 //! of one database never contend; a collision only causes a false wait.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use factos::{NewEvent, Query, QueryItem, StreamId};
 use tokio_postgres::GenericClient;
@@ -38,6 +39,17 @@ pub enum LockMode {
 /// A batch touching more keys than this takes the bulk key exclusively
 /// instead, so a large batch never exhausts the server's lock table.
 pub(crate) const MAX_SHARED_KEYS: usize = 64;
+
+/// How one store takes its locks.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Locking {
+    pub(crate) keys: Keys,
+    pub(crate) mode: LockMode,
+    /// How long a decision waits for each lock it needs after its read.
+    pub(crate) decision_lock_timeout: Duration,
+    /// Whether to put the session's `lock_timeout` back after such a wait.
+    pub(crate) restore_timeout: bool,
+}
 
 /// The keys of one store (one schema).
 #[derive(Debug, Clone, Copy)]
@@ -179,6 +191,11 @@ impl LockSet {
         *entry |= exclusive;
     }
 
+    /// Whether the set is empty.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     /// The locks in key order.
     pub(crate) fn locks(&self) -> Vec<Lock> {
         self.0.iter().map(|(k, x)| (*k, *x)).collect()
@@ -192,6 +209,43 @@ impl LockSet {
             .map(|(k, x)| (*k, *x))
             .collect()
     }
+}
+
+/// Takes the locks a decision needs after its read (the keys its events
+/// touch, its stream), waiting at most `timeout` for each.
+///
+/// This is the one place where a transaction asks for locks while holding
+/// others (its guards), so every wait cycle between transactions includes a
+/// decision waiting here. The timeout breaks such a cycle quickly
+/// (SQLSTATE 55P03, reported as contention; the dispatch retries) instead
+/// of after PostgreSQL's one-second deadlock check. With `restore`, the
+/// session's previous `lock_timeout` is put back afterwards, for
+/// transactions that go on (an application's own).
+pub(crate) async fn acquire_more<C: GenericClient + Sync>(
+    client: &C,
+    mode: LockMode,
+    locks: &[Lock],
+    timeout: Duration,
+    restore: bool,
+) -> Result<(), PgError> {
+    if locks.is_empty() {
+        return Ok(());
+    }
+    let millis = format!("{}ms", timeout.as_millis().max(1));
+    let previous: String = client
+        .query_typed(include_str!("sql/set_lock_timeout.sql"), &[(&millis, Type::TEXT)])
+        .await?
+        .first()
+        .map(|row| row.try_get(0))
+        .transpose()?
+        .unwrap_or_default();
+    acquire(client, mode, locks).await?;
+    if restore {
+        client
+            .query_typed(include_str!("sql/set_lock_timeout.sql"), &[(&previous, Type::TEXT)])
+            .await?;
+    }
+    Ok(())
 }
 
 /// Takes `locks` in order, for the rest of the current transaction.

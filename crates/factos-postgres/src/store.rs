@@ -4,6 +4,7 @@ pub(crate) mod append;
 pub(crate) mod read;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use factos::{
@@ -15,7 +16,7 @@ use tokio_postgres::{GenericClient, NoTls};
 
 use crate::error::PgError;
 use crate::in_transaction::PgTransactionStore;
-use crate::locks::{self, Keys, LockMode, LockSet};
+use crate::locks::{self, Keys, LockMode, LockSet, Locking};
 use crate::schema;
 use crate::session::Session;
 
@@ -26,6 +27,7 @@ use crate::session::Session;
 pub struct PgStore {
     pool: Pool,
     mode: LockMode,
+    decision_lock_timeout: Duration,
     keys: Arc<OnceCell<Keys>>,
 }
 
@@ -38,6 +40,9 @@ pub struct PgDecision {
     session: Session,
     held: LockSet,
 }
+
+/// The default of [`PgStore::with_decision_lock_timeout`].
+const DEFAULT_DECISION_LOCK_TIMEOUT: Duration = Duration::from_millis(50);
 
 /// How many times a plain `append` runs when PostgreSQL aborts it for a
 /// concurrent transaction (a deadlock between lock holders) or its insert
@@ -52,6 +57,7 @@ impl PgStore {
         Self {
             pool,
             mode: LockMode::default(),
+            decision_lock_timeout: DEFAULT_DECISION_LOCK_TIMEOUT,
             keys: Arc::new(OnceCell::new()),
         }
     }
@@ -79,6 +85,19 @@ impl PgStore {
         self
     }
 
+    /// How long a decision waits for each lock it needs after its read (the
+    /// keys its new events touch), 50 ms by default.
+    ///
+    /// Only a decision asks for locks while holding others, so only it can
+    /// close a wait cycle with other transactions. Giving up after this
+    /// timeout (reported as contention; the dispatch retries) breaks such a
+    /// cycle long before PostgreSQL's deadlock check would. Ordinary waits
+    /// behind a committing writer are far shorter.
+    pub fn with_decision_lock_timeout(mut self, timeout: Duration) -> Self {
+        self.decision_lock_timeout = timeout;
+        self
+    }
+
     /// The connection pool.
     pub fn pool(&self) -> &Pool {
         &self.pool
@@ -96,7 +115,7 @@ impl PgStore {
         transaction: &'t tokio_postgres::Transaction<'t>,
     ) -> Result<PgTransactionStore<'t>, PgError> {
         let keys = self.keys_with(transaction).await?;
-        Ok(PgTransactionStore::new(transaction, keys, self.mode))
+        Ok(PgTransactionStore::new(transaction, self.locking(keys, true)))
     }
 
     /// Creates or upgrades the schema (idempotent; safe to run from several
@@ -126,10 +145,21 @@ impl PgStore {
             .copied()
     }
 
-    async fn begin(&self) -> Result<(Session, Keys), PgError> {
+    fn locking(&self, keys: Keys, restore_timeout: bool) -> Locking {
+        Locking {
+            keys,
+            mode: self.mode,
+            decision_lock_timeout: self.decision_lock_timeout,
+            restore_timeout,
+        }
+    }
+
+    /// Begins a transaction; its locking needs no timeout restored, since
+    /// the transaction ends right after.
+    async fn begin(&self) -> Result<(Session, Locking), PgError> {
         let session = Session::begin(&self.pool).await?;
         let keys = self.keys_with(session.client()).await?;
-        Ok((session, keys))
+        Ok((session, self.locking(keys, false)))
     }
 }
 
@@ -137,16 +167,15 @@ impl PgStore {
 /// keep them valid until the transaction ends; returns the locks held.
 pub(crate) async fn read_for_decision<C: GenericClient + Sync>(
     client: &C,
-    keys: Keys,
-    mode: LockMode,
+    locking: Locking,
     scope: &DecisionScope,
 ) -> Result<(LockSet, Vec<StoredEvent>), PgError> {
     let mut held = LockSet::new();
     match scope {
-        DecisionScope::Query(query) => keys.guard(&mut held, query),
-        DecisionScope::Stream(stream) => keys.lock_stream(&mut held, stream),
+        DecisionScope::Query(query) => locking.keys.guard(&mut held, query),
+        DecisionScope::Stream(stream) => locking.keys.lock_stream(&mut held, stream),
     }
-    locks::acquire(client, mode, &held.locks()).await?;
+    locks::acquire(client, locking.mode, &held.locks()).await?;
     let events = match scope {
         DecisionScope::Query(query) => read::read(client, query, ReadOptions::forwards()).await?,
         DecisionScope::Stream(stream) => read::read_stream(client, stream, StreamRevision::FIRST).await?,
@@ -158,14 +187,13 @@ pub(crate) async fn read_for_decision<C: GenericClient + Sync>(
 /// become visible later below a position this read returns.
 pub(crate) async fn read_consistent<C: GenericClient + Sync>(
     client: &C,
-    keys: Keys,
-    mode: LockMode,
+    locking: Locking,
     query: &Query,
     options: ReadOptions,
 ) -> Result<Vec<StoredEvent>, PgError> {
     let mut guards = LockSet::new();
-    keys.guard(&mut guards, query);
-    locks::acquire(client, mode, &guards.locks()).await?;
+    locking.keys.guard(&mut guards, query);
+    locks::acquire(client, locking.mode, &guards.locks()).await?;
     read::read(client, query, options).await
 }
 
@@ -173,8 +201,8 @@ impl EventStore for PgStore {
     type Transaction = PgDecision;
 
     async fn read(&self, query: &Query, options: ReadOptions) -> Result<Vec<StoredEvent>, StoreError> {
-        let (session, keys) = self.begin().await?;
-        let events = read_consistent(session.client(), keys, self.mode, query, options).await?;
+        let (session, locking) = self.begin().await?;
+        let events = read_consistent(session.client(), locking, query, options).await?;
         session.finish(true).await?;
         Ok(events)
     }
@@ -187,8 +215,8 @@ impl EventStore for PgStore {
     async fn append(&self, request: AppendRequest) -> Result<Committed, StoreError> {
         let mut attempt = 1;
         loop {
-            let (session, keys) = self.begin().await?;
-            match append::append(session.client(), keys, self.mode, &LockSet::new(), request.clone()).await {
+            let (session, locking) = self.begin().await?;
+            match append::append(session.client(), locking, &LockSet::new(), request.clone()).await {
                 Ok(outcome) => {
                     session.finish(outcome.is_ok()).await?;
                     return outcome;
@@ -205,15 +233,15 @@ impl EventStore for PgStore {
     }
 
     async fn begin_decision(&self, scope: &DecisionScope) -> Result<(PgDecision, Vec<StoredEvent>), StoreError> {
-        let (session, keys) = self.begin().await?;
-        let (held, events) = read_for_decision(session.client(), keys, self.mode, scope).await?;
+        let (session, locking) = self.begin().await?;
+        let (held, events) = read_for_decision(session.client(), locking, scope).await?;
         Ok((PgDecision { session, held }, events))
     }
 
     async fn commit_decision(&self, decision: PgDecision, request: AppendRequest) -> Result<Committed, StoreError> {
         let PgDecision { session, held } = decision;
         let keys = self.keys_with(session.client()).await?;
-        let outcome = append::append(session.client(), keys, self.mode, &held, request).await?;
+        let outcome = append::append(session.client(), self.locking(keys, false), &held, request).await?;
         session.finish(outcome.is_ok()).await?;
         outcome
     }

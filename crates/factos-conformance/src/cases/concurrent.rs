@@ -11,8 +11,8 @@ use std::cell::Cell;
 use std::collections::BTreeSet;
 
 use factos::{
-    AppendCondition, AppendRequest, EventId, LocalEventStore, NewEvent, Position, Query, QueryItem, ReadOptions,
-    StoreError,
+    AppendCondition, AppendRequest, DecisionScope, EventId, LocalEventStore, NewEvent, Position, Query, QueryItem,
+    ReadOptions, StoreError,
 };
 use futures::future::join_all;
 use proptest::prelude::Rng;
@@ -58,9 +58,16 @@ struct Accepted {
 /// every accepted append, the events matching its query with positions below
 /// its first new event are exactly the events its read returned.
 pub async fn accepted_conditional_appends_saw_their_whole_context<S: LocalEventStore>(store: &S) -> CaseResult {
+    consistency_with_seed(store, 0).await
+}
+
+/// [`accepted_conditional_appends_saw_their_whole_context`] with the random
+/// queries, events and schedules of `seed`, for stress tests that repeat it.
+pub async fn consistency_with_seed<S: LocalEventStore>(store: &S, seed: u64) -> CaseResult {
+    let seed = seed * 100_000;
     let appenders = (0..20u64).map(|writer| async move {
-        let mut rng = rng(1_000 + writer);
-        let store = Interleave::new(store, 2_000 + writer);
+        let mut rng = rng(seed + 1_000 + writer);
+        let store = Interleave::new(store, seed + 2_000 + writer);
         let mut accepted = Vec::new();
         for _ in 0..10 {
             let query = random_query(&mut rng);
@@ -89,32 +96,25 @@ pub async fn accepted_conditional_appends_saw_their_whole_context<S: LocalEventS
         accepted.extend(outcome?);
     }
     assert!(!accepted.is_empty(), "no conditional append was accepted");
-    let log = store.read(&Query::all(), ReadOptions::forwards()).await?;
-    for append in &accepted {
-        let context: Vec<EventId> = log
-            .iter()
-            .filter(|e| e.position < append.first_new && e.matches(&append.query))
-            .map(|e| e.id)
-            .collect();
-        assert_eq!(
-            context, append.read,
-            "the append at {} was accepted although its read missed matching events (query {:?})",
-            append.first_new, append.query
-        );
-    }
-    Ok(())
+    check_contexts(store, &accepted).await
 }
 
 /// While writers append, a reader repeatedly reading the newest events never
 /// sees a position appear below one it has already seen.
 pub async fn readers_never_see_positions_appear_below_seen_ones<S: LocalEventStore>(store: &S) -> CaseResult {
-    const WRITERS: usize = 8;
+    monotonic_positions_with_seed(store, 0, 8).await
+}
+
+/// [`readers_never_see_positions_appear_below_seen_ones`] with `writers`
+/// concurrent writers and the random events and schedules of `seed`.
+pub async fn monotonic_positions_with_seed<S: LocalEventStore>(store: &S, seed: u64, writers: usize) -> CaseResult {
+    let seed = seed * 100_000;
     let finished = Cell::new(0usize);
-    let writers = (0..WRITERS as u64).map(|writer| {
+    let appenders = (0..writers as u64).map(|writer| {
         let finished = &finished;
         async move {
-            let mut rng = rng(3_000 + writer);
-            let store = Interleave::new(store, 4_000 + writer);
+            let mut rng = rng(seed + 3_000 + writer);
+            let store = Interleave::new(store, seed + 4_000 + writer);
             let mut outcome = Ok(());
             for _ in 0..25 {
                 let events = (0..rng.random_range(1..=3)).map(|_| random_event(&mut rng)).collect();
@@ -131,11 +131,11 @@ pub async fn readers_never_see_positions_appear_below_seen_ones<S: LocalEventSto
         }
     });
     let reader = async {
-        let store = Interleave::new(store, 5_000);
+        let store = Interleave::new(store, seed + 5_000);
         let mut seen = BTreeSet::new();
         let mut reads = 0usize;
         loop {
-            let writers_done = finished.get() == WRITERS;
+            let writers_done = finished.get() == writers;
             let newest = store.read(&Query::all(), ReadOptions::backwards().limit(20)).await?;
             let highest_before = seen.last().copied();
             for record in &newest {
@@ -154,7 +154,7 @@ pub async fn readers_never_see_positions_appear_below_seen_ones<S: LocalEventSto
             }
         }
     };
-    let (written, reads) = futures::join!(join_all(writers), reader);
+    let (written, reads) = futures::join!(join_all(appenders), reader);
     for outcome in written {
         outcome?;
     }
@@ -165,9 +165,16 @@ pub async fn readers_never_see_positions_appear_below_seen_ones<S: LocalEventSto
 /// Appenders that each use their own tag, with conditions on it, never
 /// conflict with one another.
 pub async fn unrelated_conditional_appends_never_conflict<S: LocalEventStore>(store: &S) -> CaseResult {
+    unrelated_writers_with_seed(store, 0).await
+}
+
+/// [`unrelated_conditional_appends_never_conflict`] with the schedules of
+/// `seed`.
+pub async fn unrelated_writers_with_seed<S: LocalEventStore>(store: &S, seed: u64) -> CaseResult {
+    let seed = seed * 100_000;
     let appenders = (0..16u64).map(|writer| async move {
-        let mut rng = rng(6_000 + writer);
-        let store = Interleave::new(store, 7_000 + writer);
+        let mut rng = rng(seed + 6_000 + writer);
+        let store = Interleave::new(store, seed + 7_000 + writer);
         let own = format!("owner:{writer}");
         let boundary = Query::from(QueryItem::tags([tag(&own)]));
         for round in 0..5 {
@@ -196,5 +203,73 @@ pub async fn unrelated_conditional_appends_never_conflict<S: LocalEventStore>(st
         outcome?;
     }
     assert_eq!(store.read(&Query::all(), ReadOptions::forwards()).await?.len(), 80);
+    Ok(())
+}
+
+/// 20 concurrent deciders with random queries read through
+/// `begin_decision` and append through `commit_decision` with the condition
+/// of what they read. Afterwards, for every accepted decision, the events
+/// matching its query with positions below its first new event are exactly
+/// the events its read returned: the decision flow of the backend (a held
+/// transaction, or an optimistic read checked at commit) never accepts a
+/// decision on a stale context.
+pub async fn accepted_decisions_saw_their_whole_context<S: LocalEventStore>(store: &S) -> CaseResult {
+    decisions_with_seed(store, 0).await
+}
+
+/// [`accepted_decisions_saw_their_whole_context`] with the random queries,
+/// events and schedules of `seed`.
+pub async fn decisions_with_seed<S: LocalEventStore>(store: &S, seed: u64) -> CaseResult {
+    let seed = seed * 100_000;
+    let deciders = (0..20u64).map(|writer| async move {
+        let mut rng = rng(seed + 8_000 + writer);
+        let store = Interleave::new(store, seed + 9_000 + writer);
+        let mut accepted = Vec::new();
+        for _ in 0..8 {
+            let query = random_query(&mut rng);
+            let (decision, read) = match store.begin_decision(&DecisionScope::Query(query.clone())).await {
+                Ok(begun) => begun,
+                Err(rejected) if rejected.is_conflict() => continue,
+                Err(other) => return Err(other),
+            };
+            let condition = AppendCondition::new(query.clone(), read.last().map(|e| e.position));
+            let events = (0..rng.random_range(1..=2)).map(|_| random_event(&mut rng)).collect();
+            let request = AppendRequest::new(stream(&format!("decider-{writer}")), events).condition(condition);
+            match store.commit_decision(decision, request).await {
+                Ok(committed) => accepted.push(Accepted {
+                    query,
+                    read: read.iter().map(|e| e.id).collect(),
+                    first_new: committed.records[0].position,
+                }),
+                Err(rejected) if rejected.is_conflict() => {}
+                Err(other) => return Err(other),
+            }
+        }
+        Ok::<_, StoreError>(accepted)
+    });
+    let mut accepted = Vec::new();
+    for outcome in join_all(deciders).await {
+        accepted.extend(outcome?);
+    }
+    assert!(!accepted.is_empty(), "no decision was accepted");
+    check_contexts(store, &accepted).await
+}
+
+/// For every accepted append: the events matching its query below its first
+/// new event are exactly the ones its read returned.
+async fn check_contexts<S: LocalEventStore>(store: &S, accepted: &[Accepted]) -> CaseResult {
+    let log = store.read(&Query::all(), ReadOptions::forwards()).await?;
+    for append in accepted {
+        let context: Vec<EventId> = log
+            .iter()
+            .filter(|e| e.position < append.first_new && e.matches(&append.query))
+            .map(|e| e.id)
+            .collect();
+        assert_eq!(
+            context, append.read,
+            "the append at {} was accepted although its read missed matching events (query {:?})",
+            append.first_new, append.query
+        );
+    }
     Ok(())
 }

@@ -11,7 +11,7 @@ use tokio_postgres::GenericClient;
 use tokio_postgres::types::Type;
 
 use crate::error::PgError;
-use crate::locks::{self, Keys, LockMode, LockSet};
+use crate::locks::{self, LockSet, Locking};
 use crate::store::read::{event_from_row, first_match_after, to_sql};
 
 /// Checks and writes `request` inside the caller's transaction.
@@ -29,11 +29,11 @@ use crate::store::read::{event_from_row, first_match_after, to_sql};
 /// re-send returns the original records), expected revision, condition.
 pub(crate) async fn append<C: GenericClient + Sync>(
     client: &C,
-    keys: Keys,
-    mode: LockMode,
+    locking: Locking,
     held: &LockSet,
     request: AppendRequest,
 ) -> Result<Result<Committed, StoreError>, PgError> {
+    let Locking { keys, mode, .. } = locking;
     if let Err(invalid) = request.validate() {
         return Ok(Err(invalid.into()));
     }
@@ -58,7 +58,20 @@ pub(crate) async fn append<C: GenericClient + Sync>(
         keys.guard(&mut needed, &condition.query);
     }
     keys.write(&mut needed, &request.events, &request.stream);
-    locks::acquire(client, mode, &needed.without(held)).await?;
+    let missing = needed.without(held);
+    if held.is_empty() {
+        // One sorted pass over everything: cannot deadlock.
+        locks::acquire(client, mode, &missing).await?;
+    } else {
+        locks::acquire_more(
+            client,
+            mode,
+            &missing,
+            locking.decision_lock_timeout,
+            locking.restore_timeout,
+        )
+        .await?;
+    }
     let stream = request.stream.as_str();
     let head: Option<i64> = client
         .query_typed(include_str!("../sql/stream_head.sql"), &[(&stream, Type::TEXT)])
