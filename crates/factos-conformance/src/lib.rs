@@ -34,7 +34,7 @@ pub mod tickets;
 
 use std::future::Future;
 
-pub use fixtures::CaseResult;
+pub use fixtures::{CaseResult, rng};
 pub use interleave::Interleave;
 
 /// Runs `future` to completion on a fresh multi-threaded runtime.

@@ -29,12 +29,16 @@ pub enum LockMode {
     /// stored, released at commit or rollback. The default.
     #[default]
     Advisory,
-    /// Row locks (`FOR UPDATE` / `FOR SHARE`) on a small `factos_locks`
-    /// table, for connection poolers in transaction mode (PgBouncer, RDS
-    /// Proxy), which pin or break on advisory locks. One row per key ever
-    /// used.
+    /// Row locks (`FOR UPDATE` / `FOR SHARE`) on the fixed rows of a
+    /// `factos_locks` table (65,536, created by `migrate`; keys fold onto
+    /// them), for connection poolers in transaction mode (PgBouncer, RDS
+    /// Proxy), which pin or break on advisory locks.
     RowLocks,
 }
+
+/// How many rows `factos_locks` has for [`LockMode::RowLocks`]; keys fold
+/// onto them (a shared row only costs a false wait, never a missed one).
+pub(crate) const LOCK_ROWS: i64 = 65_536;
 
 /// A batch touching more keys than this takes the bulk key exclusively
 /// instead, so a large batch never exhausts the server's lock table.
@@ -186,7 +190,7 @@ impl LockSet {
         Self::default()
     }
 
-    fn add(&mut self, key: i64, exclusive: bool) {
+    pub(crate) fn add(&mut self, key: i64, exclusive: bool) {
         let entry = self.0.entry(key).or_insert(exclusive);
         *entry |= exclusive;
     }
@@ -266,19 +270,22 @@ pub(crate) async fn acquire<C: GenericClient + Sync>(
                 .await?;
         }
         LockMode::RowLocks => {
-            // Row locks cannot mix modes in one statement: take each run of
-            // equal mode in order.
-            for run in locks.chunk_by(|a, b| a.1 == b.1) {
-                let keys: Vec<i64> = run.iter().map(|(k, _)| *k).collect();
-                client
-                    .execute_typed(include_str!("sql/lock_rows_insert.sql"), &[(&keys, Type::INT8_ARRAY)])
-                    .await?;
+            // Keys fold onto the fixed set of lock rows; take each bucket
+            // once (exclusive if any key needs it), in bucket order. Row
+            // locks cannot mix modes in one statement: each run of equal
+            // mode is one statement, runs in order.
+            let mut buckets = LockSet::new();
+            for (key, exclusive) in locks {
+                buckets.add(key.rem_euclid(LOCK_ROWS), *exclusive);
+            }
+            for run in buckets.locks().chunk_by(|a, b| a.1 == b.1) {
+                let rows: Vec<i64> = run.iter().map(|(k, _)| *k).collect();
                 let sql = if run[0].1 {
                     include_str!("sql/lock_rows_exclusive.sql")
                 } else {
                     include_str!("sql/lock_rows_shared.sql")
                 };
-                client.execute_typed(sql, &[(&keys, Type::INT8_ARRAY)]).await?;
+                client.execute_typed(sql, &[(&rows, Type::INT8_ARRAY)]).await?;
             }
         }
     }

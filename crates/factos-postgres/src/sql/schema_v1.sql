@@ -32,7 +32,10 @@ CREATE TABLE event_tags (
     PRIMARY KEY (tag, position) INCLUDE (event_type)
 );
 
--- Lock rows for LockMode::RowLocks (for transaction-mode poolers).
+-- Lock rows for LockMode::RowLocks (for transaction-mode poolers): a fixed
+-- set, so taking a lock never inserts (an insert would hold its new row
+-- until commit, outside the sorted lock order).
 CREATE TABLE factos_locks (
     key bigint PRIMARY KEY
 );
+INSERT INTO factos_locks (key) SELECT generate_series(0, 65535);

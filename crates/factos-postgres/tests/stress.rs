@@ -1,0 +1,245 @@
+//! Concurrency on the real server: contention for the last tickets,
+//! positional checks over many seeds, and unrelated writers overlapping in
+//! time.
+
+use std::time::Duration;
+
+use factos::{
+    AppendCondition, AppendRequest, DecisionScope, Dispatcher, EventId, EventStore, EventType, JsonCodec, NewEvent,
+    Query, QueryItem, ReadOptions, RetryPolicy, StoreError, StreamId, Tag,
+};
+use factos_conformance::cases::{
+    consistency_with_seed, decisions_with_seed, monotonic_positions_with_seed, unrelated_writers_with_seed,
+};
+use factos_conformance::tickets::{Buy, SoldOut, TicketSold, box_office, concert_query, concert_stream};
+use factos_postgres::PgStore;
+use factos_test_postgres::Cluster;
+use proptest::prelude::Rng;
+
+type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
+
+async fn fresh_store(connections: usize) -> Result<PgStore, Box<dyn std::error::Error + Send + Sync>> {
+    let (config, _) = Cluster::shared()?.fresh_schema().await?;
+    let store = PgStore::connect(config, connections)?;
+    store.migrate().await?;
+    Ok(store)
+}
+
+const SEEDS: u64 = 6;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racers_sell_exactly_the_last_tickets_while_other_sales_never_conflict() -> TestResult {
+    let (capacity, last) = (40u32, 5u32);
+    for seed in 0..SEEDS {
+        let store = fresh_store(48).await?;
+        let codec = JsonCodec::<TicketSold>::new();
+        let dispatcher = Dispatcher::new(&store, codec);
+        for buyer in 0..capacity - last {
+            dispatcher
+                .dispatch_context(
+                    &box_office(capacity),
+                    &Buy { concert: 1, buyer },
+                    &concert_query(1),
+                    &concert_stream(1),
+                )
+                .await?;
+        }
+        let mut rng = factos_conformance::rng(seed);
+        let mut tasks = Vec::new();
+        for racer in 0..24u32 {
+            let (store, pause) = (store.clone(), rng.random_range(0..3_000u64));
+            tasks.push(tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_micros(pause)).await;
+                let buy = Buy {
+                    concert: 1,
+                    buyer: 1_000 + racer,
+                };
+                let sold = Dispatcher::new(&store, codec)
+                    .dispatch_context(&box_office(capacity), &buy, &concert_query(1), &concert_stream(1))
+                    .await;
+                (true, sold.map(|c| c.len()))
+            }));
+        }
+        for other in 0..16u32 {
+            let (store, pause) = (store.clone(), rng.random_range(0..3_000u64));
+            tasks.push(tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_micros(pause)).await;
+                let concert = 100 + other;
+                let sold = Dispatcher::new(&store, codec)
+                    .with_retry(RetryPolicy::none())
+                    .dispatch_context(
+                        &box_office(1),
+                        &Buy { concert, buyer: 1 },
+                        &concert_query(concert),
+                        &concert_stream(concert),
+                    )
+                    .await;
+                (false, sold.map(|c| c.len()))
+            }));
+        }
+        let (mut sold, mut sold_out) = (0, 0);
+        for task in tasks {
+            match task.await? {
+                (true, Ok(n)) => sold += n,
+                (true, Err(factos::Error::Domain(SoldOut))) => sold_out += 1,
+                (true, Err(other)) => return Err(format!("seed {seed}: a racer failed: {other}").into()),
+                (false, Ok(1)) => {}
+                (false, other) => return Err(format!("seed {seed}: an uncontended sale failed: {other:?}").into()),
+            }
+        }
+        assert_eq!((sold, sold_out), (last as usize, 24 - last as usize), "seed {seed}");
+        let stored = store.read(&concert_query(1), ReadOptions::forwards()).await?;
+        assert_eq!(
+            stored.len(),
+            capacity as usize,
+            "seed {seed}: the concert must be sold exactly to capacity"
+        );
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn positional_checks_hold_over_many_seeds_with_twenty_connections() -> TestResult {
+    for seed in 1..=SEEDS {
+        consistency_with_seed(&fresh_store(24).await?, seed)
+            .await
+            .map_err(|e| format!("consistency, seed {seed}: {e}"))?;
+        decisions_with_seed(&fresh_store(24).await?, seed)
+            .await
+            .map_err(|e| format!("decisions, seed {seed}: {e}"))?;
+        monotonic_positions_with_seed(&fresh_store(24).await?, seed, 16)
+            .await
+            .map_err(|e| format!("monotonic positions, seed {seed}: {e}"))?;
+        unrelated_writers_with_seed(&fresh_store(24).await?, seed)
+            .await
+            .map_err(|e| format!("unrelated writers, seed {seed}: {e}"))?;
+    }
+    Ok(())
+}
+
+fn sale(concert: u32) -> Result<NewEvent, factos::InvalidName> {
+    Ok(
+        NewEvent::new(EventId::random(), EventType::new("TicketSold")?, b"{}".to_vec())
+            .with_tags([Tag::new(format!("concert:{concert}"))?]),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_decision_holding_its_context_blocks_only_matching_writers() -> TestResult {
+    let store = fresh_store(8).await?;
+    let (decision, seen) = store.begin_decision(&DecisionScope::Query(concert_query(1))).await?;
+    assert!(seen.is_empty());
+
+    let unrelated = store.append(AppendRequest::new(StreamId::new("other")?, vec![sale(2)?]));
+    let unrelated = tokio::time::timeout(Duration::from_secs(5), unrelated).await;
+    assert!(
+        matches!(unrelated, Ok(Ok(_))),
+        "a writer of a non-matching event waited for the decision: {unrelated:?}"
+    );
+
+    let matching_store = store.clone();
+    let matching = AppendRequest::new(StreamId::new("racer")?, vec![sale(1)?]);
+    let matching = tokio::spawn(async move { matching_store.append(matching).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !matching.is_finished(),
+        "a writer of a matching event got in while the decision held its context"
+    );
+
+    let condition = AppendCondition::new(concert_query(1), None);
+    let decided = store
+        .commit_decision(
+            decision,
+            AppendRequest::new(concert_stream(1), vec![sale(1)?]).condition(condition),
+        )
+        .await?;
+    let racer = matching.await??;
+    assert!(
+        decided.records[0].position < racer.records[0].position,
+        "the waiting writer must come after the decision"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn crossing_decisions_break_their_wait_cycle_quickly() -> TestResult {
+    let store = fresh_store(8).await?;
+    let on = |tag: &str| -> Result<Query, factos::InvalidName> { Ok(Query::from(QueryItem::tags([Tag::new(tag)?]))) };
+    let tagged = |tag: &str| -> Result<NewEvent, factos::InvalidName> {
+        Ok(NewEvent::new(EventId::random(), EventType::new("E")?, Vec::new()).with_tags([Tag::new(tag)?]))
+    };
+    // Each decision guards one tag and writes an event carrying the other.
+    let (first, _) = store.begin_decision(&DecisionScope::Query(on("a")?)).await?;
+    let (second, _) = store.begin_decision(&DecisionScope::Query(on("b")?)).await?;
+    let first_request =
+        AppendRequest::new(StreamId::new("one")?, vec![tagged("b")?]).condition(AppendCondition::new(on("a")?, None));
+    let second_request =
+        AppendRequest::new(StreamId::new("two")?, vec![tagged("a")?]).condition(AppendCondition::new(on("b")?, None));
+    let started = std::time::Instant::now();
+    let (first, second) = tokio::join!(
+        store.commit_decision(first, first_request),
+        store.commit_decision(second, second_request)
+    );
+    let elapsed = started.elapsed();
+    let contention = [&first, &second]
+        .iter()
+        .filter(|r| matches!(r, Err(StoreError::Contention(_))))
+        .count();
+    let committed = [&first, &second].iter().filter(|r| r.is_ok()).count();
+    assert_eq!(
+        (committed, contention),
+        (1, 1),
+        "one decision commits, the other is told to retry: {first:?} / {second:?}"
+    );
+    assert!(
+        elapsed < Duration::from_millis(900),
+        "the cycle took {elapsed:?} to break"
+    );
+    assert_eq!(
+        store.read(&Query::all(), ReadOptions::forwards()).await?.len(),
+        1,
+        "the loser wrote nothing"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_dropped_connection_surfaces_as_a_store_error_and_writes_nothing() -> TestResult {
+    let cluster = Cluster::shared()?;
+    let (mut config, _) = cluster.fresh_schema().await?;
+    let name = format!("factos-drop-{}", std::process::id());
+    config.application_name(&name);
+    let store = PgStore::connect(config, 4)?;
+    store.migrate().await?;
+    let (decision, _) = store.begin_decision(&DecisionScope::Query(concert_query(1))).await?;
+
+    let (admin, connection) = cluster.config().connect(tokio_postgres::NoTls).await?;
+    tokio::spawn(connection);
+    let killed = admin
+        .query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
+            &[&name],
+        )
+        .await?;
+    assert_eq!(killed.len(), 1, "exactly the decision's connection is terminated");
+
+    let request =
+        AppendRequest::new(concert_stream(1), vec![sale(1)?]).condition(AppendCondition::new(concert_query(1), None));
+    match store.commit_decision(decision, request).await {
+        Err(StoreError::Backend(source)) => assert!(source.downcast_ref::<factos_postgres::PgError>().is_some()),
+        other => return Err(format!("expected a backend error, got {other:?}").into()),
+    }
+    assert!(
+        store.read(&Query::all(), ReadOptions::forwards()).await?.is_empty(),
+        "nothing may be written"
+    );
+    store
+        .append(AppendRequest::new(concert_stream(1), vec![sale(1)?]))
+        .await?;
+    assert_eq!(
+        store.read(&Query::all(), ReadOptions::forwards()).await?.len(),
+        1,
+        "the store recovers"
+    );
+    Ok(())
+}
