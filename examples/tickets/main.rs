@@ -9,13 +9,13 @@
 //! counts and prints instead of sending anywhere.
 //!
 //! Runs on SQLite, the embedded default: a database file in a temporary
-//! directory unless `--database PATH` names one.
+//! directory unless `--database PATH` names one. `--database-url
+//! postgres://...` runs it unchanged on PostgreSQL.
 //!
 //! ```text
 //! cargo run --example tickets -- --buyers 32 --capacity 100
 //! ```
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -24,7 +24,6 @@ use factos::{
     Decider, Dispatcher, EventStore, JsonCodec, JsonEvent, Query, QueryItem, Reactor, StreamId, Tag, decider,
     react_all, reactor,
 };
-use factos_sqlite::SqliteStore;
 use serde::{Deserialize, Serialize};
 
 /// Buy one ticket for a concert.
@@ -141,6 +140,9 @@ where
     Ok(report)
 }
 
+#[path = "../support.rs"]
+mod support;
+
 #[derive(Debug, Parser)]
 #[command(about = "Concurrent buyers race for the tickets of one concert; it is never oversold.")]
 struct Args {
@@ -150,23 +152,24 @@ struct Args {
     /// How many tickets the concert has.
     #[arg(long, default_value_t = 100)]
     capacity: u32,
-    /// The SQLite database file; a fresh one in a temporary directory if
-    /// not given.
-    #[arg(long)]
-    database: Option<PathBuf>,
+    #[command(flatten)]
+    store: support::StoreArgs,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let scratch = tempfile::tempdir()?;
-    let path = args
-        .database
-        .clone()
-        .unwrap_or_else(|| scratch.path().join("tickets.db"));
-    let store = SqliteStore::open(&path).with_context(|| format!("opening {}", path.display()))?;
-    store.migrate().await?;
-    println!("store: SQLite at {}", path.display());
+    match args.store.open("tickets").await? {
+        support::Store::Sqlite(store, _scratch) => demo(store, &args).await,
+        support::Store::Postgres(store) => demo(store, &args).await,
+    }
+}
+
+async fn demo<S>(store: S, args: &Args) -> anyhow::Result<()>
+where
+    S: EventStore + Clone + Send + Sync + 'static,
+    S::Transaction: Send,
+{
     println!("{} buyers race for {} tickets", args.buyers, args.capacity);
     let report = sell_out(store.clone(), args.buyers, args.capacity).await?;
     let (query, _) = concert_boundary(1)?;
@@ -199,8 +202,8 @@ async fn main() -> anyhow::Result<()> {
 mod tests {
     use super::*;
 
-    async fn fresh_store(dir: &tempfile::TempDir) -> anyhow::Result<SqliteStore> {
-        let store = SqliteStore::open(dir.path().join("tickets.db"))?;
+    async fn fresh_store(dir: &tempfile::TempDir) -> anyhow::Result<factos_sqlite::SqliteStore> {
+        let store = factos_sqlite::SqliteStore::open(dir.path().join("tickets.db"))?;
         store.migrate().await?;
         Ok(store)
     }
@@ -222,6 +225,18 @@ mod tests {
         let dir = tempfile::tempdir()?;
         let report = sell_out(fresh_store(&dir).await?, 8, 100).await?;
         assert_eq!((report.sold, report.sold_out), (8, 0));
+        Ok(())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn never_oversells_on_postgres() -> anyhow::Result<()> {
+        let (config, _) = factos_test_postgres::Cluster::shared()?.fresh_schema().await?;
+        let store = factos_postgres::PgStore::connect(config, 40)?;
+        store.migrate().await?;
+        let report = sell_out(store.clone(), 32, 10).await?;
+        assert_eq!((report.sold, report.sold_out, report.announcements.len()), (10, 22, 10));
+        let (query, _) = concert_boundary(1)?;
+        assert_eq!(store.read(&query, factos::ReadOptions::forwards()).await?.len(), 10);
         Ok(())
     }
 }

@@ -7,18 +7,16 @@
 //! and never conflict. Changing a display name only needs the user's events.
 //!
 //! Runs on SQLite: a database file in a temporary directory unless
-//! `--database PATH` names one.
+//! `--database PATH` names one; `--database-url postgres://...` runs it
+//! unchanged on PostgreSQL.
 //!
 //! ```text
 //! cargo run --example usernames
 //! ```
 
-use std::path::PathBuf;
-
 use anyhow::Context as _;
 use clap::Parser;
 use factos::{Decider, Dispatcher, EventStore, JsonCodec, JsonEvent, Query, QueryItem, StreamId, Tag, decider};
-use factos_sqlite::SqliteStore;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -168,39 +166,36 @@ fn register(user: u64, username: &str) -> Command {
     }
 }
 
+#[path = "../support.rs"]
+mod support;
+
 #[derive(Debug, Parser)]
 #[command(about = "Username registration with the username as the consistency boundary.")]
 struct Args {
-    /// The SQLite database file; a fresh one in a temporary directory if
-    /// not given.
-    #[arg(long)]
-    database: Option<PathBuf>,
-}
-
-async fn open(path: &std::path::Path) -> anyhow::Result<SqliteStore> {
-    let store = SqliteStore::open(path).with_context(|| format!("opening {}", path.display()))?;
-    store.migrate().await?;
-    Ok(store)
+    #[command(flatten)]
+    store: support::StoreArgs,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let scratch = tempfile::tempdir()?;
-    let path = args.database.unwrap_or_else(|| scratch.path().join("usernames.db"));
-    let store = open(&path).await?;
-    println!("store: SQLite at {}", path.display());
+    match args.store.open("usernames").await? {
+        support::Store::Sqlite(store, _scratch) => demo(&store).await,
+        support::Store::Postgres(store) => demo(&store).await,
+    }
+}
 
+async fn demo<S: EventStore + Sync>(store: &S) -> anyhow::Result<()> {
     let (ada_1, ada_2) = (register(1, "ada"), register(2, "ada"));
-    let (first, second) = tokio::join!(handle(&store, &ada_1), handle(&store, &ada_2));
+    let (first, second) = tokio::join!(handle(store, &ada_1), handle(store, &ada_2));
     println!("two concurrent registrations of \"ada\": {:?} / {:?}", first?, second?);
 
     let (grace, linus) = (register(3, "grace"), register(4, "linus"));
-    let (grace, linus) = tokio::join!(handle(&store, &grace), handle(&store, &linus));
+    let (grace, linus) = tokio::join!(handle(store, &grace), handle(store, &linus));
     println!("\"grace\" and \"linus\" at the same time: {:?} / {:?}", grace?, linus?);
 
     let renamed = handle(
-        &store,
+        store,
         &Command::ChangeDisplayName {
             user: 3,
             display_name: "Admiral Hopper".into(),
@@ -209,7 +204,7 @@ async fn main() -> anyhow::Result<()> {
     .await?;
     println!("user 3 changes display name: {renamed:?}");
     let unknown = handle(
-        &store,
+        store,
         &Command::ChangeDisplayName {
             user: 99,
             display_name: "Nobody".into(),
@@ -223,9 +218,12 @@ async fn main() -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use factos_sqlite::SqliteStore;
 
     async fn fresh_store(dir: &tempfile::TempDir) -> anyhow::Result<SqliteStore> {
-        open(&dir.path().join("usernames.db")).await
+        let store = SqliteStore::open(dir.path().join("usernames.db"))?;
+        store.migrate().await?;
+        Ok(store)
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -250,7 +248,24 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn different_names_never_conflict() -> anyhow::Result<()> {
         let dir = tempfile::tempdir()?;
-        let store = fresh_store(&dir).await?;
+        unique_names_register_without_retries(fresh_store(&dir).await?).await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn different_names_never_conflict_on_postgres() -> anyhow::Result<()> {
+        let (config, _) = factos_test_postgres::Cluster::shared()?.fresh_schema().await?;
+        let store = factos_postgres::PgStore::connect(config, 20)?;
+        store.migrate().await?;
+        unique_names_register_without_retries(store).await
+    }
+
+    /// 16 concurrent registrations of distinct names all succeed on their
+    /// first attempt: they share no consistency boundary.
+    async fn unique_names_register_without_retries<S>(store: S) -> anyhow::Result<()>
+    where
+        S: EventStore + Clone + Send + Sync + 'static,
+        S::Transaction: Send,
+    {
         let attempts = (0..16u64).map(|user| {
             let store = store.clone();
             tokio::spawn(async move {
@@ -288,6 +303,23 @@ mod tests {
             display_name: "X".into(),
         };
         assert_eq!(handle(&store, &stranger).await?, Err(Rejected::UnknownUser(2)));
+        Ok(())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn one_name_one_winner_on_postgres() -> anyhow::Result<()> {
+        let (config, _) = factos_test_postgres::Cluster::shared()?.fresh_schema().await?;
+        let store = factos_postgres::PgStore::connect(config, 20)?;
+        store.migrate().await?;
+        let attempts = (0..16u64).map(|user| {
+            let store = store.clone();
+            tokio::spawn(async move { handle(&store, &register(user, "ada")).await })
+        });
+        let mut accepted = 0;
+        for attempt in attempts.collect::<Vec<_>>() {
+            accepted += usize::from(attempt.await??.is_ok());
+        }
+        assert_eq!(accepted, 1);
         Ok(())
     }
 }

@@ -1,0 +1,53 @@
+//! Opening the store an example runs on: SQLite by default, PostgreSQL with
+//! `--database-url`.
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use factos_postgres::PgStore;
+use factos_sqlite::SqliteStore;
+
+/// Where an example keeps its events.
+#[derive(Debug, clap::Args)]
+pub struct StoreArgs {
+    /// The SQLite database file; a fresh one in a temporary directory if
+    /// neither this nor --database-url is given.
+    #[arg(long, conflicts_with = "database_url")]
+    pub database: Option<PathBuf>,
+    /// A PostgreSQL connection string (postgres://user@host/db); the example
+    /// creates its tables in the connection's schema.
+    #[arg(long)]
+    pub database_url: Option<String>,
+}
+
+/// An opened store.
+pub enum Store {
+    /// SQLite, with the temporary directory that holds the file if the
+    /// example chose it.
+    Sqlite(SqliteStore, Option<tempfile::TempDir>),
+    /// PostgreSQL.
+    Postgres(PgStore),
+}
+
+impl StoreArgs {
+    /// Opens and migrates the store; `name` names a temporary SQLite file.
+    pub async fn open(&self, name: &str) -> anyhow::Result<Store> {
+        if let Some(url) = &self.database_url {
+            let store = PgStore::connect(url.parse().context("parsing --database-url")?, 64)?;
+            store.migrate().await.context("migrating the PostgreSQL schema")?;
+            println!("store: PostgreSQL");
+            return Ok(Store::Postgres(store));
+        }
+        let (path, scratch) = match &self.database {
+            Some(path) => (path.clone(), None),
+            None => {
+                let dir = tempfile::tempdir()?;
+                (dir.path().join(format!("{name}.db")), Some(dir))
+            }
+        };
+        let store = SqliteStore::open(&path).with_context(|| format!("opening {}", path.display()))?;
+        store.migrate().await?;
+        println!("store: SQLite at {}", path.display());
+        Ok(Store::Sqlite(store, scratch))
+    }
+}
