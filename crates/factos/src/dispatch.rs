@@ -2,9 +2,9 @@
 
 use crate::codec::Codec;
 use crate::context::{Context, LoadedStream};
-use crate::decider::Decider;
 use crate::error::{DecodeError, EncodeError, Error, StoreError};
 use crate::event::Metadata;
+use crate::handler::CommandHandler;
 use crate::name::StreamId;
 use crate::position::{AppendCondition, ExpectedRevision, StreamRevision};
 use crate::query::Query;
@@ -120,7 +120,8 @@ impl<'s, S: LocalEventStore, C> Dispatcher<'s, S, C> {
         self.store
     }
 
-    /// Reads the events matching `query` and folds them with `decider`.
+    /// Reads the events matching `query` and folds them with `decider` (a
+    /// [`crate::Decider`] or any other [`CommandHandler`]).
     ///
     /// # Errors
     ///
@@ -132,7 +133,7 @@ impl<'s, S: LocalEventStore, C> Dispatcher<'s, S, C> {
         query: &Query,
     ) -> Result<Context<D::Event, D::State>, Error<D::Error>>
     where
-        D: Decider,
+        D: CommandHandler,
         C: Codec<D::Event>,
     {
         let stored = self.store.read(query, ReadOptions::forwards()).await?;
@@ -140,7 +141,9 @@ impl<'s, S: LocalEventStore, C> Dispatcher<'s, S, C> {
         Ok(Context {
             query: query.clone(),
             position: events.last().map(|e| e.position),
-            state: decider.fold(decider.initial_state(), events.iter().map(|e| &e.event)),
+            state: events
+                .iter()
+                .fold(decider.initial_state(), |state, e| decider.apply(state, e)),
             events,
         })
     }
@@ -156,7 +159,7 @@ impl<'s, S: LocalEventStore, C> Dispatcher<'s, S, C> {
         stream: &StreamId,
     ) -> Result<LoadedStream<D::Event, D::State>, Error<D::Error>>
     where
-        D: Decider,
+        D: CommandHandler,
         C: Codec<D::Event>,
     {
         let stored = self.store.read_stream(stream, StreamRevision::FIRST).await?;
@@ -164,7 +167,9 @@ impl<'s, S: LocalEventStore, C> Dispatcher<'s, S, C> {
         Ok(LoadedStream {
             stream: stream.clone(),
             revision: events.last().map(|e| e.revision),
-            state: decider.fold(decider.initial_state(), events.iter().map(|e| &e.event)),
+            state: events
+                .iter()
+                .fold(decider.initial_state(), |state, e| decider.apply(state, e)),
             events,
         })
     }
@@ -191,7 +196,7 @@ impl<'s, S: LocalEventStore, C> Dispatcher<'s, S, C> {
         stream: &StreamId,
     ) -> Result<Vec<Recorded<D::Event>>, Error<D::Error>>
     where
-        D: Decider,
+        D: CommandHandler,
         C: Codec<D::Event>,
     {
         self.dispatch(decider, command, DecisionScope::Query(query.clone()), stream)
@@ -213,7 +218,7 @@ impl<'s, S: LocalEventStore, C> Dispatcher<'s, S, C> {
         stream: &StreamId,
     ) -> Result<Vec<Recorded<D::Event>>, Error<D::Error>>
     where
-        D: Decider,
+        D: CommandHandler,
         C: Codec<D::Event>,
     {
         self.dispatch(decider, command, DecisionScope::Stream(stream.clone()), stream)
@@ -228,14 +233,16 @@ impl<'s, S: LocalEventStore, C> Dispatcher<'s, S, C> {
         stream: &StreamId,
     ) -> Result<Vec<Recorded<D::Event>>, Error<D::Error>>
     where
-        D: Decider,
+        D: CommandHandler,
         C: Codec<D::Event>,
     {
         let mut attempt = 1;
         loop {
             let (transaction, stored) = self.store.begin_decision(&scope).await?;
             let seen = self.decode_all(stored)?;
-            let state = decider.fold(decider.initial_state(), seen.iter().map(|e| &e.event));
+            let state = seen
+                .iter()
+                .fold(decider.initial_state(), |state, e| decider.apply(state, e));
             let decided = decider.decide(command, &state).map_err(Error::Domain)?;
             if decided.is_empty() {
                 return Ok(Vec::new());

@@ -55,6 +55,17 @@ pub struct UnsupportedAppendCondition {
     pub reason: String,
 }
 
+/// A backend was asked to read with a query it cannot evaluate (a SQL
+/// [`crate::Predicate`] on a store without SQL).
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("{backend} cannot evaluate this query: {reason}")]
+pub struct UnsupportedQuery {
+    /// The backend that refused.
+    pub backend: &'static str,
+    /// Why it cannot.
+    pub reason: String,
+}
+
 /// An event id in the batch is already taken by a different event or batch.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[error("event id {id} is already used by the event at position {existing}")]
@@ -90,6 +101,10 @@ pub enum StoreError {
     /// The backend cannot enforce the requested condition; nothing was written.
     #[error(transparent)]
     UnsupportedCondition(#[from] UnsupportedAppendCondition),
+    /// The backend cannot evaluate the query (a SQL predicate on a store
+    /// without SQL).
+    #[error(transparent)]
+    UnsupportedQuery(#[from] UnsupportedQuery),
     /// An event id is already taken; nothing was written.
     #[error(transparent)]
     DuplicateEventId(#[from] DuplicateEventId),

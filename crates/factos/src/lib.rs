@@ -82,6 +82,8 @@ mod decider;
 mod dispatch;
 mod error;
 mod event;
+mod facts;
+mod handler;
 mod memory;
 mod name;
 mod position;
@@ -99,13 +101,15 @@ pub use decider::{Decider, FnDecider, compute_events, compute_state, decider};
 pub use dispatch::{Dispatcher, RetryPolicy};
 pub use error::{
     AppendConditionFailed, BoxError, DecodeError, DuplicateEventId, EncodeError, Error, InvalidAppend,
-    RevisionMismatch, StoreError, UnsupportedAppendCondition,
+    RevisionMismatch, StoreError, UnsupportedAppendCondition, UnsupportedQuery,
 };
 pub use event::{EventId, Metadata, NewEvent, Timestamp};
+pub use facts::{Fact, FactHandler, FactSet, Facts, fact, facts, handler};
+pub use handler::CommandHandler;
 pub use memory::MemoryStore;
 pub use name::{EventType, InvalidName, MAX_NAME_LEN, NameProblem, StreamId, Tag};
 pub use position::{AppendCondition, ExpectedRevision, Position, StreamRevision};
-pub use query::{Query, QueryItem};
+pub use query::{Predicate, PredicateValue, Query, QueryItem};
 pub use reactor::{FnReactor, Reactor, react_all, reactor};
 pub use recorded::{Recorded, StoredEvent};
 pub use store::{AppendRequest, Committed, DecisionScope, Direction, EventStore, LocalEventStore, ReadOptions};

@@ -9,13 +9,16 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::error::{AppendConditionFailed, RevisionMismatch, StoreError};
+use crate::error::{AppendConditionFailed, RevisionMismatch, StoreError, UnsupportedAppendCondition, UnsupportedQuery};
 use crate::event::{EventId, Timestamp};
 use crate::name::StreamId;
 use crate::position::{Position, StreamRevision};
 use crate::query::Query;
 use crate::recorded::{Recorded, StoredEvent};
 use crate::store::{AppendRequest, Committed, DecisionScope, Direction, EventStore, ReadOptions};
+
+const BACKEND: &str = "the in-memory store";
+const PREDICATES: &str = "SQL predicates need a SQL backend";
 
 /// A thread-safe in-memory event store. Clones share the same log.
 ///
@@ -83,6 +86,13 @@ impl Log {
 
     fn append(&mut self, request: AppendRequest) -> Result<Committed, StoreError> {
         request.validate()?;
+        if request.condition.as_ref().is_some_and(|c| c.query.has_predicates()) {
+            return Err(UnsupportedAppendCondition {
+                backend: BACKEND,
+                reason: PREDICATES.into(),
+            }
+            .into());
+        }
         let existing: Vec<(StoredEvent, u64)> = request
             .events
             .iter()
@@ -151,6 +161,13 @@ impl EventStore for MemoryStore {
     type Transaction = ();
 
     async fn read(&self, query: &Query, options: ReadOptions) -> Result<Vec<StoredEvent>, StoreError> {
+        if query.has_predicates() {
+            return Err(UnsupportedQuery {
+                backend: BACKEND,
+                reason: PREDICATES.into(),
+            }
+            .into());
+        }
         Ok(self.lock().read(query, options))
     }
 

@@ -15,11 +15,74 @@ use std::collections::BTreeSet;
 use crate::name::{EventType, Tag};
 
 /// A set of event types (OR-combined) and a set of tags (AND-combined); see
-/// [`Query`] for the full semantics.
+/// [`Query`] for the full semantics. An item may also carry a backend-specific
+/// SQL [`Predicate`] that further narrows it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct QueryItem {
     types: BTreeSet<EventType>,
     tags: BTreeSet<Tag>,
+    predicate: Option<Predicate>,
+}
+
+/// A value bound to a [`Predicate`] parameter.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum PredicateValue {
+    /// Text.
+    Text(String),
+    /// A 64-bit integer.
+    Integer(i64),
+}
+
+/// A boolean SQL expression over the `events` table that narrows a query
+/// item, for values that were not written as tags: a JSON field of the
+/// payload, a time window on `recorded_at`.
+///
+/// **A predicate ties the application to the backend whose SQL it is
+/// written in** (the columns are the same everywhere, but functions differ:
+/// `json_extract(data, '$.day')` in SQLite,
+/// `(convert_from(data, 'UTF8')::jsonb ->> 'day')` in PostgreSQL). Stores
+/// without SQL refuse queries that carry one
+/// ([`crate::StoreError::UnsupportedQuery`],
+/// [`crate::StoreError::UnsupportedCondition`]).
+///
+/// Values are always parameters, written `$1`, `$2`, … in the SQL and
+/// numbered from 1 within the predicate; the backend renumbers them. Never
+/// splice values into the SQL text.
+///
+/// The store evaluates the predicate; [`QueryItem::matches`] cannot and
+/// checks the types and tags only.
+///
+/// ```
+/// use factos::{Predicate, PredicateValue, QueryItem, EventType};
+/// let today = QueryItem::types([EventType::new("Withdrawn")?])
+///     .with_predicate(Predicate::new("json_extract(data, '$.day') = $1", [PredicateValue::Integer(20_415)]));
+/// assert!(today.predicate().is_some());
+/// # Ok::<(), factos::InvalidName>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Predicate {
+    sql: String,
+    params: Vec<PredicateValue>,
+}
+
+impl Predicate {
+    /// A predicate with its parameters `$1`, `$2`, … in order.
+    pub fn new(sql: impl Into<String>, params: impl IntoIterator<Item = PredicateValue>) -> Self {
+        Self {
+            sql: sql.into(),
+            params: params.into_iter().collect(),
+        }
+    }
+
+    /// The SQL expression.
+    pub fn sql(&self) -> &str {
+        &self.sql
+    }
+
+    /// The parameter values, `$1` first.
+    pub fn params(&self) -> &[PredicateValue] {
+        &self.params
+    }
 }
 
 impl QueryItem {
@@ -60,7 +123,19 @@ impl QueryItem {
         &self.tags
     }
 
-    /// Whether an event of `event_type` carrying `tags` matches this item.
+    /// Narrows the item with a backend-specific SQL predicate.
+    pub fn with_predicate(mut self, predicate: Predicate) -> Self {
+        self.predicate = Some(predicate);
+        self
+    }
+
+    /// The item's SQL predicate, if any.
+    pub fn predicate(&self) -> Option<&Predicate> {
+        self.predicate.as_ref()
+    }
+
+    /// Whether an event of `event_type` carrying `tags` matches this item's
+    /// types and tags (a [`Predicate`] is left to the store).
     pub fn matches(&self, event_type: &EventType, tags: &BTreeSet<Tag>) -> bool {
         (self.types.is_empty() || self.types.contains(event_type)) && self.tags.is_subset(tags)
     }
@@ -131,10 +206,16 @@ impl Query {
             || self
                 .items
                 .iter()
-                .any(|item| item.types.is_empty() && item.tags.is_empty())
+                .any(|item| item.types.is_empty() && item.tags.is_empty() && item.predicate.is_none())
     }
 
-    /// Whether an event of `event_type` carrying `tags` matches.
+    /// Whether any item carries a backend-specific SQL [`Predicate`].
+    pub fn has_predicates(&self) -> bool {
+        self.items.iter().any(|item| item.predicate.is_some())
+    }
+
+    /// Whether an event of `event_type` carrying `tags` matches (an item's
+    /// [`Predicate`] is left to the store).
     pub fn matches(&self, event_type: &EventType, tags: &BTreeSet<Tag>) -> bool {
         self.items.is_empty() || self.items.iter().any(|item| item.matches(event_type, tags))
     }

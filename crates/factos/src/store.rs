@@ -15,7 +15,7 @@ use crate::error::{DuplicateEventId, InvalidAppend, StoreError};
 use crate::event::NewEvent;
 use crate::name::StreamId;
 use crate::position::{AppendCondition, ExpectedRevision, Position, StreamRevision};
-use crate::query::Query;
+use crate::query::{PredicateValue, Query};
 use crate::recorded::StoredEvent;
 
 /// Which way a read walks the log.
@@ -190,6 +190,26 @@ impl AppendRequest {
                     h.number(item.required_tags().len() as u64);
                     for tag in item.required_tags() {
                         h.text(tag.as_str());
+                    }
+                    match item.predicate() {
+                        None => h.number(0),
+                        Some(predicate) => {
+                            h.number(1);
+                            h.text(predicate.sql());
+                            h.number(predicate.params().len() as u64);
+                            for param in predicate.params() {
+                                match param {
+                                    PredicateValue::Text(text) => {
+                                        h.number(0);
+                                        h.text(text);
+                                    }
+                                    PredicateValue::Integer(integer) => {
+                                        h.number(1);
+                                        h.bytes(&integer.to_le_bytes());
+                                    }
+                                }
+                            }
+                        }
                     }
                 }
             }
