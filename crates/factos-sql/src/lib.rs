@@ -15,7 +15,7 @@
 //!
 //! let query = Query::from(QueryItem::types([EventType::new("Sold")?]).with_tags([Tag::new("concert:1")?]));
 //! let mut params = Vec::new();
-//! let filter = matching(&query, Bounds { min: Some(5), max: None }, Dialect::Numbered, &mut params);
+//! let filter = matching(&query, Bounds { min: Some(5), max: None }, Dialect::Postgres, &mut params);
 //! assert!(filter.contains("FROM event_tags WHERE tag = $2"));
 //! assert_eq!(params[1], SqlValue::Text("concert:1".into()));
 //! # Ok::<(), factos::InvalidName>(())
@@ -23,7 +23,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-use factos::{Query, QueryItem};
+use factos::{Predicate, PredicateValue, Query, QueryItem};
 
 /// A parameter value for the generated SQL.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,10 +37,19 @@ pub enum SqlValue {
 /// How a dialect writes parameter placeholders.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
-    /// `?`, numbered by order of appearance (SQLite, D1).
-    Anonymous,
+    /// `?1`, `?2`, … (SQLite, D1).
+    Sqlite,
     /// `$1`, `$2`, … (PostgreSQL).
-    Numbered,
+    Postgres,
+}
+
+impl From<&PredicateValue> for SqlValue {
+    fn from(value: &PredicateValue) -> Self {
+        match value {
+            PredicateValue::Text(text) => SqlValue::Text(text.clone()),
+            PredicateValue::Integer(integer) => SqlValue::Integer(*integer),
+        }
+    }
 }
 
 /// Inclusive position bounds pushed into every index scan.
@@ -61,13 +70,43 @@ struct Builder<'p> {
 impl Builder<'_> {
     fn param(&mut self, value: SqlValue) {
         self.params.push(value);
-        match self.dialect {
-            Dialect::Anonymous => self.sql.push('?'),
-            Dialect::Numbered => {
-                self.sql.push('$');
-                self.sql.push_str(&self.params.len().to_string());
+        self.placeholder(self.params.len());
+    }
+
+    fn placeholder(&mut self, number: usize) {
+        self.sql.push(match self.dialect {
+            Dialect::Sqlite => '?',
+            Dialect::Postgres => '$',
+        });
+        self.sql.push_str(&number.to_string());
+    }
+
+    /// Appends `AND (predicate)` with the predicate's `$k` placeholders
+    /// renumbered after the parameters already bound.
+    fn predicate(&mut self, predicate: &Predicate) {
+        let offset = self.params.len();
+        let count = predicate.params().len();
+        self.params.extend(predicate.params().iter().map(SqlValue::from));
+        self.sql.push_str(" AND (");
+        let sql = predicate.sql();
+        let mut rest = sql;
+        while let Some(dollar) = rest.find('$') {
+            self.sql.push_str(&rest[..dollar]);
+            let after = &rest[dollar + 1..];
+            let digits = after.len() - after.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+            match after[..digits].parse::<usize>() {
+                Ok(k) if (1..=count).contains(&k) => self.placeholder(offset + k),
+                // Not a parameter of this predicate: left for the database
+                // to accept or reject.
+                _ => {
+                    self.sql.push('$');
+                    self.sql.push_str(&after[..digits]);
+                }
             }
+            rest = &after[digits..];
         }
+        self.sql.push_str(rest);
+        self.sql.push(')');
     }
 
     fn bounds(&mut self, bounds: Bounds) {
@@ -97,15 +136,37 @@ impl Builder<'_> {
 
     /// The positions of the events matching `item`, as one SELECT.
     fn item(&mut self, item: &QueryItem, bounds: Bounds) {
-        if item.required_tags().is_empty() {
-            self.sql.push_str("SELECT position FROM events WHERE TRUE");
-            self.types(item);
-            self.bounds(bounds);
-            return;
+        match item.predicate() {
+            Some(predicate) => {
+                // Filter the events themselves; the tags, if any, narrow
+                // them through the tag index.
+                self.sql.push_str("SELECT position FROM events WHERE TRUE");
+                self.types(item);
+                if !item.required_tags().is_empty() {
+                    self.sql.push_str(" AND position IN (");
+                    self.tag_intersection(item, bounds);
+                    self.sql.push(')');
+                }
+                self.predicate(predicate);
+                self.bounds(bounds);
+            }
+            None if item.required_tags().is_empty() => {
+                self.sql.push_str("SELECT position FROM events WHERE TRUE");
+                self.types(item);
+                self.bounds(bounds);
+            }
+            None => {
+                // Compound SELECTs associate left to right in SQLite, so an
+                // item's tag intersection is wrapped before it joins the
+                // union.
+                self.sql.push_str("SELECT position FROM (");
+                self.tag_intersection(item, bounds);
+                self.sql.push_str(") AS item");
+            }
         }
-        // Compound SELECTs associate left to right in SQLite, so an item's
-        // tag intersection is wrapped before it joins the union.
-        self.sql.push_str("SELECT position FROM (");
+    }
+
+    fn tag_intersection(&mut self, item: &QueryItem, bounds: Bounds) {
         for (i, tag) in item.required_tags().iter().enumerate() {
             if i > 0 {
                 self.sql.push_str(" INTERSECT ");
@@ -115,7 +176,6 @@ impl Builder<'_> {
             self.types(item);
             self.bounds(bounds);
         }
-        self.sql.push_str(") AS item");
     }
 }
 
@@ -173,10 +233,10 @@ mod tests {
                 min: Some(3),
                 max: Some(9),
             },
-            Dialect::Anonymous,
+            Dialect::Sqlite,
             &mut params,
         );
-        assert_eq!(sql, "TRUE AND position >= ? AND position <= ?");
+        assert_eq!(sql, "TRUE AND position >= ?1 AND position <= ?2");
         assert_eq!(params, vec![SqlValue::Integer(3), SqlValue::Integer(9)]);
     }
 
@@ -184,7 +244,7 @@ mod tests {
     fn numbered_placeholders_continue_after_existing_parameters() -> Result<(), factos::InvalidName> {
         let mut params = vec![SqlValue::Text("already".into())];
         let query = Query::new([item(&["A", "B"], &["x", "y"])?, item(&["C"], &[])?]);
-        let sql = matching(&query, Bounds::default(), Dialect::Numbered, &mut params);
+        let sql = matching(&query, Bounds::default(), Dialect::Postgres, &mut params);
         assert_eq!(
             sql,
             "TRUE AND position IN (SELECT position FROM (\
@@ -202,11 +262,39 @@ mod tests {
         let sql = matching(
             &Query::from(item(&[], &["'; DROP TABLE events; --"])?),
             Bounds::default(),
-            Dialect::Anonymous,
+            Dialect::Sqlite,
             &mut params,
         );
         assert!(!sql.contains("DROP"));
         assert_eq!(params, vec![SqlValue::Text("'; DROP TABLE events; --".into())]);
+        Ok(())
+    }
+
+    #[test]
+    fn predicate_parameters_are_renumbered_after_the_others() -> Result<(), factos::InvalidName> {
+        let predicate = Predicate::new(
+            "json_extract(data, '$.day') = $2 AND note <> '$x' AND $1 > 0 AND $3 = 1",
+            [PredicateValue::Integer(7), PredicateValue::Text("d".into())],
+        );
+        let query = Query::from(item(&["A"], &["x"])?.with_predicate(predicate));
+        let mut params = Vec::new();
+        let sql = matching(
+            &query,
+            Bounds {
+                min: Some(4),
+                max: None,
+            },
+            Dialect::Sqlite,
+            &mut params,
+        );
+        assert_eq!(
+            sql,
+            "TRUE AND position >= ?1 AND position IN (SELECT position FROM events WHERE TRUE AND event_type IN (?2) \
+             AND position IN (SELECT position FROM event_tags WHERE tag = ?3 AND event_type IN (?4) AND position >= ?5) \
+             AND (json_extract(data, '$.day') = ?7 AND note <> '$x' AND ?6 > 0 AND $3 = 1) AND position >= ?8)"
+        );
+        assert_eq!(params[5], SqlValue::Integer(7));
+        assert_eq!(params[6], SqlValue::Text("d".into()));
         Ok(())
     }
 }

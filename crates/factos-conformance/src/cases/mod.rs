@@ -5,11 +5,13 @@
 mod append;
 mod concurrent;
 mod dispatch;
+mod predicates;
 mod query;
 mod read;
 
 pub use append::*;
 pub use concurrent::*;
 pub use dispatch::*;
+pub use predicates::*;
 pub use query::*;
 pub use read::*;

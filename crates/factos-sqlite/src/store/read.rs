@@ -57,7 +57,7 @@ pub(crate) fn event_from_row(row: &Row<'_>) -> Result<StoredEvent, SqliteError> 
 /// The SQLite filter for `query` within `bounds`, with its parameters.
 fn matching(query: &Query, bounds: Bounds) -> (String, Vec<Value>) {
     let mut params = Vec::new();
-    let filter = factos_sql::matching(query, bounds, Dialect::Anonymous, &mut params);
+    let filter = factos_sql::matching(query, bounds, Dialect::Sqlite, &mut params);
     let params = params
         .into_iter()
         .map(|value| match value {
@@ -110,8 +110,9 @@ pub(crate) fn read_sql(query: &Query, options: ReadOptions) -> Result<(String, V
     let (filter, mut params) = matching(query, bounds);
     let limit = options.limit.map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX));
     params.push(Value::Integer(limit));
+    let limit = params.len();
     Ok((
-        format!("SELECT {COLUMNS} FROM events WHERE {filter} ORDER BY position {order} LIMIT ?"),
+        format!("SELECT {COLUMNS} FROM events WHERE {filter} ORDER BY position {order} LIMIT ?{limit}"),
         params,
     ))
 }
