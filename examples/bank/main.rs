@@ -1,0 +1,842 @@
+//! Bank transfers with a daily limit, decided on contexts composed of facts.
+//!
+//! Commands: open an account (initial balance, daily limit), deposit,
+//! withdraw, transfer. Rules: the accounts exist, amounts are positive, a
+//! balance never goes negative, and withdrawals plus outgoing transfers of
+//! one calendar day never exceed the account's daily limit.
+//!
+//! Each rule reads a *fact*: "account X exists", "the balance of X", "the
+//! daily limit of X", "what X spent on day D". Withdraw and transfer reuse
+//! the same facts; a transfer uses the existence fact twice, for the source
+//! and the target. The spending fact selects its events with a SQL predicate
+//! on the JSON payload (`day` and the debited account were not written as
+//! tags), so this example is tied to SQL backends: SQLite by default,
+//! PostgreSQL with `--database-url`.
+//!
+//! ```text
+//! cargo run --example bank
+//! ```
+
+use std::collections::BTreeMap;
+
+use anyhow::Context as _;
+use clap::Parser;
+use factos::{
+    Dispatcher, EventStore, JsonCodec, JsonEvent, Predicate, PredicateValue, Query, QueryItem, ReadOptions, Recorded,
+    StreamId, Tag, View, fact, facts, handler, project, view,
+};
+use serde::{Deserialize, Serialize};
+
+#[path = "../support.rs"]
+mod support;
+
+/// The events, stored as internally tagged JSON: `{"type": "Withdrawn", "account": 1, …}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+enum Event {
+    AccountOpened {
+        account: u32,
+        balance: i64,
+        daily_limit: i64,
+    },
+    Deposited {
+        account: u32,
+        amount: i64,
+    },
+    Withdrawn {
+        account: u32,
+        amount: i64,
+        day: i64,
+    },
+    Transferred {
+        from: u32,
+        to: u32,
+        amount: i64,
+        day: i64,
+    },
+}
+
+impl JsonEvent for Event {
+    fn event_type(&self) -> &'static str {
+        match self {
+            Event::AccountOpened { .. } => "AccountOpened",
+            Event::Deposited { .. } => "Deposited",
+            Event::Withdrawn { .. } => "Withdrawn",
+            Event::Transferred { .. } => "Transferred",
+        }
+    }
+    fn tags(&self) -> Vec<String> {
+        match self {
+            Event::AccountOpened { account, .. }
+            | Event::Deposited { account, .. }
+            | Event::Withdrawn { account, .. } => {
+                vec![account_tag(*account)]
+            }
+            Event::Transferred { from, to, .. } => vec![account_tag(*from), account_tag(*to)],
+        }
+    }
+}
+
+impl Event {
+    /// The change to `account`'s balance.
+    fn balance_change(&self, account: u32) -> i64 {
+        match *self {
+            Event::AccountOpened { balance, .. } => balance,
+            Event::Deposited { amount, .. } => amount,
+            Event::Withdrawn { amount, .. } => -amount,
+            Event::Transferred { from, amount, .. } if from == account => -amount,
+            Event::Transferred { amount, .. } => amount,
+        }
+    }
+
+    /// What `account` spent by this event on `day` (withdrawals and outgoing
+    /// transfers count against the daily limit).
+    fn spent(&self, account: u32, on: i64) -> i64 {
+        match *self {
+            Event::Withdrawn {
+                account: a,
+                amount,
+                day,
+            } if a == account && day == on => amount,
+            Event::Transferred { from, amount, day, .. } if from == account && day == on => amount,
+            _ => 0,
+        }
+    }
+}
+
+fn account_tag(account: u32) -> String {
+    format!("account:{account}")
+}
+
+#[derive(Debug, Clone)]
+enum Command {
+    Open {
+        account: u32,
+        balance: i64,
+        daily_limit: i64,
+    },
+    Deposit {
+        account: u32,
+        amount: i64,
+    },
+    Withdraw {
+        account: u32,
+        amount: i64,
+        day: i64,
+    },
+    Transfer {
+        from: u32,
+        to: u32,
+        amount: i64,
+        day: i64,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum Refused {
+    #[error("account {0} does not exist")]
+    UnknownAccount(u32),
+    #[error("account {0} is already open")]
+    AlreadyOpen(u32),
+    #[error("amounts must be positive")]
+    NonPositiveAmount,
+    #[error("a transfer needs two different accounts")]
+    SameAccount,
+    #[error("insufficient funds: {available} available, {requested} requested")]
+    InsufficientFunds { available: i64, requested: i64 },
+    #[error("daily limit {limit} exceeded: {spent} spent today, {requested} requested")]
+    DailyLimitExceeded { limit: i64, spent: i64, requested: i64 },
+}
+
+/// What a decision knows about one account.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Account {
+    exists: bool,
+    balance: i64,
+    daily_limit: i64,
+    spent_today: i64,
+}
+
+/// The decision context: the account debited (or opened, or credited) and,
+/// for transfers, the account credited.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Accounts {
+    source: Account,
+    target: Account,
+}
+
+type Lens = fn(&mut Accounts) -> &mut Account;
+
+fn source(accounts: &mut Accounts) -> &mut Account {
+    &mut accounts.source
+}
+
+fn target(accounts: &mut Accounts) -> &mut Account {
+    &mut accounts.target
+}
+
+fn on_account(account: u32, types: &[&str]) -> anyhow::Result<QueryItem> {
+    Ok(
+        QueryItem::types(types.iter().map(|t| t.parse()).collect::<Result<Vec<_>, _>>()?)
+            .with_tags([Tag::new(account_tag(account))?]),
+    )
+}
+
+/// Which SQL the spending fact's predicate is written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+/// The facts, each a reusable constructor: a query plus a fold into the part
+/// of the context that `lens` picks.
+mod facts_of {
+    use super::*;
+
+    /// Account `account` exists (and its daily limit, set when opened).
+    pub fn opened(account: u32, lens: Lens) -> anyhow::Result<factos::Fact<impl Fn(&mut Accounts, &Recorded<Event>)>> {
+        Ok(fact(
+            on_account(account, &["AccountOpened"])?,
+            move |ctx: &mut Accounts, e: &Recorded<Event>| {
+                if let Event::AccountOpened { daily_limit, .. } = e.event {
+                    let account = lens(ctx);
+                    account.exists = true;
+                    account.daily_limit = daily_limit;
+                }
+            },
+        ))
+    }
+
+    /// The balance of `account`.
+    pub fn balance(account: u32, lens: Lens) -> anyhow::Result<factos::Fact<impl Fn(&mut Accounts, &Recorded<Event>)>> {
+        let types = ["AccountOpened", "Deposited", "Withdrawn", "Transferred"];
+        Ok(fact(
+            on_account(account, &types)?,
+            move |ctx: &mut Accounts, e: &Recorded<Event>| {
+                lens(ctx).balance += e.event.balance_change(account);
+            },
+        ))
+    }
+
+    /// What `account` spent on `day`: its withdrawals and outgoing transfers
+    /// of that day, selected in SQL by the payload's `day` and debited
+    /// account. The fold checks the same on each event, since the balance
+    /// fact brings in the account's other events too.
+    pub fn spent_on(
+        account: u32,
+        day: i64,
+        dialect: Dialect,
+        lens: Lens,
+    ) -> anyhow::Result<factos::Fact<impl Fn(&mut Accounts, &Recorded<Event>)>> {
+        let sql = match dialect {
+            Dialect::Sqlite => {
+                "json_extract(data, '$.day') = $1 AND coalesce(json_extract(data, '$.from'), json_extract(data, '$.account')) = $2"
+            }
+            Dialect::Postgres => {
+                "(convert_from(data, 'UTF8')::jsonb ->> 'day')::int8 = $1 \
+                 AND coalesce(convert_from(data, 'UTF8')::jsonb ->> 'from', convert_from(data, 'UTF8')::jsonb ->> 'account')::int8 = $2"
+            }
+        };
+        let predicate = Predicate::new(
+            sql,
+            [
+                PredicateValue::Integer(day),
+                PredicateValue::Integer(i64::from(account)),
+            ],
+        );
+        let item = on_account(account, &["Withdrawn", "Transferred"])?.with_predicate(predicate);
+        Ok(fact(item, move |ctx: &mut Accounts, e: &Recorded<Event>| {
+            lens(ctx).spent_today += e.event.spent(account, day);
+        }))
+    }
+}
+
+fn positive(amount: i64) -> Result<(), Refused> {
+    if amount > 0 {
+        Ok(())
+    } else {
+        Err(Refused::NonPositiveAmount)
+    }
+}
+
+fn existing(account: &Account, id: u32) -> Result<(), Refused> {
+    if account.exists {
+        Ok(())
+    } else {
+        Err(Refused::UnknownAccount(id))
+    }
+}
+
+/// The debit rules shared by withdrawals and transfers.
+fn may_debit(account: &Account, amount: i64) -> Result<(), Refused> {
+    if account.balance < amount {
+        return Err(Refused::InsufficientFunds {
+            available: account.balance,
+            requested: amount,
+        });
+    }
+    if account.spent_today + amount > account.daily_limit {
+        return Err(Refused::DailyLimitExceeded {
+            limit: account.daily_limit,
+            spent: account.spent_today,
+            requested: amount,
+        });
+    }
+    Ok(())
+}
+
+/// Decides `command` on the store: builds the command's facts, reads their
+/// union once, decides, appends on the condition that none of it changed.
+async fn handle<S: EventStore>(
+    store: &S,
+    dialect: Dialect,
+    command: &Command,
+) -> anyhow::Result<Result<Vec<Event>, Refused>> {
+    let dispatcher = Dispatcher::new(store, JsonCodec::new());
+    let outcome = match *command {
+        Command::Open {
+            account,
+            balance,
+            daily_limit,
+        } => {
+            let h = handler(
+                Accounts::default(),
+                facts(facts_of::opened(account, source)?),
+                move |_: &Command, ctx: &Accounts| {
+                    if ctx.source.exists {
+                        return Err(Refused::AlreadyOpen(account));
+                    }
+                    if balance < 0 || daily_limit < 0 {
+                        return Err(Refused::NonPositiveAmount);
+                    }
+                    Ok(vec![Event::AccountOpened {
+                        account,
+                        balance,
+                        daily_limit,
+                    }])
+                },
+            );
+            dispatcher
+                .dispatch_context(&h, command, &h.query(), &stream(account)?)
+                .await
+        }
+        Command::Deposit { account, amount } => {
+            let h = handler(
+                Accounts::default(),
+                facts(facts_of::opened(account, source)?),
+                move |_: &Command, ctx: &Accounts| {
+                    positive(amount)?;
+                    existing(&ctx.source, account)?;
+                    Ok(vec![Event::Deposited { account, amount }])
+                },
+            );
+            dispatcher
+                .dispatch_context(&h, command, &h.query(), &stream(account)?)
+                .await
+        }
+        Command::Withdraw { account, amount, day } => {
+            let debit_facts = facts(facts_of::opened(account, source)?)
+                .with(facts_of::balance(account, source)?)
+                .with(facts_of::spent_on(account, day, dialect, source)?);
+            let h = handler(Accounts::default(), debit_facts, move |_: &Command, ctx: &Accounts| {
+                positive(amount)?;
+                existing(&ctx.source, account)?;
+                may_debit(&ctx.source, amount)?;
+                Ok(vec![Event::Withdrawn { account, amount, day }])
+            });
+            dispatcher
+                .dispatch_context(&h, command, &h.query(), &stream(account)?)
+                .await
+        }
+        Command::Transfer { from, to, amount, day } => {
+            let transfer_facts = facts(facts_of::opened(from, source)?)
+                .with(facts_of::balance(from, source)?)
+                .with(facts_of::spent_on(from, day, dialect, source)?)
+                .with(facts_of::opened(to, target)?);
+            let h = handler(
+                Accounts::default(),
+                transfer_facts,
+                move |_: &Command, ctx: &Accounts| {
+                    positive(amount)?;
+                    if from == to {
+                        return Err(Refused::SameAccount);
+                    }
+                    existing(&ctx.source, from)?;
+                    existing(&ctx.target, to)?;
+                    may_debit(&ctx.source, amount)?;
+                    Ok(vec![Event::Transferred { from, to, amount, day }])
+                },
+            );
+            dispatcher
+                .dispatch_context(&h, command, &h.query(), &stream(from)?)
+                .await
+        }
+    };
+    match outcome {
+        Ok(committed) => Ok(Ok(committed.into_iter().map(|r| r.event).collect())),
+        Err(factos::Error::Domain(refused)) => Ok(Err(refused)),
+        Err(failed) => Err(failed).context("dispatch failed"),
+    }
+}
+
+fn stream(account: u32) -> anyhow::Result<StreamId> {
+    Ok(StreamId::new(format!("account-{account}"))?)
+}
+
+/// Balances of every account, folded from the whole log: the read side.
+fn balances() -> impl View<State = BTreeMap<u32, i64>, Event = Event> {
+    view(BTreeMap::new(), |mut balances: BTreeMap<u32, i64>, event: &Event| {
+        let accounts = match *event {
+            Event::AccountOpened { account, .. }
+            | Event::Deposited { account, .. }
+            | Event::Withdrawn { account, .. } => vec![account],
+            Event::Transferred { from, to, .. } => vec![from, to],
+        };
+        for account in accounts {
+            *balances.entry(account).or_default() += event.balance_change(account);
+        }
+        balances
+    })
+}
+
+async fn balances_from_log<S: EventStore>(store: &S) -> anyhow::Result<BTreeMap<u32, i64>> {
+    let bank_events = ["AccountOpened", "Deposited", "Withdrawn", "Transferred"];
+    let query = Query::from(QueryItem::types(
+        bank_events.iter().map(|t| t.parse()).collect::<Result<Vec<_>, _>>()?,
+    ));
+    let stored = store.read(&query, ReadOptions::forwards()).await?;
+    let codec = JsonCodec::<Event>::new();
+    let events = stored
+        .iter()
+        .map(|e| factos::Codec::decode(&codec, e))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(project(&balances(), &events))
+}
+
+#[derive(Debug, Parser)]
+#[command(about = "Bank transfers with a daily limit, decided on contexts composed of facts.")]
+struct Args {
+    #[command(flatten)]
+    store: support::StoreArgs,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    match args.store.open("bank").await? {
+        support::Store::Sqlite(store, _scratch) => demo(&store, Dialect::Sqlite).await,
+        support::Store::Postgres(store) => demo(&store, Dialect::Postgres).await,
+    }
+}
+
+async fn demo<S: EventStore + Sync>(store: &S, dialect: Dialect) -> anyhow::Result<()> {
+    let today = 20_415;
+    let script = [
+        Command::Open {
+            account: 1,
+            balance: 500,
+            daily_limit: 300,
+        },
+        Command::Open {
+            account: 2,
+            balance: 0,
+            daily_limit: 100,
+        },
+        Command::Deposit { account: 2, amount: 50 },
+        Command::Withdraw {
+            account: 1,
+            amount: 120,
+            day: today,
+        },
+        Command::Transfer {
+            from: 1,
+            to: 2,
+            amount: 150,
+            day: today,
+        },
+        Command::Transfer {
+            from: 1,
+            to: 2,
+            amount: 50,
+            day: today,
+        },
+        Command::Transfer {
+            from: 1,
+            to: 2,
+            amount: 50,
+            day: today + 1,
+        },
+        Command::Withdraw {
+            account: 2,
+            amount: 500,
+            day: today,
+        },
+        Command::Transfer {
+            from: 2,
+            to: 3,
+            amount: 10,
+            day: today,
+        },
+        Command::Open {
+            account: 1,
+            balance: 0,
+            daily_limit: 0,
+        },
+    ];
+    for command in &script {
+        match handle(store, dialect, command).await? {
+            Ok(events) => println!("{command:?} -> {events:?}"),
+            Err(refused) => println!("{command:?} -> refused: {refused}"),
+        }
+    }
+    println!("balances from the log: {:?}", balances_from_log(store).await?);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use factos::RetryPolicy;
+
+    const DAY: i64 = 20_415;
+
+    async fn sqlite(dir: &tempfile::TempDir) -> anyhow::Result<factos_sqlite::SqliteStore> {
+        let store = factos_sqlite::SqliteStore::open(dir.path().join("bank.db"))?;
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn postgres() -> anyhow::Result<factos_postgres::PgStore> {
+        let (config, _) = factos_test_postgres::Cluster::shared()?.fresh_schema().await?;
+        let store = factos_postgres::PgStore::connect(config, 40)?;
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn ok<S: EventStore>(store: &S, dialect: Dialect, command: Command) -> anyhow::Result<()> {
+        handle(store, dialect, &command)
+            .await?
+            .map(drop)
+            .map_err(anyhow::Error::from)
+    }
+
+    #[tokio::test]
+    async fn every_rule_rejects_with_its_domain_error() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let store = sqlite(&dir).await?;
+        let d = Dialect::Sqlite;
+        let refused = |command: Command| {
+            let store = &store;
+            async move {
+                handle(store, d, &command)
+                    .await?
+                    .err()
+                    .context("the command was accepted")
+            }
+        };
+        ok(
+            &store,
+            d,
+            Command::Open {
+                account: 1,
+                balance: 100,
+                daily_limit: 80,
+            },
+        )
+        .await?;
+        ok(
+            &store,
+            d,
+            Command::Open {
+                account: 2,
+                balance: 0,
+                daily_limit: 10,
+            },
+        )
+        .await?;
+        assert_eq!(
+            refused(Command::Open {
+                account: 1,
+                balance: 0,
+                daily_limit: 0
+            })
+            .await?,
+            Refused::AlreadyOpen(1)
+        );
+        assert_eq!(
+            refused(Command::Deposit { account: 9, amount: 5 }).await?,
+            Refused::UnknownAccount(9)
+        );
+        assert_eq!(
+            refused(Command::Deposit { account: 1, amount: 0 }).await?,
+            Refused::NonPositiveAmount
+        );
+        assert_eq!(
+            refused(Command::Withdraw {
+                account: 1,
+                amount: -3,
+                day: DAY
+            })
+            .await?,
+            Refused::NonPositiveAmount
+        );
+        assert_eq!(
+            refused(Command::Transfer {
+                from: 1,
+                to: 9,
+                amount: 5,
+                day: DAY
+            })
+            .await?,
+            Refused::UnknownAccount(9)
+        );
+        assert_eq!(
+            refused(Command::Transfer {
+                from: 1,
+                to: 1,
+                amount: 5,
+                day: DAY
+            })
+            .await?,
+            Refused::SameAccount
+        );
+        assert_eq!(
+            refused(Command::Withdraw {
+                account: 2,
+                amount: 5,
+                day: DAY
+            })
+            .await?,
+            Refused::InsufficientFunds {
+                available: 0,
+                requested: 5
+            }
+        );
+        ok(
+            &store,
+            d,
+            Command::Withdraw {
+                account: 1,
+                amount: 50,
+                day: DAY,
+            },
+        )
+        .await?;
+        ok(
+            &store,
+            d,
+            Command::Transfer {
+                from: 1,
+                to: 2,
+                amount: 30,
+                day: DAY,
+            },
+        )
+        .await?;
+        assert_eq!(
+            refused(Command::Transfer {
+                from: 1,
+                to: 2,
+                amount: 1,
+                day: DAY
+            })
+            .await?,
+            Refused::DailyLimitExceeded {
+                limit: 80,
+                spent: 80,
+                requested: 1
+            }
+        );
+        // Another day has its own limit; incoming transfers do not count.
+        ok(
+            &store,
+            d,
+            Command::Withdraw {
+                account: 1,
+                amount: 10,
+                day: DAY + 1,
+            },
+        )
+        .await?;
+        ok(
+            &store,
+            d,
+            Command::Withdraw {
+                account: 2,
+                amount: 10,
+                day: DAY,
+            },
+        )
+        .await?;
+        assert_eq!(balances_from_log(&store).await?, BTreeMap::from([(1, 10), (2, 20)]));
+        Ok(())
+    }
+
+    /// 32 tasks withdraw from and transfer out of one account at once; the
+    /// account never goes negative and never exceeds its daily limit.
+    async fn racing_debits_keep_the_rules<S>(store: S, dialect: Dialect) -> anyhow::Result<()>
+    where
+        S: EventStore + Clone + Send + Sync + 'static,
+        S::Transaction: Send,
+    {
+        ok(
+            &store,
+            dialect,
+            Command::Open {
+                account: 1,
+                balance: 1_000,
+                daily_limit: 400,
+            },
+        )
+        .await?;
+        ok(
+            &store,
+            dialect,
+            Command::Open {
+                account: 2,
+                balance: 0,
+                daily_limit: 0,
+            },
+        )
+        .await?;
+        let tasks: Vec<_> = (0..32)
+            .map(|i| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    let command = if i % 2 == 0 {
+                        Command::Withdraw {
+                            account: 1,
+                            amount: 30,
+                            day: DAY,
+                        }
+                    } else {
+                        Command::Transfer {
+                            from: 1,
+                            to: 2,
+                            amount: 30,
+                            day: DAY,
+                        }
+                    };
+                    (i % 2 == 1, handle(&store, dialect, &command).await)
+                })
+            })
+            .collect();
+        let (mut accepted, mut transferred) = (0, 0);
+        for task in tasks {
+            let (transfer, outcome) = task.await?;
+            match outcome? {
+                Ok(_) => {
+                    accepted += 1;
+                    transferred += i64::from(transfer);
+                }
+                Err(Refused::DailyLimitExceeded { .. }) => {}
+                Err(other) => anyhow::bail!("unexpected refusal {other}"),
+            }
+        }
+        assert_eq!(accepted, 400 / 30, "exactly as many debits as the daily limit allows");
+        let balances = balances_from_log(&store).await?;
+        assert_eq!(balances[&1], 1_000 - 30 * accepted);
+        assert!(balances[&1] >= 0);
+        // The facts agree with the view.
+        let dispatcher = Dispatcher::new(&store, JsonCodec::<Event>::new());
+        let context_facts = facts(facts_of::balance(1, source)?).with(facts_of::spent_on(1, DAY, dialect, source)?);
+        let read = handler(Accounts::default(), context_facts, |_: &(), _: &Accounts| {
+            Ok::<_, Refused>(Vec::new())
+        });
+        let context = dispatcher.read_context(&read, &read.query()).await?;
+        assert_eq!(context.state.source.balance, balances[&1]);
+        assert_eq!(context.state.source.spent_today, 30 * accepted);
+        assert_eq!(
+            balances[&2],
+            30 * transferred,
+            "the target received exactly the accepted transfers"
+        );
+        Ok(())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn racing_debits_keep_the_rules_on_sqlite() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        racing_debits_keep_the_rules(sqlite(&dir).await?, Dialect::Sqlite).await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn racing_debits_keep_the_rules_on_postgres() -> anyhow::Result<()> {
+        racing_debits_keep_the_rules(postgres().await?, Dialect::Postgres).await
+    }
+
+    /// Transfers between unrelated pairs of accounts share no fact and never
+    /// conflict: each succeeds on its first attempt.
+    async fn unrelated_transfers_never_conflict<S>(store: S, dialect: Dialect) -> anyhow::Result<()>
+    where
+        S: EventStore + Clone + Send + Sync + 'static,
+        S::Transaction: Send,
+    {
+        for account in 0..32 {
+            ok(
+                &store,
+                dialect,
+                Command::Open {
+                    account,
+                    balance: 100,
+                    daily_limit: 100,
+                },
+            )
+            .await?;
+        }
+        let tasks: Vec<_> = (0..16)
+            .map(|pair| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    let transfer = Command::Transfer {
+                        from: 2 * pair,
+                        to: 2 * pair + 1,
+                        amount: 40,
+                        day: DAY,
+                    };
+                    let (facts_from, facts_to) = (2 * pair, 2 * pair + 1);
+                    let h = handler(
+                        Accounts::default(),
+                        facts(facts_of::opened(facts_from, source)?)
+                            .with(facts_of::balance(facts_from, source)?)
+                            .with(facts_of::spent_on(facts_from, DAY, dialect, source)?)
+                            .with(facts_of::opened(facts_to, target)?),
+                        move |_: &Command, ctx: &Accounts| -> Result<Vec<Event>, Refused> {
+                            may_debit(&ctx.source, 40)?;
+                            existing(&ctx.target, facts_to)?;
+                            Ok(vec![Event::Transferred {
+                                from: facts_from,
+                                to: facts_to,
+                                amount: 40,
+                                day: DAY,
+                            }])
+                        },
+                    );
+                    Dispatcher::new(&store, JsonCodec::new())
+                        .with_retry(RetryPolicy::none())
+                        .dispatch_context(&h, &transfer, &h.query(), &stream(facts_from)?)
+                        .await
+                        .context("an unrelated transfer failed on its first attempt")
+                })
+            })
+            .collect();
+        for task in tasks {
+            assert_eq!(task.await??.len(), 1);
+        }
+        let balances = balances_from_log(&store).await?;
+        assert!((0..16).all(|p| balances[&(2 * p)] == 60 && balances[&(2 * p + 1)] == 140));
+        Ok(())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn unrelated_transfers_never_conflict_on_sqlite() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        unrelated_transfers_never_conflict(sqlite(&dir).await?, Dialect::Sqlite).await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn unrelated_transfers_never_conflict_on_postgres() -> anyhow::Result<()> {
+        unrelated_transfers_never_conflict(postgres().await?, Dialect::Postgres).await
+    }
+}
