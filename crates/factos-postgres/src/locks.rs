@@ -29,6 +29,12 @@ pub enum LockMode {
     /// stored, released at commit or rollback. The default.
     #[default]
     Advisory,
+    /// `LOCK TABLE events IN EXCLUSIVE MODE` for every read, append and
+    /// decision: one writer at a time, whatever the contexts. This is the
+    /// serialising design other DCB stores use; it is here as the baseline
+    /// the benchmarks compare the key-based modes against, not for
+    /// production.
+    TableLock,
     /// Row locks (`FOR UPDATE` / `FOR SHARE`) on the fixed rows of a
     /// `factos_locks` table (65,536, created by `migrate`; keys fold onto
     /// them), for connection poolers in transaction mode (PgBouncer, RDS
@@ -259,6 +265,9 @@ pub(crate) async fn acquire<C: GenericClient + Sync>(
     locks: &[Lock],
 ) -> Result<(), PgError> {
     match mode {
+        LockMode::TableLock => {
+            client.batch_execute("LOCK TABLE events IN EXCLUSIVE MODE").await?;
+        }
         LockMode::Advisory => {
             let keys: Vec<i64> = locks.iter().map(|(k, _)| *k).collect();
             let exclusive: Vec<bool> = locks.iter().map(|(_, x)| *x).collect();
