@@ -36,7 +36,7 @@ pub enum LockMode {
     /// production.
     TableLock,
     /// Row locks (`FOR UPDATE` / `FOR SHARE`) on the fixed rows of a
-    /// `factos_locks` table (65,536, created by `migrate`; keys fold onto
+    /// `factos_locks` table (4,096, created by `migrate`; keys fold onto
     /// them), for connection poolers in transaction mode (PgBouncer, RDS
     /// Proxy), which pin or break on advisory locks.
     RowLocks,
@@ -44,7 +44,7 @@ pub enum LockMode {
 
 /// How many rows `factos_locks` has for [`LockMode::RowLocks`]; keys fold
 /// onto them (a shared row only costs a false wait, never a missed one).
-pub(crate) const LOCK_ROWS: i64 = 65_536;
+pub(crate) const LOCK_ROWS: i64 = 4_096;
 
 /// A batch touching more keys than this takes the bulk key exclusively
 /// instead, so a large batch never exhausts the server's lock table.
@@ -221,41 +221,36 @@ impl LockSet {
     }
 }
 
-/// Takes the locks a decision needs after its read (the keys its events
-/// touch, its stream), waiting at most `timeout` for each.
-///
-/// This is the one place where a transaction asks for locks while holding
-/// others (its guards), so every wait cycle between transactions includes a
-/// decision waiting here. The timeout breaks such a cycle quickly
-/// (SQLSTATE 55P03, reported as contention; the dispatch retries) instead
-/// of after PostgreSQL's one-second deadlock check. With `restore`, the
-/// session's previous `lock_timeout` is put back afterwards, for
-/// transactions that go on (an application's own).
-pub(crate) async fn acquire_more<C: GenericClient + Sync>(
-    client: &C,
-    mode: LockMode,
-    locks: &[Lock],
-    timeout: Duration,
-    restore: bool,
-) -> Result<(), PgError> {
-    if locks.is_empty() {
-        return Ok(());
+impl LockMode {
+    /// Whether this mode takes any set of locks in one statement, so the
+    /// statement can be pipelined with the reads that must follow it.
+    pub(crate) fn is_one_statement(self) -> bool {
+        !matches!(self, LockMode::RowLocks)
     }
-    let millis = format!("{}ms", timeout.as_millis().max(1));
-    let previous: String = client
-        .query_typed(include_str!("sql/set_lock_timeout.sql"), &[(&millis, Type::TEXT)])
+}
+
+/// Sets `lock_timeout` for the rest of the transaction and returns the
+/// previous setting.
+///
+/// A decision's second lock pass (the keys its events touch, its stream) is
+/// the one place where a transaction asks for locks while holding others
+/// (its guards), so every wait cycle between transactions includes a
+/// decision waiting there. A short timeout breaks such a cycle quickly
+/// (SQLSTATE 55P03, reported as contention; the dispatch retries) instead of
+/// after PostgreSQL's one-second deadlock check.
+pub(crate) async fn set_lock_timeout<C: GenericClient + Sync>(client: &C, setting: &str) -> Result<String, PgError> {
+    Ok(client
+        .query_typed(include_str!("sql/set_lock_timeout.sql"), &[(&setting, Type::TEXT)])
         .await?
         .first()
         .map(|row| row.try_get(0))
         .transpose()?
-        .unwrap_or_default();
-    acquire(client, mode, locks).await?;
-    if restore {
-        client
-            .query_typed(include_str!("sql/set_lock_timeout.sql"), &[(&previous, Type::TEXT)])
-            .await?;
-    }
-    Ok(())
+        .unwrap_or_default())
+}
+
+/// `timeout` as a `lock_timeout` setting.
+pub(crate) fn timeout_setting(timeout: Duration) -> String {
+    format!("{}ms", timeout.as_millis().max(1))
 }
 
 /// Takes `locks` in order, for the rest of the current transaction.

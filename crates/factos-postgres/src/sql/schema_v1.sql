@@ -38,4 +38,4 @@ CREATE TABLE event_tags (
 CREATE TABLE factos_locks (
     key bigint PRIMARY KEY
 );
-INSERT INTO factos_locks (key) SELECT generate_series(0, 65535);
+INSERT INTO factos_locks (key) SELECT generate_series(0, 4095);

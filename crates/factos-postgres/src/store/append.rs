@@ -37,10 +37,63 @@ pub(crate) async fn append<C: GenericClient + Sync>(
     if let Err(invalid) = request.validate() {
         return Ok(Err(invalid.into()));
     }
+    let mut needed = LockSet::new();
+    if let Some(condition) = &request.condition {
+        keys.guard(&mut needed, &condition.query);
+    }
+    keys.write(&mut needed, &request.events, &request.stream);
+    let missing = needed.without(held);
+    // A first lock pass takes everything in one sorted pass and cannot
+    // deadlock; a decision's second pass waits at most the decision lock
+    // timeout (see `locks::set_lock_timeout`).
+    let bounded =
+        (!held.is_empty() && !missing.is_empty()).then(|| locks::timeout_setting(locking.decision_lock_timeout));
+    let one_statement = mode.is_one_statement();
+    let mut previous_timeout = None;
+    if !one_statement {
+        if let Some(setting) = &bounded {
+            previous_timeout = Some(locks::set_lock_timeout(client, setting).await?);
+        }
+        locks::acquire(client, mode, &missing).await?;
+    }
+
+    // One round trip: the lock statement, then every read that must follow
+    // it, pipelined in this order on the connection. The server runs them
+    // one after another, so each read sees what was committed once the
+    // locks were held.
     let ids: Vec<uuid::Uuid> = request.events.iter().map(|e| *e.id.as_uuid()).collect();
-    let taken = client
-        .query_typed(include_str!("../sql/taken_ids.sql"), &[(&ids, Type::UUID_ARRAY)])
-        .await?;
+    let stream = request.stream.as_str();
+    let count = i64::try_from(request.events.len()).unwrap_or(i64::MAX);
+    let (timeout_before, (), taken, head, conflict, positions) = tokio::try_join!(
+        biased;
+        async {
+            match (&bounded, one_statement) {
+                (Some(setting), true) => locks::set_lock_timeout(client, setting).await.map(Some),
+                _ => Ok(None),
+            }
+        },
+        async {
+            match one_statement && !missing.is_empty() {
+                true => locks::acquire(client, mode, &missing).await,
+                false => Ok(()),
+            }
+        },
+        async { Ok::<_, PgError>(client.query_typed(include_str!("../sql/taken_ids.sql"), &[(&ids, Type::UUID_ARRAY)]).await?) },
+        async { Ok::<_, PgError>(client.query_typed(include_str!("../sql/stream_head.sql"), &[(&stream, Type::TEXT)]).await?) },
+        async {
+            match &request.condition {
+                Some(condition) => first_match_after(client, &condition.query, condition.after).await,
+                None => Ok(None),
+            }
+        },
+        async { Ok::<_, PgError>(client.query_typed(include_str!("../sql/next_positions.sql"), &[(&count, Type::INT8)]).await?) },
+    )?;
+    if locking.restore_timeout
+        && let Some(previous) = previous_timeout.or(timeout_before)
+    {
+        locks::set_lock_timeout(client, &previous).await?;
+    }
+
     if !taken.is_empty() {
         let existing = taken
             .iter()
@@ -53,33 +106,7 @@ pub(crate) async fn append<C: GenericClient + Sync>(
             .collect::<Result<Vec<_>, PgError>>()?;
         return Ok(request.replayed(existing));
     }
-    let mut needed = LockSet::new();
-    if let Some(condition) = &request.condition {
-        keys.guard(&mut needed, &condition.query);
-    }
-    keys.write(&mut needed, &request.events, &request.stream);
-    let missing = needed.without(held);
-    if held.is_empty() {
-        // One sorted pass over everything: cannot deadlock.
-        locks::acquire(client, mode, &missing).await?;
-    } else {
-        locks::acquire_more(
-            client,
-            mode,
-            &missing,
-            locking.decision_lock_timeout,
-            locking.restore_timeout,
-        )
-        .await?;
-    }
-    let stream = request.stream.as_str();
-    let head: Option<i64> = client
-        .query_typed(include_str!("../sql/stream_head.sql"), &[(&stream, Type::TEXT)])
-        .await?
-        .first()
-        .map(|row| row.try_get(0))
-        .transpose()?
-        .flatten();
+    let head: Option<i64> = head.first().map(|row| row.try_get(0)).transpose()?.flatten();
     let current = head.map(|h| StreamRevision::new(u64::try_from(h).unwrap_or(0)));
     if !request.expected.is_satisfied_by(current) {
         return Ok(Err(RevisionMismatch {
@@ -89,30 +116,25 @@ pub(crate) async fn append<C: GenericClient + Sync>(
         }
         .into()));
     }
-    if let Some(condition) = &request.condition
-        && let Some(conflicting) = first_match_after(client, &condition.query, condition.after).await?
-    {
+    if let (Some(condition), Some(conflicting)) = (&request.condition, conflict) {
         return Ok(Err(AppendConditionFailed {
             condition: condition.clone(),
             conflicting,
         }
         .into()));
     }
-    insert(client, request, current).await.map(Ok)
+    let positions: Vec<i64> = positions.iter().map(|row| row.try_get(0)).collect::<Result<_, _>>()?;
+    insert(client, request, current, positions).await.map(Ok)
 }
 
+/// Inserts the events at `positions` (taken after the locks) and their tag
+/// rows, in one pipelined round trip.
 async fn insert<C: GenericClient + Sync>(
     client: &C,
     request: AppendRequest,
     current: Option<StreamRevision>,
+    positions: Vec<i64>,
 ) -> Result<Committed, PgError> {
-    let count = i64::try_from(request.events.len()).unwrap_or(i64::MAX);
-    let positions: Vec<i64> = client
-        .query_typed(include_str!("../sql/next_positions.sql"), &[(&count, Type::INT8)])
-        .await?
-        .iter()
-        .map(|row| row.try_get(0))
-        .collect::<Result<_, _>>()?;
     let first_revision = current.map_or(StreamRevision::FIRST, |r| r.next());
     let recorded_at = Timestamp::now();
     let fingerprint = i64::from_ne_bytes(request.fingerprint().to_ne_bytes());
@@ -145,36 +167,38 @@ async fn insert<C: GenericClient + Sync>(
     }
     let stream = request.stream.as_str();
     let at = SystemTime::from(recorded_at);
-    client
-        .execute_typed(
-            include_str!("../sql/insert_events.sql"),
-            &[
-                (&positions, Type::INT8_ARRAY),
-                (&ids, Type::UUID_ARRAY),
-                (&stream, Type::TEXT),
-                (&revisions, Type::INT8_ARRAY),
-                (&types, Type::TEXT_ARRAY),
-                (&versions, Type::INT8_ARRAY),
-                (&tags, Type::TEXT_ARRAY),
-                (&metadata, Type::TEXT_ARRAY),
-                (&data, Type::BYTEA_ARRAY),
-                (&at, Type::TIMESTAMPTZ),
-                (&fingerprint, Type::INT8),
-            ],
-        )
-        .await?;
-    if !tag_names.is_empty() {
-        client
-            .execute_typed(
-                include_str!("../sql/insert_tags.sql"),
-                &[
-                    (&tag_names, Type::TEXT_ARRAY),
-                    (&tag_positions, Type::INT8_ARRAY),
-                    (&tag_types, Type::TEXT_ARRAY),
-                ],
-            )
-            .await?;
-    }
+    let event_params: [(&(dyn tokio_postgres::types::ToSql + Sync), Type); 11] = [
+        (&positions, Type::INT8_ARRAY),
+        (&ids, Type::UUID_ARRAY),
+        (&stream, Type::TEXT),
+        (&revisions, Type::INT8_ARRAY),
+        (&types, Type::TEXT_ARRAY),
+        (&versions, Type::INT8_ARRAY),
+        (&tags, Type::TEXT_ARRAY),
+        (&metadata, Type::TEXT_ARRAY),
+        (&data, Type::BYTEA_ARRAY),
+        (&at, Type::TIMESTAMPTZ),
+        (&fingerprint, Type::INT8),
+    ];
+    let events = client.execute_typed(include_str!("../sql/insert_events.sql"), &event_params);
+    let tag_rows = async {
+        match tag_names.is_empty() {
+            true => Ok(0),
+            false => {
+                client
+                    .execute_typed(
+                        include_str!("../sql/insert_tags.sql"),
+                        &[
+                            (&tag_names, Type::TEXT_ARRAY),
+                            (&tag_positions, Type::INT8_ARRAY),
+                            (&tag_types, Type::TEXT_ARRAY),
+                        ],
+                    )
+                    .await
+            }
+        }
+    };
+    tokio::try_join!(biased; events, tag_rows)?;
     let records: Vec<_> = request
         .events
         .into_iter()

@@ -4,7 +4,7 @@ use factos::{
     AppendConditionFailed, AppendRequest, Committed, Position, Recorded, RevisionMismatch, StoreError, StreamRevision,
     Timestamp,
 };
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, params};
 
 use crate::error::SqliteError;
 use crate::store::read::{COLUMNS, TAG_SEPARATOR, event_from_row, first_match_after};
@@ -52,18 +52,25 @@ pub(crate) fn append(conn: &Connection, request: AppendRequest) -> Result<Result
 /// The committed events holding any of the request's ids, with their batch
 /// fingerprints.
 fn taken(conn: &Connection, request: &AppendRequest) -> Result<Vec<(factos::StoredEvent, u64)>, SqliteError> {
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {COLUMNS}, fingerprint FROM events WHERE event_id = ?1"
-    ))?;
     let mut existing = Vec::new();
-    for event in &request.events {
-        let found = stmt
-            .query_row([event.id.as_bytes().as_slice()], |row| {
-                Ok((event_from_row(row), row.get::<_, i64>(10)?))
-            })
-            .optional()?;
-        if let Some((record, fingerprint)) = found {
-            existing.push((record?, u64::from_ne_bytes(fingerprint.to_ne_bytes())));
+    // One statement per chunk of ids rather than one per event; the chunk
+    // stays far below SQLite's parameter limit.
+    for chunk in request.events.chunks(500) {
+        let placeholders = (1..=chunk.len())
+            .map(|i| format!("?{i}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {COLUMNS}, fingerprint FROM events WHERE event_id IN ({placeholders})"
+        ))?;
+        let mut rows = stmt.query(rusqlite::params_from_iter(
+            chunk.iter().map(|e| e.id.as_bytes().as_slice()),
+        ))?;
+        while let Some(row) = rows.next()? {
+            existing.push((
+                event_from_row(row)?,
+                u64::from_ne_bytes(row.get::<_, i64>(10)?.to_ne_bytes()),
+            ));
         }
     }
     Ok(existing)
