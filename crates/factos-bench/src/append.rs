@@ -1,5 +1,5 @@
-//! 1. Append overhead: unconditional appends through the store against raw
-//! SQL inserting the identical rows.
+//! Section 1, append overhead: unconditional appends through the store
+//! against raw SQL inserting the identical rows.
 
 use std::time::Instant;
 

@@ -1,4 +1,4 @@
-//! 4. Dispatch latency of the ticket workload, one writer.
+//! Section 4, dispatch latency of the ticket workload, one writer.
 
 use std::time::Instant;
 

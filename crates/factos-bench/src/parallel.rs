@@ -1,5 +1,5 @@
-//! 2. Parallel dispatch on PostgreSQL: our lock keys against the table-lock
-//! baseline, on disjoint contexts and on one shared context.
+//! Section 2, parallel dispatch on PostgreSQL: our lock keys against the
+//! table-lock baseline, on disjoint contexts and on one shared context.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

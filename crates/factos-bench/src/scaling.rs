@@ -1,5 +1,5 @@
-//! 3. Context read scaling: a 10-event context read from stores of growing
-//! size; and the process's peak memory.
+//! Section 3, context read scaling: a 10-event context read from stores of
+//! growing size; and the process's peak memory.
 
 use std::time::Instant;
 
