@@ -31,7 +31,7 @@ async fn run_once(mode: LockMode, writers: u32, shape: Shape, duration: Duration
             let (store, deadline) = (store.clone(), Arc::clone(&deadline));
             tokio::spawn(async move {
                 let concert = if shape == Shape::Disjoint { writer } else { 0 };
-                let (query, stream) = (concert_query(concert)?, concert_stream(concert)?);
+                let (query, stream) = (concert_query(concert), concert_stream(concert));
                 let dispatcher = Dispatcher::new(&store, JsonCodec::<TicketSold>::new());
                 let (mut accepted, mut failed) = (0u64, 0u64);
                 let mut buyer = writer * 1_000_000;
@@ -59,7 +59,7 @@ async fn run_once(mode: LockMode, writers: u32, shape: Shape, duration: Duration
     let elapsed = started.elapsed().as_secs_f64();
     let total: u64 = per_concert.values().sum();
     for (concert, accepted) in &per_concert {
-        let stored = store.read(&concert_query(*concert)?, ReadOptions::forwards()).await?;
+        let stored = store.read(&concert_query(*concert), ReadOptions::forwards()).await?;
         let revisions_ok = stored.iter().enumerate().all(|(i, e)| e.revision.value() == i as u64);
         let positions_ok = stored.windows(2).all(|w| w[0].position < w[1].position);
         if stored.len() as u64 != *accepted || !revisions_ok || !positions_ok {

@@ -175,11 +175,13 @@ pub(crate) async fn read_for_decision<C: GenericClient + Sync>(
         DecisionScope::Query(query) => locking.keys.guard(&mut held, query),
         DecisionScope::Stream(stream) => locking.keys.lock_stream(&mut held, stream),
     }
-    locks::acquire(client, locking.mode, &held.locks()).await?;
-    let events = match scope {
-        DecisionScope::Query(query) => read::read(client, query, ReadOptions::forwards()).await?,
-        DecisionScope::Stream(stream) => read::read_stream(client, stream, StreamRevision::FIRST).await?,
+    let read = async {
+        match scope {
+            DecisionScope::Query(query) => read::read(client, query, ReadOptions::forwards()).await,
+            DecisionScope::Stream(stream) => read::read_stream(client, stream, StreamRevision::FIRST).await,
+        }
     };
+    let events = locked(client, locking.mode, &held.locks(), read).await?;
     Ok((held, events))
 }
 
@@ -193,8 +195,30 @@ pub(crate) async fn read_consistent<C: GenericClient + Sync>(
 ) -> Result<Vec<StoredEvent>, PgError> {
     let mut guards = LockSet::new();
     locking.keys.guard(&mut guards, query);
-    locks::acquire(client, locking.mode, &guards.locks()).await?;
-    read::read(client, query, options).await
+    locked(
+        client,
+        locking.mode,
+        &guards.locks(),
+        read::read(client, query, options),
+    )
+    .await
+}
+
+/// Takes `locks`, then runs `read`. Where the locks are one statement, both
+/// go in one round trip, pipelined in that order: the server runs the read
+/// after the locks are held, with a snapshot taken then.
+async fn locked<C, T, R>(client: &C, mode: LockMode, locks: &[locks::Lock], read: R) -> Result<T, PgError>
+where
+    C: GenericClient + Sync,
+    R: Future<Output = Result<T, PgError>>,
+{
+    if mode.is_one_statement() {
+        let ((), value) = tokio::try_join!(biased; locks::acquire(client, mode, locks), read)?;
+        Ok(value)
+    } else {
+        locks::acquire(client, mode, locks).await?;
+        read.await
+    }
 }
 
 impl EventStore for PgStore {

@@ -9,12 +9,12 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::error::{AppendConditionFailed, RevisionMismatch, StoreError, UnsupportedAppendCondition, UnsupportedQuery};
+use crate::error::{StoreError, UnsupportedAppendCondition, UnsupportedQuery};
 use crate::event::{EventId, Timestamp};
 use crate::name::StreamId;
 use crate::position::{Position, StreamRevision};
 use crate::query::Query;
-use crate::recorded::{Recorded, StoredEvent};
+use crate::recorded::StoredEvent;
 use crate::store::{AppendRequest, Committed, DecisionScope, Direction, EventStore, ReadOptions};
 
 const BACKEND: &str = "the in-memory store";
@@ -102,58 +102,27 @@ impl Log {
             return request.replayed(existing);
         }
         let current = self.heads.get(&request.stream).copied();
-        if !request.expected.is_satisfied_by(current) {
-            return Err(RevisionMismatch {
-                stream: request.stream,
-                expected: request.expected,
-                actual: current,
-            }
-            .into());
-        }
-        if let Some(condition) = &request.condition {
-            let conflicting = self
-                .events
+        request.check_revision(current)?;
+        let first_match_after = request.condition.as_ref().and_then(|condition| {
+            self.events
                 .iter()
                 .rev()
                 .take_while(|(event, _)| condition.rejects(event.position))
                 .filter(|(event, _)| event.matches(&condition.query))
-                .last();
-            if let Some((event, _)) = conflicting {
-                return Err(AppendConditionFailed {
-                    condition: condition.clone(),
-                    conflicting: event.position,
-                }
-                .into());
-            }
-        }
+                .last()
+                .map(|(event, _)| event.position)
+        });
+        request.check_condition(first_match_after)?;
         let fingerprint = request.fingerprint();
-        let recorded_at = Timestamp::now();
-        let mut revision = current.map_or(StreamRevision::FIRST, |r| r.next());
-        let mut records = Vec::with_capacity(request.events.len());
-        for event in request.events {
-            let record = Recorded {
-                position: Position::new(self.events.len() as u64 + 1),
-                id: event.id,
-                stream: request.stream.clone(),
-                revision,
-                event_type: event.event_type,
-                version: event.version,
-                tags: event.tags,
-                metadata: event.metadata,
-                recorded_at,
-                event: event.data,
-            };
+        let stream = request.stream.clone();
+        let positions = (self.events.len() as u64 + 1..).map(Position::new);
+        let committed = request.into_committed(positions, current, Timestamp::now());
+        for record in &committed.records {
             self.by_id.insert(record.id, self.events.len());
             self.events.push((record.clone(), fingerprint));
-            records.push(record);
-            revision = revision.next();
         }
-        let last = records.last().map_or(StreamRevision::FIRST, |r| r.revision);
-        self.heads.insert(request.stream, last);
-        Ok(Committed {
-            records,
-            revision: last,
-        })
+        self.heads.insert(stream, committed.revision);
+        Ok(committed)
     }
 }
 

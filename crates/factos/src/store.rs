@@ -11,12 +11,12 @@ use std::collections::BTreeSet;
 
 use xxhash_rust::xxh3::Xxh3;
 
-use crate::error::{DuplicateEventId, InvalidAppend, StoreError};
-use crate::event::NewEvent;
+use crate::error::{AppendConditionFailed, DuplicateEventId, InvalidAppend, RevisionMismatch, StoreError};
+use crate::event::{NewEvent, Timestamp};
 use crate::name::StreamId;
 use crate::position::{AppendCondition, ExpectedRevision, Position, StreamRevision};
 use crate::query::{PredicateValue, Query};
-use crate::recorded::StoredEvent;
+use crate::recorded::{Recorded, StoredEvent};
 
 /// Which way a read walks the log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -215,6 +215,74 @@ impl AppendRequest {
             }
         }
         h.0.digest()
+    }
+
+    /// Checks the expected revision against the stream's last revision
+    /// `current`: the third check of every append, after validity and taken
+    /// ids.
+    ///
+    /// # Errors
+    ///
+    /// [`RevisionMismatch`] when the expectation does not hold.
+    pub fn check_revision(&self, current: Option<StreamRevision>) -> Result<(), RevisionMismatch> {
+        if self.expected.is_satisfied_by(current) {
+            return Ok(());
+        }
+        Err(RevisionMismatch {
+            stream: self.stream.clone(),
+            expected: self.expected,
+            actual: current,
+        })
+    }
+
+    /// Checks the condition given the first event matching its query after
+    /// its position (`None` when there is none): the last check of every
+    /// append.
+    ///
+    /// # Errors
+    ///
+    /// [`AppendConditionFailed`] naming that event.
+    pub fn check_condition(&self, first_match_after: Option<Position>) -> Result<(), AppendConditionFailed> {
+        match (&self.condition, first_match_after) {
+            (Some(condition), Some(conflicting)) => Err(AppendConditionFailed {
+                condition: condition.clone(),
+                conflicting,
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// The records of this batch once written at `positions` (one per
+    /// event, increasing) after the stream's last revision `current`, at
+    /// `recorded_at`.
+    pub fn into_committed(
+        self,
+        positions: impl IntoIterator<Item = Position>,
+        current: Option<StreamRevision>,
+        recorded_at: Timestamp,
+    ) -> Committed {
+        let first = current.map_or(StreamRevision::FIRST, |r| r.next());
+        let stream = self.stream;
+        let records: Vec<StoredEvent> = self
+            .events
+            .into_iter()
+            .zip(positions)
+            .zip(0u64..)
+            .map(|((event, position), offset)| Recorded {
+                position,
+                id: event.id,
+                stream: stream.clone(),
+                revision: StreamRevision::new(first.value() + offset),
+                event_type: event.event_type,
+                version: event.version,
+                tags: event.tags,
+                metadata: event.metadata,
+                recorded_at,
+                event: event.data,
+            })
+            .collect();
+        let revision = records.last().map_or(first, |r| r.revision);
+        Committed { records, revision }
     }
 
     /// Resolves an append whose ids are already taken.

@@ -3,10 +3,7 @@
 use std::collections::BTreeMap;
 use std::time::SystemTime;
 
-use factos::{
-    AppendConditionFailed, AppendRequest, Committed, Position, Recorded, RevisionMismatch, StoreError, StreamRevision,
-    Timestamp,
-};
+use factos::{AppendRequest, Committed, Position, StoreError, StreamRevision, Timestamp};
 use tokio_postgres::GenericClient;
 use tokio_postgres::types::Type;
 
@@ -48,9 +45,12 @@ pub(crate) async fn append<C: GenericClient + Sync>(
     // timeout (see `locks::set_lock_timeout`).
     let bounded =
         (!held.is_empty() && !missing.is_empty()).then(|| locks::timeout_setting(locking.decision_lock_timeout));
-    let one_statement = mode.is_one_statement();
+    // A bounded second pass is taken before the pipeline, its timeout set
+    // first and its outcome known before any read is sent; so are row
+    // locks, which take several statements.
+    let pipelined = mode.is_one_statement() && bounded.is_none();
     let mut previous_timeout = None;
-    if !one_statement {
+    if !pipelined {
         if let Some(setting) = &bounded {
             previous_timeout = Some(locks::set_lock_timeout(client, setting).await?);
         }
@@ -64,16 +64,10 @@ pub(crate) async fn append<C: GenericClient + Sync>(
     let ids: Vec<uuid::Uuid> = request.events.iter().map(|e| *e.id.as_uuid()).collect();
     let stream = request.stream.as_str();
     let count = i64::try_from(request.events.len()).unwrap_or(i64::MAX);
-    let (timeout_before, (), taken, head, conflict, positions) = tokio::try_join!(
+    let ((), taken, head, conflict, positions) = tokio::try_join!(
         biased;
         async {
-            match (&bounded, one_statement) {
-                (Some(setting), true) => locks::set_lock_timeout(client, setting).await.map(Some),
-                _ => Ok(None),
-            }
-        },
-        async {
-            match one_statement && !missing.is_empty() {
+            match pipelined && !missing.is_empty() {
                 true => locks::acquire(client, mode, &missing).await,
                 false => Ok(()),
             }
@@ -89,7 +83,7 @@ pub(crate) async fn append<C: GenericClient + Sync>(
         async { Ok::<_, PgError>(client.query_typed(include_str!("../sql/next_positions.sql"), &[(&count, Type::INT8)]).await?) },
     )?;
     if locking.restore_timeout
-        && let Some(previous) = previous_timeout.or(timeout_before)
+        && let Some(previous) = previous_timeout
     {
         locks::set_lock_timeout(client, &previous).await?;
     }
@@ -108,20 +102,11 @@ pub(crate) async fn append<C: GenericClient + Sync>(
     }
     let head: Option<i64> = head.first().map(|row| row.try_get(0)).transpose()?.flatten();
     let current = head.map(|h| StreamRevision::new(u64::try_from(h).unwrap_or(0)));
-    if !request.expected.is_satisfied_by(current) {
-        return Ok(Err(RevisionMismatch {
-            stream: request.stream,
-            expected: request.expected,
-            actual: current,
-        }
-        .into()));
+    if let Err(mismatch) = request.check_revision(current) {
+        return Ok(Err(mismatch.into()));
     }
-    if let (Some(condition), Some(conflicting)) = (&request.condition, conflict) {
-        return Ok(Err(AppendConditionFailed {
-            condition: condition.clone(),
-            conflicting,
-        }
-        .into()));
+    if let Err(failed) = request.check_condition(conflict) {
+        return Ok(Err(failed.into()));
     }
     let positions: Vec<i64> = positions.iter().map(|row| row.try_get(0)).collect::<Result<_, _>>()?;
     insert(client, request, current, positions).await.map(Ok)
@@ -199,24 +184,8 @@ async fn insert<C: GenericClient + Sync>(
         }
     };
     tokio::try_join!(biased; events, tag_rows)?;
-    let records: Vec<_> = request
-        .events
+    let positions = positions
         .into_iter()
-        .zip(positions)
-        .enumerate()
-        .map(|(i, (event, position))| Recorded {
-            position: Position::new(u64::try_from(position).unwrap_or(0)),
-            id: event.id,
-            stream: request.stream.clone(),
-            revision: StreamRevision::new(first_revision.value() + i as u64),
-            event_type: event.event_type,
-            version: event.version,
-            tags: event.tags,
-            metadata: event.metadata,
-            recorded_at,
-            event: event.data,
-        })
-        .collect();
-    let revision = records.last().map_or(first_revision, |r| r.revision);
-    Ok(Committed { records, revision })
+        .map(|p| Position::new(u64::try_from(p).unwrap_or(0)));
+    Ok(request.into_committed(positions, current, recorded_at))
 }

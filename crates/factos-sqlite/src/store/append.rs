@@ -1,9 +1,6 @@
 //! Appending a batch inside an open write transaction.
 
-use factos::{
-    AppendConditionFailed, AppendRequest, Committed, Position, Recorded, RevisionMismatch, StoreError, StreamRevision,
-    Timestamp,
-};
+use factos::{AppendRequest, Committed, Position, StoreError, StreamRevision, Timestamp};
 use rusqlite::{Connection, params};
 
 use crate::error::SqliteError;
@@ -29,22 +26,13 @@ pub(crate) fn append(conn: &Connection, request: AppendRequest) -> Result<Result
         .prepare_cached(include_str!("../sql/stream_head.sql"))?
         .query_row([request.stream.as_str()], |row| row.get(0))?;
     let current = head.map(|h| StreamRevision::new(u64::try_from(h).unwrap_or(0)));
-    if !request.expected.is_satisfied_by(current) {
-        return Ok(Err(RevisionMismatch {
-            stream: request.stream,
-            expected: request.expected,
-            actual: current,
-        }
-        .into()));
+    if let Err(mismatch) = request.check_revision(current) {
+        return Ok(Err(mismatch.into()));
     }
     if let Some(condition) = &request.condition
-        && let Some(conflicting) = first_match_after(conn, &condition.query, condition.after)?
+        && let Err(failed) = request.check_condition(first_match_after(conn, &condition.query, condition.after)?)
     {
-        return Ok(Err(AppendConditionFailed {
-            condition: condition.clone(),
-            conflicting,
-        }
-        .into()));
+        return Ok(Err(failed.into()));
     }
     insert(conn, request, current).map(Ok)
 }
@@ -88,13 +76,14 @@ fn insert(
         .query_row([], |row| row.get(0))?;
     let mut insert_event = conn.prepare_cached(include_str!("../sql/insert_event.sql"))?;
     let mut insert_tag = conn.prepare_cached(include_str!("../sql/insert_tag.sql"))?;
-    let mut revision = current.map_or(StreamRevision::FIRST, |r| r.next());
-    let mut records = Vec::with_capacity(request.events.len());
-    for (offset, event) in (1i64..).zip(request.events) {
+    let first_revision = current.map_or(0, |r| r.value() + 1);
+    let mut positions = Vec::with_capacity(request.events.len());
+    for (offset, event) in (1i64..).zip(&request.events) {
         let position = last + offset;
-        let revision_sql = i64::try_from(revision.value()).map_err(|_| SqliteError::OutOfRange {
+        let revision = first_revision + (offset as u64 - 1);
+        let revision = i64::try_from(revision).map_err(|_| SqliteError::OutOfRange {
             what: "revision",
-            value: revision.value(),
+            value: revision,
         })?;
         let tags = event
             .tags
@@ -111,7 +100,7 @@ fn insert(
             position,
             event.id.as_bytes().as_slice(),
             request.stream.as_str(),
-            revision_sql,
+            revision,
             event.event_type.as_str(),
             event.version,
             tags,
@@ -123,20 +112,7 @@ fn insert(
         for tag in &event.tags {
             insert_tag.execute(params![tag.as_str(), position, event.event_type.as_str()])?;
         }
-        records.push(Recorded {
-            position: Position::new(u64::try_from(position).unwrap_or(0)),
-            id: event.id,
-            stream: request.stream.clone(),
-            revision,
-            event_type: event.event_type,
-            version: event.version,
-            tags: event.tags,
-            metadata: event.metadata,
-            recorded_at,
-            event: event.data,
-        });
-        revision = revision.next();
+        positions.push(Position::new(u64::try_from(position).unwrap_or(0)));
     }
-    let revision = records.last().map_or(StreamRevision::FIRST, |r| r.revision);
-    Ok(Committed { records, revision })
+    Ok(request.into_committed(positions, current, recorded_at))
 }
