@@ -23,7 +23,7 @@ use anyhow::Context as _;
 use clap::Parser;
 use factos::{
     Dispatcher, EventStore, JsonCodec, JsonEvent, Predicate, PredicateValue, Query, QueryItem, ReadOptions, Recorded,
-    StreamId, Tag, View, fact, facts, handler, project, view,
+    SplitRejection, StreamId, Tag, View, fact, facts, handler, project, view,
 };
 use serde::{Deserialize, Serialize};
 
@@ -373,11 +373,8 @@ async fn handle<S: EventStore>(
                 .await
         }
     };
-    match outcome {
-        Ok(committed) => Ok(Ok(committed.into_iter().map(|r| r.event).collect())),
-        Err(factos::Error::Domain(refused)) => Ok(Err(refused)),
-        Err(failed) => Err(failed).context("dispatch failed"),
-    }
+    let outcome = outcome.split_rejection().context("dispatch failed")?;
+    Ok(outcome.map(|committed| committed.into_iter().map(|r| r.event).collect()))
 }
 
 fn stream(account: u32) -> anyhow::Result<StreamId> {

@@ -18,8 +18,8 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use clap::Parser;
 use factos::{
-    Codec, Decider, Dispatcher, EventId, EventStore, EventType, NewEvent, Query, ReadOptions, StoredEvent, StreamId,
-    Tag, View, decider, project, view,
+    Codec, Decider, Dispatcher, EventId, EventStore, EventType, NewEvent, Query, ReadOptions, SplitRejection,
+    StoredEvent, StreamId, Tag, View, decider, project, view,
 };
 use factos_sqlite::SqliteStore;
 use serde_json::{Value, json};
@@ -257,14 +257,10 @@ fn order_stream(id: u32) -> anyhow::Result<StreamId> {
 
 async fn handle<S: EventStore>(store: &S, order: u32, command: Command) -> anyhow::Result<Result<(), Refused>> {
     let dispatcher = Dispatcher::new(store, OrderCodec);
-    match dispatcher
+    let outcome = dispatcher
         .dispatch_stream(&orders(order), &command, &order_stream(order)?)
-        .await
-    {
-        Ok(_) => Ok(Ok(())),
-        Err(factos::Error::Domain(refused)) => Ok(Err(refused)),
-        Err(failed) => Err(failed).context("dispatch failed"),
-    }
+        .await;
+    Ok(outcome.split_rejection().context("dispatch failed")?.map(drop))
 }
 
 async fn summary<S: EventStore>(store: &S) -> anyhow::Result<KitchenSummary> {

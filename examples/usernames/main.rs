@@ -16,7 +16,9 @@
 
 use anyhow::Context as _;
 use clap::Parser;
-use factos::{Decider, Dispatcher, EventStore, JsonCodec, JsonEvent, Query, QueryItem, StreamId, Tag, decider};
+use factos::{
+    Decider, Dispatcher, EventStore, JsonCodec, JsonEvent, Query, QueryItem, SplitRejection, StreamId, Tag, decider,
+};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -151,11 +153,10 @@ async fn handle<S: EventStore>(store: &S, command: &Command) -> anyhow::Result<R
     let dispatched = Dispatcher::new(store, JsonCodec::new())
         .dispatch_context(&users(), command, &query, &stream)
         .await;
-    match dispatched {
-        Ok(committed) => Ok(Ok(committed.len())),
-        Err(factos::Error::Domain(rejected)) => Ok(Err(rejected)),
-        Err(failed) => Err(failed).context("dispatch failed"),
-    }
+    Ok(dispatched
+        .split_rejection()
+        .context("dispatch failed")?
+        .map(|committed| committed.len()))
 }
 
 fn register(user: u64, username: &str) -> Command {

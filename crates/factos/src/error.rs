@@ -248,3 +248,33 @@ impl<D> From<StoreError> for Error<D> {
         Error::Store(error)
     }
 }
+
+/// Separates a command's domain rejection from a failure of the machinery.
+///
+/// Applications usually treat the two differently: a rejection is an answer
+/// for the caller, a failure is an error to report.
+///
+/// ```
+/// use factos::{Error, SplitRejection};
+/// let rejected: Result<(), Error<&str>> = Err(Error::Domain("sold out"));
+/// assert_eq!(rejected.split_rejection().ok(), Some(Err("sold out")));
+/// ```
+pub trait SplitRejection<T, D> {
+    /// `Ok(Ok(value))` on success, `Ok(Err(rejection))` when the domain
+    /// rejected the command, `Err(error)` for every other failure.
+    ///
+    /// # Errors
+    ///
+    /// Every [`Error`] but [`Error::Domain`].
+    fn split_rejection(self) -> Result<Result<T, D>, Error<D>>;
+}
+
+impl<T, D> SplitRejection<T, D> for Result<T, Error<D>> {
+    fn split_rejection(self) -> Result<Result<T, D>, Error<D>> {
+        match self {
+            Ok(value) => Ok(Ok(value)),
+            Err(Error::Domain(rejection)) => Ok(Err(rejection)),
+            Err(other) => Err(other),
+        }
+    }
+}

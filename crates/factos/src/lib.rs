@@ -101,7 +101,7 @@ pub use decider::{Decider, FnDecider, compute_events, compute_state, decider};
 pub use dispatch::{Dispatcher, RetryPolicy};
 pub use error::{
     AppendConditionFailed, BoxError, DecodeError, DuplicateEventId, EncodeError, Error, InvalidAppend,
-    RevisionMismatch, StoreError, UnsupportedAppendCondition, UnsupportedQuery,
+    RevisionMismatch, SplitRejection, StoreError, UnsupportedAppendCondition, UnsupportedQuery,
 };
 pub use event::{EventId, Metadata, NewEvent, Timestamp};
 pub use facts::{Fact, FactHandler, FactSet, Facts, fact, facts, handler};
