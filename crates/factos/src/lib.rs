@@ -82,7 +82,7 @@ mod decider;
 mod dispatch;
 mod error;
 mod event;
-mod facts;
+pub mod facts;
 mod handler;
 mod memory;
 mod name;
