@@ -265,7 +265,7 @@ pub trait SplitRejection<T, D> {
     ///
     /// # Errors
     ///
-    /// Every [`Error`] but [`Error::Domain`].
+    /// Every [`Error`](enum@Error) but [`Error::Domain`].
     fn split_rejection(self) -> Result<Result<T, D>, Error<D>>;
 }
 
