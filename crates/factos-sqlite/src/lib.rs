@@ -45,6 +45,13 @@
 //! checks `FailIfEventsMatch(query, after)` and inserts in one such
 //! transaction too.
 //!
+//! ## Without an async runtime
+//!
+//! [`SqliteStore::inline`] gives the same store running every call on the
+//! calling thread: a synchronous application drives the contract and the
+//! dispatch flows with any executor (`futures::executor::block_on`), from as
+//! many threads as it likes.
+//!
 //! ## Storage
 //!
 //! Events live in an append-only `events` table; tags also get one row per

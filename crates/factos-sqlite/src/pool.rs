@@ -154,23 +154,30 @@ impl fmt::Debug for Pooled {
 }
 
 impl Pooled {
-    /// Runs `work` on this connection on a blocking thread. On error the
-    /// connection is returned to the pool after rolling back any open
-    /// transaction.
-    pub(crate) async fn run<T, F>(mut self, work: F) -> Result<(Self, T), SqliteError>
+    /// Runs `work` on this connection: on a tokio blocking thread, or on
+    /// the calling thread when `inline`. On error the connection is returned
+    /// to the pool after rolling back any open transaction.
+    pub(crate) async fn run<T, F>(self, inline: bool, work: F) -> Result<(Self, T), SqliteError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, SqliteError> + Send + 'static,
     {
-        tokio::task::spawn_blocking(move || {
-            let conn = match self.conn.take() {
-                Some(conn) => conn,
-                None => self.pool.connect()?,
-            };
-            let value = work(self.conn.insert(conn))?;
-            Ok((self, value))
-        })
-        .await?
+        if inline {
+            return self.run_here(work);
+        }
+        tokio::task::spawn_blocking(move || self.run_here(work)).await?
+    }
+
+    fn run_here<T>(
+        mut self,
+        work: impl FnOnce(&mut Connection) -> Result<T, SqliteError>,
+    ) -> Result<(Self, T), SqliteError> {
+        let conn = match self.conn.take() {
+            Some(conn) => conn,
+            None => self.pool.connect()?,
+        };
+        let value = work(self.conn.insert(conn))?;
+        Ok((self, value))
     }
 }
 

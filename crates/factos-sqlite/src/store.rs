@@ -21,8 +21,9 @@ use crate::schema;
 /// An event store in one SQLite database file (or in memory).
 ///
 /// Clones share the connections. Every database call runs on tokio's
-/// blocking threads, so the async API never blocks the runtime; a
-/// [`SqliteStore`] therefore needs a tokio runtime.
+/// blocking threads, so the async API never blocks the runtime; such a
+/// store therefore needs a tokio runtime. Synchronous applications use
+/// [`SqliteStore::inline`] instead, which runs calls on the calling thread.
 ///
 /// Writers in one process queue on an async lock instead of spinning on
 /// SQLite's busy handler; writers in other processes are waited for up to
@@ -30,6 +31,7 @@ use crate::schema;
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     shared: Arc<Shared>,
+    inline: bool,
 }
 
 #[derive(Debug)]
@@ -90,7 +92,34 @@ impl SqliteStore {
                 writer: Arc::new(Semaphore::new(1)),
                 migrated: AtomicBool::new(version == schema::SCHEMA_VERSION),
             }),
+            inline: false,
         })
+    }
+
+    /// The same store (sharing connections and the writer queue), running
+    /// every database call on the calling thread instead of a tokio blocking
+    /// thread: for synchronous applications, which drive its futures with
+    /// any executor, and for code already on a blocking thread. Its futures
+    /// need no tokio runtime; they block while the database works, so do
+    /// not poll them on an async runtime's worker threads.
+    ///
+    /// ```
+    /// use factos::{AppendRequest, EventId, EventStore, EventType, NewEvent, Query, ReadOptions, StreamId};
+    /// use futures::executor::block_on;
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let store = factos_sqlite::SqliteStore::open(dir.path().join("events.db"))?.inline();
+    /// block_on(store.migrate())?;
+    /// let event = NewEvent::new(EventId::random(), EventType::new("Noted")?, b"sync".to_vec());
+    /// block_on(store.append(AppendRequest::new(StreamId::new("notes")?, vec![event])))?;
+    /// assert_eq!(block_on(store.read(&Query::all(), ReadOptions::forwards()))?.len(), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn inline(&self) -> SqliteStore {
+        SqliteStore {
+            shared: Arc::clone(&self.shared),
+            inline: true,
+        }
     }
 
     /// Creates or upgrades the schema to [`schema::SCHEMA_VERSION`]
@@ -103,7 +132,7 @@ impl SqliteStore {
     /// is rolled back entirely).
     pub async fn migrate(&self) -> Result<(), SqliteError> {
         let _writer = self.writer().await;
-        self.shared.pool.get().await.run(schema::migrate).await?;
+        self.shared.pool.get().await.run(self.inline, schema::migrate).await?;
         self.shared.migrated.store(true, Ordering::Release);
         Ok(())
     }
@@ -128,7 +157,7 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, SqliteError> + Send + 'static,
     {
-        let (_, value) = self.connection().await?.run(work).await?;
+        let (_, value) = self.connection().await?.run(self.inline, work).await?;
         Ok(value)
     }
 }
@@ -172,7 +201,7 @@ impl EventStore for SqliteStore {
         let (conn, events) = self
             .connection()
             .await?
-            .run(move |conn| {
+            .run(self.inline, move |conn| {
                 conn.execute_batch("BEGIN IMMEDIATE")?;
                 read_scope(conn, &scope)
             })
@@ -183,7 +212,7 @@ impl EventStore for SqliteStore {
     async fn commit_decision(&self, decision: SqliteDecision, request: AppendRequest) -> Result<Committed, StoreError> {
         let SqliteDecision { conn, _writer } = decision;
         let (_, outcome) = conn
-            .run(move |conn| {
+            .run(self.inline, move |conn| {
                 let outcome = append::append(conn, request)?;
                 conn.execute_batch(if outcome.is_ok() { "COMMIT" } else { "ROLLBACK" })?;
                 Ok(outcome)
