@@ -11,8 +11,8 @@ use std::cell::Cell;
 use std::collections::BTreeSet;
 
 use factos::{
-    AppendCondition, AppendRequest, DecisionScope, EventId, LocalEventStore, NewEvent, Position, Query, QueryItem,
-    ReadOptions, StoreError,
+    AppendCondition, AppendRequest, Committed, DecisionScope, EventId, LocalEventStore, NewEvent, Position, Query,
+    QueryItem, ReadOptions, StoreError, StoredEvent,
 };
 use futures::future::join_all;
 use proptest::prelude::Rng;
@@ -53,6 +53,16 @@ struct Accepted {
     first_new: Position,
 }
 
+impl Accepted {
+    fn new(query: Query, read: &[StoredEvent], committed: &Committed) -> Self {
+        Self {
+            query,
+            read: read.iter().map(|e| e.id).collect(),
+            first_new: committed.records[0].position,
+        }
+    }
+}
+
 /// 20 concurrent appenders with random queries (0–3 items over several types
 /// and tags) append with conditions from their own reads. Afterwards, for
 /// every accepted append, the events matching its query with positions below
@@ -78,11 +88,7 @@ pub async fn consistency_with_seed<S: LocalEventStore>(store: &S, seed: u64) -> 
                 .append(AppendRequest::new(stream(&format!("writer-{writer}")), events).condition(condition))
                 .await
             {
-                Ok(committed) => accepted.push(Accepted {
-                    query,
-                    read: read.iter().map(|e| e.id).collect(),
-                    first_new: committed.records[0].position,
-                }),
+                Ok(committed) => accepted.push(Accepted::new(query, &read, &committed)),
                 // A failed condition, or a transient conflict between
                 // concurrent transactions: either way nothing was written.
                 Err(rejected) if rejected.is_conflict() => {}
@@ -91,12 +97,7 @@ pub async fn consistency_with_seed<S: LocalEventStore>(store: &S, seed: u64) -> 
         }
         Ok::<_, StoreError>(accepted)
     });
-    let mut accepted = Vec::new();
-    for outcome in join_all(appenders).await {
-        accepted.extend(outcome?);
-    }
-    assert!(!accepted.is_empty(), "no conditional append was accepted");
-    check_contexts(store, &accepted).await
+    check_contexts(store, join_all(appenders).await, "conditional append").await
 }
 
 /// While writers append, a reader repeatedly reading the newest events never
@@ -236,30 +237,31 @@ pub async fn decisions_with_seed<S: LocalEventStore>(store: &S, seed: u64) -> Ca
             let events = (0..rng.random_range(1..=2)).map(|_| random_event(&mut rng)).collect();
             let request = AppendRequest::new(stream(&format!("decider-{writer}")), events).condition(condition);
             match store.commit_decision(decision, request).await {
-                Ok(committed) => accepted.push(Accepted {
-                    query,
-                    read: read.iter().map(|e| e.id).collect(),
-                    first_new: committed.records[0].position,
-                }),
+                Ok(committed) => accepted.push(Accepted::new(query, &read, &committed)),
                 Err(rejected) if rejected.is_conflict() => {}
                 Err(other) => return Err(other),
             }
         }
         Ok::<_, StoreError>(accepted)
     });
-    let mut accepted = Vec::new();
-    for outcome in join_all(deciders).await {
-        accepted.extend(outcome?);
-    }
-    assert!(!accepted.is_empty(), "no decision was accepted");
-    check_contexts(store, &accepted).await
+    check_contexts(store, join_all(deciders).await, "decision").await
 }
 
-/// For every accepted append: the events matching its query below its first
-/// new event are exactly the ones its read returned.
-async fn check_contexts<S: LocalEventStore>(store: &S, accepted: &[Accepted]) -> CaseResult {
+/// Gathers what the concurrent parties accepted and checks, for every
+/// accepted append, that the events matching its query below its first new
+/// event are exactly the ones its read returned.
+async fn check_contexts<S: LocalEventStore>(
+    store: &S,
+    outcomes: Vec<Result<Vec<Accepted>, StoreError>>,
+    what: &str,
+) -> CaseResult {
+    let mut accepted = Vec::new();
+    for outcome in outcomes {
+        accepted.extend(outcome?);
+    }
+    assert!(!accepted.is_empty(), "no {what} was accepted");
     let log = store.read(&Query::all(), ReadOptions::forwards()).await?;
-    for append in accepted {
+    for append in &accepted {
         let context: Vec<EventId> = log
             .iter()
             .filter(|e| e.position < append.first_new && e.matches(&append.query))
