@@ -69,6 +69,11 @@ impl<S: LocalEventStore> LocalEventStore for Interleave<'_, S> {
         begun
     }
 
+    async fn abandon_decision(&self, transaction: Self::Transaction) {
+        self.pause().await;
+        self.inner.abandon_decision(transaction).await
+    }
+
     async fn commit_decision(
         &self,
         transaction: Self::Transaction,

@@ -119,6 +119,7 @@ macro_rules! conformance_tests {
             expected_revision_stream_exists,
             expected_revision_exact,
             failed_batch_writes_nothing,
+            invalid_metadata_is_refused_alike_everywhere,
             duplicate_event_id_is_rejected,
             identical_resend_returns_original_records,
             read_options_select_from_limit_and_direction,

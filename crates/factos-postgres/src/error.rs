@@ -1,5 +1,8 @@
 //! The crate's error type.
 
+use std::fmt;
+use std::time::Duration;
+
 use factos::{BoxError, StoreError};
 use thiserror::Error;
 use tokio_postgres::error::SqlState;
@@ -8,15 +11,27 @@ use tokio_postgres::error::SqlState;
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum PgError {
-    /// PostgreSQL or the connection to it failed.
-    #[error("PostgreSQL failed")]
+    /// PostgreSQL or the connection to it failed. The message carries the
+    /// SQLSTATE and the server's words; [`PgError::code`] gives the code.
+    #[error("PostgreSQL failed: {}", describe(.0))]
     Postgres(#[from] tokio_postgres::Error),
     /// No connection could be taken from the pool.
-    #[error("no connection available from the pool")]
+    #[error("no connection available from the pool: {0}")]
     Pool(#[from] deadpool_postgres::PoolError),
     /// The pool could not be built.
-    #[error("cannot build the connection pool")]
+    #[error("cannot build the connection pool: {0}")]
     BuildPool(#[from] deadpool_postgres::BuildError),
+    /// A configured time limit ran out; see the crate docs for the defaults.
+    #[error("{limit} took longer than its limit of {after:?}")]
+    Timeout {
+        /// Which limit.
+        limit: Limit,
+        /// The limit.
+        after: Duration,
+        /// The failure the limit showed up as, if any.
+        #[source]
+        source: Option<BoxError>,
+    },
     /// The database was written by a newer factos-postgres; nothing is done
     /// to it.
     #[error(
@@ -28,8 +43,24 @@ pub enum PgError {
         /// The newest version this crate knows.
         supported: i32,
     },
+    /// The schema has no factos tables yet, or an older version of them.
+    #[error(
+        "schema {schema:?} has factos schema version {found}, this factos-postgres needs {required}; call PgStore::migrate first"
+    )]
+    NotMigrated {
+        /// The schema the store works in (the connection's `search_path`).
+        schema: String,
+        /// The version found (0: none).
+        found: i32,
+        /// The version this crate needs.
+        required: i32,
+    },
+    /// A query's SQL predicate is not one well-formed expression; nothing
+    /// ran.
+    #[error(transparent)]
+    InvalidPredicate(#[from] factos::InvalidPredicate),
     /// A stored row cannot be turned back into an event.
-    #[error("corrupt event row at position {position}")]
+    #[error("corrupt event row at position {position}: {source}")]
     CorruptRow {
         /// The row's position.
         position: i64,
@@ -45,6 +76,40 @@ pub enum PgError {
         /// The value.
         value: u64,
     },
+}
+
+/// The time limits of a [`crate::PgStore`], named by [`PgError::Timeout`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Limit {
+    /// Opening a new connection (TCP, TLS and PostgreSQL's startup).
+    Connect,
+    /// Waiting for a pooled connection while all are in use.
+    PoolWait,
+    /// A decision, from the transaction its read began to its append.
+    Decision,
+    /// One statement on the server (`statement_timeout`).
+    Statement,
+}
+
+impl fmt::Display for Limit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Limit::Connect => "connecting to PostgreSQL",
+            Limit::PoolWait => "waiting for a pooled connection",
+            Limit::Decision => "a decision (from its read to its append)",
+            Limit::Statement => "a statement",
+        })
+    }
+}
+
+/// A driver error in the caller's terms: the SQLSTATE and the server's
+/// message for database errors, the driver's own words otherwise.
+fn describe(error: &tokio_postgres::Error) -> String {
+    match error.as_db_error() {
+        Some(db) => format!("SQLSTATE {}: {}", db.code().code(), db.message()),
+        None => error.to_string(),
+    }
 }
 
 impl PgError {
@@ -69,6 +134,11 @@ impl PgError {
         )
     }
 
+    /// Whether a time limit ran out.
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, PgError::Timeout { .. })
+    }
+
     /// Whether an insert hit the unique event id of an event committed
     /// concurrently (a re-send racing its original).
     pub(crate) fn is_event_id_race(&self) -> bool {
@@ -80,10 +150,53 @@ impl PgError {
             _ => false,
         }
     }
+
+    /// Whether the connection was gone: closed by the server (terminated,
+    /// shut down, an idle timeout) or by the network.
+    pub(crate) fn is_connection_lost(&self) -> bool {
+        match self {
+            PgError::Postgres(e) => connection_lost(e),
+            _ => false,
+        }
+    }
+
+    /// The statement-timeout cancellation as [`Limit::Statement`].
+    pub(crate) fn with_statement_limit(self, limit: Option<Duration>) -> Self {
+        match (limit, self.code()) {
+            (Some(after), Some(code)) if *code == SqlState::QUERY_CANCELED => PgError::Timeout {
+                limit: Limit::Statement,
+                after,
+                source: Some(Box::new(self)),
+            },
+            _ => self,
+        }
+    }
+}
+
+/// Whether `error` says the connection is gone rather than that a statement
+/// failed.
+pub(crate) fn connection_lost(error: &tokio_postgres::Error) -> bool {
+    if error.is_closed() {
+        return true;
+    }
+    match error.code() {
+        Some(code) => [
+            SqlState::ADMIN_SHUTDOWN,
+            SqlState::CRASH_SHUTDOWN,
+            SqlState::CANNOT_CONNECT_NOW,
+            SqlState::IDLE_SESSION_TIMEOUT,
+            SqlState::IDLE_IN_TRANSACTION_SESSION_TIMEOUT,
+        ]
+        .contains(code),
+        None => std::error::Error::source(error).is_some_and(|s| s.is::<std::io::Error>()),
+    }
 }
 
 impl From<PgError> for StoreError {
     fn from(error: PgError) -> Self {
+        if let PgError::InvalidPredicate(invalid) = error {
+            return StoreError::InvalidPredicate(invalid);
+        }
         if error.is_transient_conflict() || error.is_event_id_race() {
             StoreError::contention(error)
         } else {

@@ -69,6 +69,10 @@ impl EventStore for PgTransactionStore<'_> {
         Ok((PgTransactionDecision { held }, events))
     }
 
+    async fn abandon_decision(&self, _decision: PgTransactionDecision) {
+        // The locks stay held until the application's transaction ends.
+    }
+
     async fn commit_decision(
         &self,
         decision: PgTransactionDecision,

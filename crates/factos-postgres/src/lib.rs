@@ -83,12 +83,18 @@
 
 mod error;
 mod in_transaction;
+mod limits;
 mod locks;
+mod retry;
 pub mod schema;
 mod session;
 mod store;
 
-pub use error::PgError;
+pub use error::{Limit, PgError};
 pub use in_transaction::{PgTransactionDecision, PgTransactionStore};
+pub use limits::{
+    DEFAULT_CONNECT_TIMEOUT, DEFAULT_DECISION_TIMEOUT, DEFAULT_POOL_WAIT_TIMEOUT, DEFAULT_STATEMENT_TIMEOUT,
+    PoolOptions,
+};
 pub use locks::LockMode;
 pub use store::{PgDecision, PgStore};

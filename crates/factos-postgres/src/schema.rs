@@ -13,6 +13,54 @@ pub const SCHEMA_VERSION: i32 = 1;
 /// version `i` to `i + 1`.
 const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [include_str!("sql/schema_v1.sql")];
 
+/// Checks that the connection's schema holds exactly the version this crate
+/// writes, and returns the schema's name.
+///
+/// # Errors
+///
+/// [`PgError::NotMigrated`] for an empty or older schema,
+/// [`PgError::SchemaTooNew`] for a newer one.
+pub(crate) async fn check<C: GenericClient + Sync>(client: &C) -> Result<String, PgError> {
+    let row = client
+        .query_typed(
+            "SELECT current_schema()::text, to_regclass('factos_schema_version') IS NOT NULL",
+            &[],
+        )
+        .await?;
+    let (schema, exists): (Option<String>, bool) = match row.first() {
+        Some(row) => (row.try_get(0)?, row.try_get(1)?),
+        None => (None, false),
+    };
+    let schema = schema.unwrap_or_default();
+    let found = match exists {
+        true => version(client).await?,
+        false => 0,
+    };
+    match found {
+        SCHEMA_VERSION => Ok(schema),
+        newer if newer > SCHEMA_VERSION => Err(PgError::SchemaTooNew {
+            found: newer,
+            supported: SCHEMA_VERSION,
+        }),
+        older => Err(PgError::NotMigrated {
+            schema,
+            found: older,
+            required: SCHEMA_VERSION,
+        }),
+    }
+}
+
+/// The version recorded in `factos_schema_version` (0 when it is empty).
+async fn version<C: GenericClient + Sync>(client: &C) -> Result<i32, PgError> {
+    Ok(client
+        .query_typed("SELECT coalesce(max(version), 0) FROM factos_schema_version", &[])
+        .await?
+        .first()
+        .map(|row| row.try_get(0))
+        .transpose()?
+        .unwrap_or(0))
+}
+
 /// Brings the schema to [`SCHEMA_VERSION`] inside the caller's transaction;
 /// an advisory lock makes concurrent migrators apply each step once.
 pub(crate) async fn migrate<C: GenericClient + Sync>(client: &C, keys: Keys) -> Result<(), PgError> {
@@ -23,13 +71,7 @@ pub(crate) async fn migrate<C: GenericClient + Sync>(client: &C, keys: Keys) -> 
     client
         .batch_execute("CREATE TABLE IF NOT EXISTS factos_schema_version (version integer NOT NULL)")
         .await?;
-    let found: i32 = client
-        .query_typed("SELECT coalesce(max(version), 0) FROM factos_schema_version", &[])
-        .await?
-        .first()
-        .map(|row| row.try_get(0))
-        .transpose()?
-        .unwrap_or(0);
+    let found = version(client).await?;
     if found > SCHEMA_VERSION {
         return Err(PgError::SchemaTooNew {
             found,

@@ -3,16 +3,18 @@
 
 use std::fmt;
 
-use deadpool_postgres::{Object, Pool};
+use deadpool_postgres::{Object, Pool, PoolError, TimeoutType};
 
-use crate::error::PgError;
+use crate::error::{Limit, PgError};
 
 /// A transaction on a pooled connection.
 ///
-/// If it is dropped before [`Session::finish`] completed (an abandoned
-/// decision, a cancelled future, a failed commit), the connection is taken
-/// out of the pool and closed, so the server rolls the transaction back and
-/// no later user of the pool inherits it.
+/// It ends in one of three ways: [`Session::finish`] commits or rolls back
+/// and returns the connection to the pool; [`Session::abandon`] rolls back
+/// and returns it (the connection is closed instead if the rollback fails);
+/// dropping it unfinished (a cancelled future) takes the connection out of
+/// the pool and closes it, since a statement may still be in flight on it;
+/// the server then rolls the transaction back.
 pub(crate) struct Session {
     object: Option<Object>,
 }
@@ -24,25 +26,39 @@ impl fmt::Debug for Session {
 }
 
 impl Session {
-    /// Takes a connection and begins a READ COMMITTED transaction: every
-    /// statement sees what was committed before it started, which is what
-    /// makes a read after taking locks see every writer that held them.
-    pub(crate) async fn begin(pool: &Pool) -> Result<Self, PgError> {
-        let object = pool.get().await?;
-        let session = Session { object: Some(object) };
-        session
-            .client()
-            .batch_execute("BEGIN ISOLATION LEVEL READ COMMITTED")
-            .await?;
-        Ok(session)
+    /// Takes a connection and runs `begin` (a `BEGIN` and the transaction's
+    /// `SET LOCAL` settings, one round trip).
+    ///
+    /// A pooled connection that the server closed while it sat idle (a
+    /// terminated backend, an idle-session timeout, a restart) is only
+    /// noticed when it is used. If `begin`, the first statement, finds it
+    /// gone, nothing has run, so the connection is discarded and the next
+    /// one tried: up to one more than the pool holds.
+    pub(crate) async fn begin(pool: &Pool, begin: &str) -> Result<Self, PgError> {
+        let mut tries = pool.status().max_size + 1;
+        loop {
+            let object = get(pool).await?;
+            match object.batch_execute(begin).await {
+                Ok(()) => return Ok(Session { object: Some(object) }),
+                Err(error) => {
+                    drop(Object::take(object));
+                    let error = PgError::from(error);
+                    tries -= 1;
+                    if !error.is_connection_lost() || tries == 0 {
+                        return Err(error);
+                    }
+                    tracing::debug!(%error, "replacing a pooled connection the server had closed");
+                }
+            }
+        }
     }
 
     /// The connection.
     pub(crate) fn client(&self) -> &tokio_postgres::Client {
         match &self.object {
             Some(object) => object,
-            // `object` is only taken by `finish` and `drop`, which consume
-            // the session.
+            // `object` is only taken by `finish`, `abandon` and `drop`,
+            // which consume the session.
             None => unreachable!("a finished session was used"),
         }
     }
@@ -56,6 +72,29 @@ impl Session {
         drop(self.object.take());
         Ok(())
     }
+
+    /// Rolls back and returns the connection to the pool; a connection
+    /// that cannot roll back is closed instead (see the type docs).
+    pub(crate) async fn abandon(mut self) {
+        let client = self.client();
+        if !client.is_closed() && client.batch_execute("ROLLBACK").await.is_ok() {
+            drop(self.object.take());
+        }
+    }
+
+    /// Commits `outcome`'s work if it is a success, abandons it otherwise.
+    pub(crate) async fn end<T>(self, outcome: Result<T, PgError>) -> Result<T, PgError> {
+        match outcome {
+            Ok(value) => {
+                self.finish(true).await?;
+                Ok(value)
+            }
+            Err(error) => {
+                self.abandon().await;
+                Err(error)
+            }
+        }
+    }
 }
 
 impl Drop for Session {
@@ -64,4 +103,23 @@ impl Drop for Session {
             drop(Object::take(object));
         }
     }
+}
+
+/// A connection from the pool, with the pool's time limits as typed errors.
+pub(crate) async fn get(pool: &Pool) -> Result<Object, PgError> {
+    pool.get().await.map_err(|error| {
+        let (limit, after) = match &error {
+            PoolError::Timeout(TimeoutType::Wait) => (Limit::PoolWait, pool.timeouts().wait),
+            PoolError::Timeout(TimeoutType::Create) => (Limit::Connect, pool.timeouts().create),
+            _ => return PgError::Pool(error),
+        };
+        match after {
+            Some(after) => PgError::Timeout {
+                limit,
+                after,
+                source: Some(Box::new(error)),
+            },
+            None => PgError::Pool(error),
+        }
+    })
 }

@@ -6,19 +6,23 @@ pub(crate) mod read;
 use std::sync::Arc;
 use std::time::Duration;
 
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use std::time::Instant;
+
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
 use factos::{
-    AppendRequest, Committed, DecisionScope, EventStore, Query, ReadOptions, StoreError, StoredEvent, StreamId,
-    StreamRevision,
+    AppendRequest, BoxError, Committed, DecisionScope, EventStore, Query, ReadOptions, StoreError, StoredEvent,
+    StreamId, StreamRevision,
 };
 use tokio::sync::OnceCell;
 use tokio_postgres::{GenericClient, NoTls};
 
-use crate::error::PgError;
+use crate::error::{Limit, PgError};
 use crate::in_transaction::PgTransactionStore;
+use crate::limits::{Limits, PoolOptions};
 use crate::locks::{self, Keys, LockMode, LockSet, Locking};
+use crate::retry::{self, Backoff};
 use crate::schema;
-use crate::session::Session;
+use crate::session::{self, Session};
 
 /// An event store in a PostgreSQL schema (the connection's `search_path`).
 ///
@@ -28,47 +32,59 @@ pub struct PgStore {
     pool: Pool,
     mode: LockMode,
     decision_lock_timeout: Duration,
+    limits: Limits,
     keys: Arc<OnceCell<Keys>>,
 }
 
 /// A decision in progress: a transaction holding the locks its scope guards
 /// (the query's keys, or the stream's key), so no matching event can be
-/// committed between the decision's read and its append. Dropping it rolls
-/// back.
+/// committed between the decision's read and its append. Dropping it closes
+/// its connection (the server rolls back); the dispatch flows end it with
+/// [`EventStore::abandon_decision`] instead, which keeps the connection.
 #[derive(Debug)]
 pub struct PgDecision {
     session: Session,
     held: LockSet,
+    began: Instant,
 }
 
 /// The default of [`PgStore::with_decision_lock_timeout`].
 const DEFAULT_DECISION_LOCK_TIMEOUT: Duration = Duration::from_millis(50);
 
-/// How many times a plain `append` runs when PostgreSQL aborts it for a
-/// concurrent transaction (a deadlock between lock holders) or its insert
-/// races an identical re-send (the next run finds the winner's records).
-/// Re-running is safe: the aborted attempt wrote nothing and every check
-/// runs again.
-const APPEND_ATTEMPTS: u32 = 5;
-
 impl PgStore {
     /// A store over a pool the application already has.
+    ///
+    /// The pool's own time limits (`wait`, `create`) apply; a pool without
+    /// them can wait forever for a connection or a server. See
+    /// [`PgStore::connect_with`] for a pool with limits.
     pub fn new(pool: Pool) -> Self {
         Self {
             pool,
             mode: LockMode::default(),
             decision_lock_timeout: DEFAULT_DECISION_LOCK_TIMEOUT,
+            limits: Limits::default(),
             keys: Arc::new(OnceCell::new()),
         }
     }
 
-    /// A store with its own pool of at most `max_connections` connections.
+    /// A store with its own pool of at most `max_connections` connections
+    /// and the default time limits of [`PoolOptions`].
     ///
     /// # Errors
     ///
     /// [`PgError::BuildPool`] when the pool cannot be built (no connection
     /// is made yet).
     pub fn connect(config: tokio_postgres::Config, max_connections: usize) -> Result<Self, PgError> {
+        Self::connect_with(config, PoolOptions::new(max_connections))
+    }
+
+    /// A store with its own pool built as `options` say.
+    ///
+    /// # Errors
+    ///
+    /// [`PgError::BuildPool`] when the pool cannot be built (no connection
+    /// is made yet).
+    pub fn connect_with(config: tokio_postgres::Config, options: PoolOptions) -> Result<Self, PgError> {
         let manager = Manager::from_config(
             config,
             NoTls,
@@ -76,7 +92,13 @@ impl PgStore {
                 recycling_method: RecyclingMethod::Fast,
             },
         );
-        Ok(Self::new(Pool::builder(manager).max_size(max_connections).build()?))
+        let pool = Pool::builder(manager)
+            .max_size(options.max_connections)
+            .runtime(Runtime::Tokio1)
+            .create_timeout(Some(options.connect_timeout))
+            .wait_timeout(Some(options.wait_timeout))
+            .build()?;
+        Ok(Self::new(pool))
     }
 
     /// Holds lock keys as `mode` says.
@@ -98,6 +120,34 @@ impl PgStore {
         self
     }
 
+    /// How long a decision may hold its transaction, from the start of its
+    /// read to its append ([`DEFAULT_DECISION_TIMEOUT`] by default).
+    ///
+    /// A decider that hangs would otherwise hold its context's locks, and
+    /// every writer of a matching event would wait for it. The server ends a
+    /// decision's session once it has been idle for this long (PostgreSQL's
+    /// `idle_in_transaction_session_timeout`, set for that transaction
+    /// only), which releases the locks; committing a decision older than
+    /// the limit fails with [`PgError::Timeout`] ([`Limit::Decision`]) and
+    /// writes nothing.
+    ///
+    /// [`DEFAULT_DECISION_TIMEOUT`]: crate::DEFAULT_DECISION_TIMEOUT
+    pub fn with_decision_timeout(mut self, timeout: Duration) -> Self {
+        self.limits.decision = timeout;
+        self
+    }
+
+    /// The `statement_timeout` of the store's transactions
+    /// ([`DEFAULT_STATEMENT_TIMEOUT`] by default; `None` keeps the
+    /// server's). A statement cancelled by it fails with
+    /// [`PgError::Timeout`] ([`Limit::Statement`]).
+    ///
+    /// [`DEFAULT_STATEMENT_TIMEOUT`]: crate::DEFAULT_STATEMENT_TIMEOUT
+    pub fn with_statement_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.limits.statement = timeout;
+        self
+    }
+
     /// The connection pool.
     pub fn pool(&self) -> &Pool {
         &self.pool
@@ -109,7 +159,9 @@ impl PgStore {
     ///
     /// # Errors
     ///
-    /// [`PgError::Postgres`] when the schema name cannot be read.
+    /// [`PgError::NotMigrated`] or [`PgError::SchemaTooNew`] when the schema
+    /// is not the version this crate writes; [`PgError::Postgres`] when it
+    /// cannot be read.
     pub async fn in_transaction<'t>(
         &self,
         transaction: &'t tokio_postgres::Transaction<'t>,
@@ -127,20 +179,25 @@ impl PgStore {
     /// schema; [`PgError::Postgres`] when a migration fails (then it is
     /// rolled back entirely).
     pub async fn migrate(&self) -> Result<(), PgError> {
-        let session = Session::begin(&self.pool).await?;
-        let keys = self.keys_with(session.client()).await?;
-        schema::migrate(session.client(), keys).await?;
-        session.finish(true).await
+        let session = Session::begin(&self.pool, &self.limits.begin(false)).await?;
+        let migrated = async {
+            let row = session
+                .client()
+                .query_typed("SELECT current_schema()::text", &[])
+                .await?;
+            let schema: Option<String> = row.first().map(|r| r.try_get(0)).transpose()?;
+            schema::migrate(session.client(), Keys::new(&schema.unwrap_or_default())).await
+        };
+        let outcome = migrated.await;
+        session.end(outcome).await
     }
 
-    /// The lock keys of this store's schema, read once from the server.
+    /// The lock keys of this store's schema, after checking once per store
+    /// that the schema has the version this crate writes (the check is
+    /// cached only when it passes, so a store can be migrated later).
     async fn keys_with<C: GenericClient + Sync>(&self, client: &C) -> Result<Keys, PgError> {
         self.keys
-            .get_or_try_init(|| async {
-                let row = client.query_typed("SELECT current_schema()::text", &[]).await?;
-                let schema: Option<String> = row.first().map(|r| r.try_get(0)).transpose()?;
-                Ok::<_, PgError>(Keys::new(&schema.unwrap_or_default()))
-            })
+            .get_or_try_init(|| async { Ok::<_, PgError>(Keys::new(&schema::check(client).await?)) })
             .await
             .copied()
     }
@@ -154,12 +211,35 @@ impl PgStore {
         }
     }
 
-    /// Begins a transaction; its locking needs no timeout restored, since
-    /// the transaction ends right after.
-    async fn begin(&self) -> Result<(Session, Locking), PgError> {
-        let session = Session::begin(&self.pool).await?;
-        let keys = self.keys_with(session.client()).await?;
-        Ok((session, self.locking(keys, false)))
+    /// Begins a transaction (a decision's, with its time limit, when
+    /// `decision`); its locking needs no timeout restored, since the
+    /// transaction ends right after.
+    async fn begin(&self, decision: bool) -> Result<(Session, Locking), PgError> {
+        let session = Session::begin(&self.pool, &self.limits.begin(decision)).await?;
+        match self.keys_with(session.client()).await {
+            Ok(keys) => Ok((session, self.locking(keys, false))),
+            Err(error) => session.end(Err(error)).await,
+        }
+    }
+
+    /// `error` in the caller's terms: a statement timeout as such, and a
+    /// decision's lost connection as the decision timeout when the decision
+    /// ran past it (the server ended its session).
+    fn classify(&self, error: PgError, began: Option<Instant>) -> PgError {
+        match began {
+            Some(began) if began.elapsed() >= self.limits.decision && error.is_connection_lost() => {
+                self.decision_timeout(Some(error))
+            }
+            _ => error.with_statement_limit(self.limits.statement),
+        }
+    }
+
+    fn decision_timeout(&self, source: Option<PgError>) -> PgError {
+        PgError::Timeout {
+            limit: Limit::Decision,
+            after: self.limits.decision,
+            source: source.map(|e| Box::new(e) as BoxError),
+        }
     }
 }
 
@@ -225,48 +305,109 @@ impl EventStore for PgStore {
     type Transaction = PgDecision;
 
     async fn read(&self, query: &Query, options: ReadOptions) -> Result<Vec<StoredEvent>, StoreError> {
-        let (session, locking) = self.begin().await?;
-        let events = read_consistent(session.client(), locking, query, options).await?;
-        session.finish(true).await?;
-        Ok(events)
+        let mut backoff = Backoff::new();
+        loop {
+            let outcome = async {
+                let (session, locking) = self.begin(false).await?;
+                let events = read_consistent(session.client(), locking, query, options).await;
+                session.end(events).await
+            };
+            match outcome.await {
+                Err(lost) if lost.is_transient_conflict() && backoff.retry().await => continue,
+                outcome => return Ok(outcome.map_err(|e| self.classify(e, None))?),
+            }
+        }
     }
 
     async fn read_stream(&self, stream: &StreamId, from: StreamRevision) -> Result<Vec<StoredEvent>, StoreError> {
-        let client = self.pool.get().await.map_err(PgError::from)?;
-        Ok(read::read_stream(&**client, stream, from).await?)
+        // One statement in autocommit: a connection found closed can be
+        // replaced and the read sent again.
+        let mut tries = self.pool.status().max_size + 1;
+        loop {
+            let client = session::get(&self.pool).await?;
+            match read::read_stream(&**client, stream, from).await {
+                Err(lost) if lost.is_connection_lost() && tries > 1 => {
+                    drop(Object::take(client));
+                    tries -= 1;
+                }
+                outcome => return Ok(outcome.map_err(|e| self.classify(e, None))?),
+            }
+        }
     }
 
     async fn append(&self, request: AppendRequest) -> Result<Committed, StoreError> {
-        let mut attempt = 1;
+        let mut backoff = Backoff::new();
         loop {
-            let (session, locking) = self.begin().await?;
-            match append::append(session.client(), locking, &LockSet::new(), request.clone()).await {
-                Ok(outcome) => {
-                    session.finish(outcome.is_ok()).await?;
-                    return outcome;
+            let attempt = async {
+                let (session, locking) = self.begin(false).await?;
+                match append::append(session.client(), locking, &LockSet::new(), request.clone()).await {
+                    Ok(outcome) => {
+                        session.finish(outcome.is_ok()).await?;
+                        Ok(outcome)
+                    }
+                    Err(error) => session.end(Err(error)).await,
                 }
+            };
+            match attempt.await {
+                // A lost wait cycle, or an identical re-send racing its
+                // original (the next run finds the winner's records):
+                // nothing was written, every check runs again.
                 Err(transient)
-                    if (transient.is_event_id_race() || transient.is_transient_conflict())
-                        && attempt < APPEND_ATTEMPTS =>
-                {
-                    attempt += 1
+                    if (transient.is_event_id_race() || transient.is_transient_conflict()) && backoff.retry().await => {
                 }
-                Err(other) => return Err(other.into()),
+                Ok(outcome) => return outcome,
+                Err(other) => return Err(self.classify(other, None).into()),
             }
         }
     }
 
     async fn begin_decision(&self, scope: &DecisionScope) -> Result<(PgDecision, Vec<StoredEvent>), StoreError> {
-        let (session, locking) = self.begin().await?;
-        let (held, events) = read_for_decision(session.client(), locking, scope).await?;
-        Ok((PgDecision { session, held }, events))
+        let mut backoff = Backoff::new();
+        loop {
+            let began = Instant::now();
+            let (session, locking) = self.begin(true).await.map_err(|e| self.classify(e, None))?;
+            match read_for_decision(session.client(), locking, scope).await {
+                Ok((held, events)) => return Ok((PgDecision { session, held, began }, events)),
+                Err(error) => {
+                    session.abandon().await;
+                    if !(error.is_transient_conflict() && backoff.retry().await) {
+                        return Err(self.classify(error, Some(began)).into());
+                    }
+                }
+            }
+        }
+    }
+
+    async fn abandon_decision(&self, decision: PgDecision) {
+        decision.session.abandon().await;
     }
 
     async fn commit_decision(&self, decision: PgDecision, request: AppendRequest) -> Result<Committed, StoreError> {
-        let PgDecision { session, held } = decision;
-        let keys = self.keys_with(session.client()).await?;
-        let outcome = append::append(session.client(), self.locking(keys, false), &held, request).await?;
-        session.finish(outcome.is_ok()).await?;
-        outcome
+        let PgDecision { session, held, began } = decision;
+        if began.elapsed() >= self.limits.decision {
+            // The server ends (or has ended) the session at this limit;
+            // refusing here makes the outcome the same either way.
+            session.abandon().await;
+            return Err(self.decision_timeout(None).into());
+        }
+        let appended = async {
+            let keys = self.keys_with(session.client()).await?;
+            append::append(session.client(), self.locking(keys, false), &held, request).await
+        };
+        match appended.await {
+            Ok(outcome) => match session.finish(outcome.is_ok()).await {
+                Ok(()) => outcome,
+                Err(error) => Err(self.classify(error, Some(began)).into()),
+            },
+            Err(error) => {
+                session.abandon().await;
+                if error.is_transient_conflict() {
+                    // The dispatch retries at once; a short random pause
+                    // first keeps the broken cycle's members apart.
+                    tokio::time::sleep(retry::pause(retry::ATTEMPTS)).await;
+                }
+                Err(self.classify(error, Some(began)).into())
+            }
+        }
     }
 }

@@ -15,15 +15,17 @@
 //!
 //! let query = Query::from(QueryItem::types([EventType::new("Sold")?]).with_tags([Tag::new("concert:1")?]));
 //! let mut params = Vec::new();
-//! let filter = matching(&query, Bounds { min: Some(5), max: None }, Dialect::Postgres, &mut params);
+//! let filter = matching(&query, Bounds { min: Some(5), max: None }, Dialect::Postgres, &mut params)?;
 //! assert!(filter.contains("FROM event_tags WHERE tag = $2"));
 //! assert_eq!(params[1], SqlValue::Text("concert:1".into()));
-//! # Ok::<(), factos::InvalidName>(())
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-use factos::{Predicate, PredicateValue, Query, QueryItem};
+mod predicate;
+
+use factos::{InvalidPredicate, Predicate, PredicateValue, Query, QueryItem};
 
 /// A parameter value for the generated SQL.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,6 +63,14 @@ pub struct Bounds {
     pub max: Option<i64>,
 }
 
+/// Parameter `number` as `dialect` writes it.
+fn placeholder(dialect: Dialect, number: usize) -> String {
+    match dialect {
+        Dialect::Sqlite => format!("?{number}"),
+        Dialect::Postgres => format!("${number}"),
+    }
+}
+
 struct Builder<'p> {
     sql: String,
     dialect: Dialect,
@@ -74,39 +84,22 @@ impl Builder<'_> {
     }
 
     fn placeholder(&mut self, number: usize) {
-        self.sql.push(match self.dialect {
-            Dialect::Sqlite => '?',
-            Dialect::Postgres => '$',
-        });
-        self.sql.push_str(&number.to_string());
+        let placeholder = placeholder(self.dialect, number);
+        self.sql.push_str(&placeholder);
     }
 
     /// Appends `AND (predicate)` with the predicate's `$k` placeholders
-    /// renumbered after the parameters already bound.
-    fn predicate(&mut self, predicate: &Predicate) {
+    /// renumbered after the parameters already bound, once the predicate is
+    /// known to be one expression (see [`predicate`]).
+    fn predicate(&mut self, predicate: &Predicate) -> Result<(), InvalidPredicate> {
         let offset = self.params.len();
-        let count = predicate.params().len();
+        let dialect = self.dialect;
+        let rendered = predicate::render(predicate, dialect, |k| placeholder(dialect, offset + k))?;
         self.params.extend(predicate.params().iter().map(SqlValue::from));
         self.sql.push_str(" AND (");
-        let sql = predicate.sql();
-        let mut rest = sql;
-        while let Some(dollar) = rest.find('$') {
-            self.sql.push_str(&rest[..dollar]);
-            let after = &rest[dollar + 1..];
-            let digits = after.len() - after.trim_start_matches(|c: char| c.is_ascii_digit()).len();
-            match after[..digits].parse::<usize>() {
-                Ok(k) if (1..=count).contains(&k) => self.placeholder(offset + k),
-                // Not a parameter of this predicate: left for the database
-                // to accept or reject.
-                _ => {
-                    self.sql.push('$');
-                    self.sql.push_str(&after[..digits]);
-                }
-            }
-            rest = &after[digits..];
-        }
-        self.sql.push_str(rest);
+        self.sql.push_str(&rendered);
         self.sql.push(')');
+        Ok(())
     }
 
     fn bounds(&mut self, bounds: Bounds) {
@@ -135,7 +128,7 @@ impl Builder<'_> {
     }
 
     /// The positions of the events matching `item`, as one SELECT.
-    fn item(&mut self, item: &QueryItem, bounds: Bounds) {
+    fn item(&mut self, item: &QueryItem, bounds: Bounds) -> Result<(), InvalidPredicate> {
         match item.predicate() {
             Some(predicate) => {
                 // Filter the events themselves; the tags, if any, narrow
@@ -147,7 +140,7 @@ impl Builder<'_> {
                     self.tag_intersection(item, bounds);
                     self.sql.push(')');
                 }
-                self.predicate(predicate);
+                self.predicate(predicate)?;
                 self.bounds(bounds);
             }
             None if item.required_tags().is_empty() => {
@@ -164,6 +157,7 @@ impl Builder<'_> {
                 self.sql.push_str(") AS item");
             }
         }
+        Ok(())
     }
 
     fn tag_intersection(&mut self, item: &QueryItem, bounds: Bounds) {
@@ -188,7 +182,18 @@ impl Builder<'_> {
 /// `events (event_type, position)`), and the position bounds are pushed into
 /// every scan, so a condition check reads only events after the decision's
 /// position.
-pub fn matching(query: &Query, bounds: Bounds, dialect: Dialect, params: &mut Vec<SqlValue>) -> String {
+///
+/// # Errors
+///
+/// [`InvalidPredicate`] when an item's SQL predicate is not exactly one
+/// expression of `dialect` using only its own parameters; then `params` may
+/// hold some of the query's values and the statement must not run.
+pub fn matching(
+    query: &Query,
+    bounds: Bounds,
+    dialect: Dialect,
+    params: &mut Vec<SqlValue>,
+) -> Result<String, InvalidPredicate> {
     let mut b = Builder {
         sql: String::from("TRUE"),
         dialect,
@@ -196,17 +201,17 @@ pub fn matching(query: &Query, bounds: Bounds, dialect: Dialect, params: &mut Ve
     };
     b.bounds(bounds);
     if query.matches_all() {
-        return b.sql;
+        return Ok(b.sql);
     }
     b.sql.push_str(" AND position IN (");
     for (i, item) in query.items().iter().enumerate() {
         if i > 0 {
             b.sql.push_str(" UNION ");
         }
-        b.item(item, bounds);
+        b.item(item, bounds)?;
     }
     b.sql.push(')');
-    b.sql
+    Ok(b.sql)
 }
 
 #[cfg(test)]
@@ -225,7 +230,7 @@ mod tests {
     }
 
     #[test]
-    fn match_all_is_only_bounds() {
+    fn match_all_is_only_bounds() -> Result<(), InvalidPredicate> {
         let mut params = Vec::new();
         let sql = matching(
             &Query::all(),
@@ -235,16 +240,17 @@ mod tests {
             },
             Dialect::Sqlite,
             &mut params,
-        );
+        )?;
         assert_eq!(sql, "TRUE AND position >= ?1 AND position <= ?2");
         assert_eq!(params, vec![SqlValue::Integer(3), SqlValue::Integer(9)]);
+        Ok(())
     }
 
     #[test]
-    fn numbered_placeholders_continue_after_existing_parameters() -> Result<(), factos::InvalidName> {
+    fn numbered_placeholders_continue_after_existing_parameters() -> Result<(), Box<dyn std::error::Error>> {
         let mut params = vec![SqlValue::Text("already".into())];
         let query = Query::new([item(&["A", "B"], &["x", "y"])?, item(&["C"], &[])?]);
-        let sql = matching(&query, Bounds::default(), Dialect::Postgres, &mut params);
+        let sql = matching(&query, Bounds::default(), Dialect::Postgres, &mut params)?;
         assert_eq!(
             sql,
             "TRUE AND position IN (SELECT position FROM (\
@@ -257,23 +263,23 @@ mod tests {
     }
 
     #[test]
-    fn tags_are_parameters_never_sql() -> Result<(), factos::InvalidName> {
+    fn tags_are_parameters_never_sql() -> Result<(), Box<dyn std::error::Error>> {
         let mut params = Vec::new();
         let sql = matching(
             &Query::from(item(&[], &["'; DROP TABLE events; --"])?),
             Bounds::default(),
             Dialect::Sqlite,
             &mut params,
-        );
+        )?;
         assert!(!sql.contains("DROP"));
         assert_eq!(params, vec![SqlValue::Text("'; DROP TABLE events; --".into())]);
         Ok(())
     }
 
     #[test]
-    fn predicate_parameters_are_renumbered_after_the_others() -> Result<(), factos::InvalidName> {
+    fn predicate_parameters_are_renumbered_after_the_others() -> Result<(), Box<dyn std::error::Error>> {
         let predicate = Predicate::new(
-            "json_extract(data, '$.day') = $2 AND note <> '$x' AND $1 > 0 AND $3 = 1",
+            "json_extract(data, '$.day') = $2 AND note <> '$x' AND $1 > 0",
             [PredicateValue::Integer(7), PredicateValue::Text("d".into())],
         );
         let query = Query::from(item(&["A"], &["x"])?.with_predicate(predicate));
@@ -286,15 +292,25 @@ mod tests {
             },
             Dialect::Sqlite,
             &mut params,
-        );
+        )?;
         assert_eq!(
             sql,
             "TRUE AND position >= ?1 AND position IN (SELECT position FROM events WHERE TRUE AND event_type IN (?2) \
              AND position IN (SELECT position FROM event_tags WHERE tag = ?3 AND event_type IN (?4) AND position >= ?5) \
-             AND (json_extract(data, '$.day') = ?7 AND note <> '$x' AND ?6 > 0 AND $3 = 1) AND position >= ?8)"
+             AND (json_extract(data, '$.day') = ?7 AND note <> '$x' AND ?6 > 0) AND position >= ?8)"
         );
         assert_eq!(params[5], SqlValue::Integer(7));
         assert_eq!(params[6], SqlValue::Text("d".into()));
+        Ok(())
+    }
+
+    #[test]
+    fn an_escaping_predicate_is_refused_before_any_sql_is_built() -> Result<(), factos::InvalidName> {
+        let escaping = Predicate::new("1=1) OR (1=1", []);
+        let query = Query::from(item(&["A"], &["x"])?.with_predicate(escaping));
+        let mut params = Vec::new();
+        let refused = matching(&query, Bounds::default(), Dialect::Postgres, &mut params);
+        assert_eq!(refused.map_err(|e| e.sql).err().as_deref(), Some("1=1) OR (1=1"));
         Ok(())
     }
 }

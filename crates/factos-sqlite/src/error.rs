@@ -8,8 +8,12 @@ use thiserror::Error;
 #[non_exhaustive]
 pub enum SqliteError {
     /// SQLite reported an error.
-    #[error("SQLite failed")]
+    #[error("SQLite failed: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// A query's SQL predicate is not one well-formed expression; nothing
+    /// ran.
+    #[error(transparent)]
+    InvalidPredicate(#[from] factos::InvalidPredicate),
     /// The database was written by a newer factos-sqlite; writing to it
     /// could corrupt it, so nothing is done.
     #[error(
@@ -25,7 +29,7 @@ pub enum SqliteError {
     #[error("the database has no factos schema; call SqliteStore::migrate first")]
     NotMigrated,
     /// A stored row cannot be turned back into an event.
-    #[error("corrupt event row at position {position}")]
+    #[error("corrupt event row at position {position}: {source}")]
     CorruptRow {
         /// The row's position.
         position: i64,
@@ -42,7 +46,7 @@ pub enum SqliteError {
         value: u64,
     },
     /// The blocking task running a database call panicked or was cancelled.
-    #[error("database task failed")]
+    #[error("database task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
 }
 
@@ -61,6 +65,9 @@ impl SqliteError {
 
 impl From<SqliteError> for StoreError {
     fn from(error: SqliteError) -> Self {
+        if let SqliteError::InvalidPredicate(invalid) = error {
+            return StoreError::InvalidPredicate(invalid);
+        }
         if error.is_busy() {
             StoreError::contention(error)
         } else {

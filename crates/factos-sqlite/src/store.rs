@@ -209,6 +209,11 @@ impl EventStore for SqliteStore {
         Ok((SqliteDecision { conn, _writer: writer }, events))
     }
 
+    async fn abandon_decision(&self, decision: SqliteDecision) {
+        // The pooled connection rolls back when it goes back to the pool.
+        drop(decision);
+    }
+
     async fn commit_decision(&self, decision: SqliteDecision, request: AppendRequest) -> Result<Committed, StoreError> {
         let SqliteDecision { conn, _writer } = decision;
         let (_, outcome) = conn

@@ -40,6 +40,9 @@ impl EventStore for FileStore {
     async fn begin_decision(&self, scope: &DecisionScope) -> Result<(SqliteDecision, Vec<StoredEvent>), StoreError> {
         self.store.begin_decision(scope).await
     }
+    async fn abandon_decision(&self, decision: SqliteDecision) {
+        self.store.abandon_decision(decision).await
+    }
     async fn commit_decision(&self, decision: SqliteDecision, request: AppendRequest) -> Result<Committed, StoreError> {
         self.store.commit_decision(decision, request).await
     }

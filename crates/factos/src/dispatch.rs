@@ -2,7 +2,7 @@
 
 use crate::codec::Codec;
 use crate::context::{Context, LoadedStream};
-use crate::error::{DecodeError, EncodeError, Error, StoreError};
+use crate::error::{DecodeError, EncodeError, Error, Operation, StoreError};
 use crate::event::Metadata;
 use crate::handler::CommandHandler;
 use crate::name::StreamId;
@@ -48,6 +48,10 @@ impl Default for RetryPolicy {
         Self::attempts(16)
     }
 }
+
+/// What a decision produced: the append request and the domain events it
+/// encodes.
+type Decided<E> = (AppendRequest, Vec<E>);
 
 /// Runs commands against a store with an application codec.
 ///
@@ -136,7 +140,11 @@ impl<'s, S: LocalEventStore, C> Dispatcher<'s, S, C> {
         D: CommandHandler,
         C: Codec<D::Event>,
     {
-        let stored = self.store.read(query, ReadOptions::forwards()).await?;
+        let stored = self
+            .store
+            .read(query, ReadOptions::forwards())
+            .await
+            .map_err(|e| Operation::Read { query: query.clone() }.failed(e))?;
         let events = self.decode_all(stored)?;
         Ok(Context {
             query: query.clone(),
@@ -162,7 +170,11 @@ impl<'s, S: LocalEventStore, C> Dispatcher<'s, S, C> {
         D: CommandHandler,
         C: Codec<D::Event>,
     {
-        let stored = self.store.read_stream(stream, StreamRevision::FIRST).await?;
+        let stored = self
+            .store
+            .read_stream(stream, StreamRevision::FIRST)
+            .await
+            .map_err(|e| Operation::LoadStream { stream: stream.clone() }.failed(e))?;
         let events = self.decode_all(stored)?;
         Ok(LoadedStream {
             stream: stream.clone(),
@@ -236,27 +248,34 @@ impl<'s, S: LocalEventStore, C> Dispatcher<'s, S, C> {
         D: CommandHandler,
         C: Codec<D::Event>,
     {
+        let operation = || match &scope {
+            DecisionScope::Query(query) => Operation::DispatchContext {
+                query: query.clone(),
+                stream: stream.clone(),
+            },
+            DecisionScope::Stream(stream) => Operation::DispatchStream { stream: stream.clone() },
+        };
         let mut attempt = 1;
         loop {
-            let (transaction, stored) = self.store.begin_decision(&scope).await?;
-            let seen = self.decode_all(stored)?;
-            let state = seen
-                .iter()
-                .fold(decider.initial_state(), |state, e| decider.apply(state, e));
-            let decided = decider.decide(command, &state).map_err(Error::Domain)?;
-            if decided.is_empty() {
-                return Ok(Vec::new());
-            }
-            let mut request = AppendRequest::new(stream.clone(), self.encode_all(&decided)?);
-            match &scope {
-                DecisionScope::Query(query) => {
-                    let after = seen.last().map(|e| e.position);
-                    request = request.condition(AppendCondition::new(query.clone(), after));
+            let (transaction, stored) = self
+                .store
+                .begin_decision(&scope)
+                .await
+                .map_err(|e| operation().failed(e))?;
+            let request = match self.decide(decider, command, &scope, stream, stored) {
+                Ok(Some(request)) => request,
+                // Nothing to append, or a rejection: end the decision so the
+                // store can release what it holds (a pooled connection).
+                Ok(None) => {
+                    self.store.abandon_decision(transaction).await;
+                    return Ok(Vec::new());
                 }
-                DecisionScope::Stream(_) => {
-                    request = request.expect(ExpectedRevision::from_current(seen.last().map(|e| e.revision)));
+                Err(error) => {
+                    self.store.abandon_decision(transaction).await;
+                    return Err(error);
                 }
-            }
+            };
+            let (request, decided) = request;
             match self.store.commit_decision(transaction, request).await {
                 Ok(committed) => {
                     return Ok(committed
@@ -279,9 +298,46 @@ impl<'s, S: LocalEventStore, C> Dispatcher<'s, S, C> {
                         attempts: attempt,
                     });
                 }
-                Err(other) => return Err(Error::Store(other)),
+                Err(other) => return Err(operation().failed(other)),
             }
         }
+    }
+
+    /// The pure middle of a dispatch: decodes what the decision read, folds
+    /// it, decides, and builds the append request with the condition or
+    /// expected revision the read implies. `None` when the decider produced
+    /// no events.
+    fn decide<D>(
+        &self,
+        decider: &D,
+        command: &D::Command,
+        scope: &DecisionScope,
+        stream: &StreamId,
+        stored: Vec<StoredEvent>,
+    ) -> Result<Option<Decided<D::Event>>, Error<D::Error>>
+    where
+        D: CommandHandler,
+        C: Codec<D::Event>,
+    {
+        let seen = self.decode_all(stored)?;
+        let state = seen
+            .iter()
+            .fold(decider.initial_state(), |state, e| decider.apply(state, e));
+        let decided = decider.decide(command, &state).map_err(Error::Domain)?;
+        if decided.is_empty() {
+            return Ok(None);
+        }
+        let mut request = AppendRequest::new(stream.clone(), self.encode_all(&decided)?);
+        match scope {
+            DecisionScope::Query(query) => {
+                let after = seen.last().map(|e| e.position);
+                request = request.condition(AppendCondition::new(query.clone(), after));
+            }
+            DecisionScope::Stream(_) => {
+                request = request.expect(ExpectedRevision::from_current(seen.last().map(|e| e.revision)));
+            }
+        }
+        Ok(Some((request, decided)))
     }
 
     fn decode_all<E, Err>(&self, stored: Vec<StoredEvent>) -> Result<Vec<Recorded<E>>, Error<Err>>

@@ -7,9 +7,10 @@
 
 use thiserror::Error;
 
-use crate::event::EventId;
+use crate::event::{EventId, InvalidMetadata};
 use crate::name::{EventType, InvalidName, StreamId};
 use crate::position::{AppendCondition, ExpectedRevision, Position, StreamRevision};
+use crate::query::Query;
 
 /// A boxed error from a backend or an application codec, kept as a source so
 /// the cause chain stays intact and can be downcast.
@@ -66,6 +67,24 @@ pub struct UnsupportedQuery {
     pub reason: String,
 }
 
+/// A SQL [`crate::Predicate`] that is not one well-formed SQL expression of
+/// the backend's dialect, or that uses parameters it does not bind.
+///
+/// SQL backends parse every predicate before they run it and refuse
+/// anything else, so a mistake in one can never widen a query or an append
+/// condition beyond its item (a predicate like `1=1) OR (1=1`).
+#[derive(Debug, Error)]
+#[error("invalid SQL predicate {sql:?}: {reason}")]
+pub struct InvalidPredicate {
+    /// The predicate's SQL, as given.
+    pub sql: String,
+    /// What is wrong with it.
+    pub reason: String,
+    /// The SQL parser's error, when it produced one.
+    #[source]
+    pub source: Option<BoxError>,
+}
+
 /// An event id in the batch is already taken by a different event or batch.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[error("event id {id} is already used by the event at position {existing}")]
@@ -86,6 +105,15 @@ pub enum InvalidAppend {
     /// The same id appears twice in one batch.
     #[error("event id {0} appears twice in one batch")]
     RepeatedId(EventId),
+    /// An event carries metadata no backend accepts.
+    #[error("event {id} has invalid metadata")]
+    InvalidMetadata {
+        /// The event.
+        id: EventId,
+        /// What is wrong.
+        #[source]
+        source: InvalidMetadata,
+    },
 }
 
 /// What a store operation can fail with.
@@ -105,6 +133,10 @@ pub enum StoreError {
     /// without SQL).
     #[error(transparent)]
     UnsupportedQuery(#[from] UnsupportedQuery),
+    /// A SQL predicate of the query is not one well-formed expression;
+    /// nothing was read or written.
+    #[error(transparent)]
+    InvalidPredicate(#[from] InvalidPredicate),
     /// An event id is already taken; nothing was written.
     #[error(transparent)]
     DuplicateEventId(#[from] DuplicateEventId),
@@ -114,13 +146,13 @@ pub enum StoreError {
     /// A transient conflict between concurrent transactions (a deadlock, a
     /// serialization failure, a busy database). Nothing was written and
     /// re-running the whole decision is safe.
-    #[error("transient conflict with a concurrent transaction")]
+    #[error("transient conflict with a concurrent transaction: {0}")]
     Contention(#[source] BoxError),
     /// The backend failed (connection lost, disk full, corrupt row). For
     /// appends, the backend guarantees the batch was written entirely or not
     /// at all; a lost acknowledgement can be resolved by re-sending the same
     /// batch, which is idempotent.
-    #[error("storage backend failed")]
+    #[error("storage backend failed: {0}")]
     Backend(#[source] BoxError),
 }
 
@@ -197,9 +229,15 @@ pub enum Error<D> {
         /// How many times the flow ran.
         attempts: u32,
     },
-    /// The store failed.
-    #[error("event store failed")]
-    Store(#[source] StoreError),
+    /// The store failed during `operation`.
+    #[error("{operation} failed: {source}")]
+    Store {
+        /// What the dispatcher was doing.
+        operation: Operation,
+        /// The store's error.
+        #[source]
+        source: StoreError,
+    },
     /// A stored event could not be decoded; the read stopped there.
     #[error(transparent)]
     Decode(#[from] DecodeError),
@@ -221,7 +259,7 @@ impl<D> Error<D> {
     pub fn is_conflict(&self) -> bool {
         match self {
             Error::AppendConditionFailed { .. } | Error::RevisionMismatch { .. } => true,
-            Error::Store(store) => store.is_conflict(),
+            Error::Store { source, .. } => source.is_conflict(),
             _ => false,
         }
     }
@@ -241,11 +279,65 @@ impl<D> Error<D> {
             _ => None,
         }
     }
+
+    /// The store's error, if the store failed.
+    pub fn store_error(&self) -> Option<&StoreError> {
+        match self {
+            Error::Store { source, .. } => Some(source),
+            _ => None,
+        }
+    }
 }
 
-impl<D> From<StoreError> for Error<D> {
-    fn from(error: StoreError) -> Self {
-        Error::Store(error)
+/// What a [`crate::Dispatcher`] was doing when the store failed, named in
+/// the caller's terms so that `{}` of an [`Error`](enum@Error) says it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Operation {
+    /// Reading the events of a query.
+    Read {
+        /// The query.
+        query: Query,
+    },
+    /// Reading the events of a stream.
+    LoadStream {
+        /// The stream.
+        stream: StreamId,
+    },
+    /// Deciding on a query's events and appending to a stream.
+    DispatchContext {
+        /// The context query.
+        query: Query,
+        /// The stream appended to.
+        stream: StreamId,
+    },
+    /// Deciding on a stream's events and appending to it.
+    DispatchStream {
+        /// The stream.
+        stream: StreamId,
+    },
+}
+
+impl std::fmt::Display for Operation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Operation::Read { query } => write!(f, "reading {query}"),
+            Operation::LoadStream { stream } => write!(f, "loading stream {stream}"),
+            Operation::DispatchContext { query, stream } => {
+                write!(f, "dispatching to stream {stream} on context {query}")
+            }
+            Operation::DispatchStream { stream } => write!(f, "dispatching to stream {stream}"),
+        }
+    }
+}
+
+impl Operation {
+    /// Wraps `source` as a failure of this operation.
+    pub fn failed<D>(self, source: StoreError) -> Error<D> {
+        Error::Store {
+            operation: self,
+            source,
+        }
     }
 }
 

@@ -5,9 +5,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use thiserror::Error;
 use uuid::Uuid;
 
-use crate::name::{EventType, Tag};
+use crate::name::{self, EventType, NameProblem, Tag};
 
 /// The application-chosen identity of an event, unique across the store.
 ///
@@ -105,6 +106,73 @@ impl Metadata {
             self.0.entry(key.clone()).or_insert_with(|| value.clone());
         }
     }
+
+    /// Checks every entry against the rules all backends share: a key is a
+    /// valid name (non-empty, at most [`MAX_NAME_LEN`](crate::MAX_NAME_LEN) bytes, no control
+    /// characters), a value holds no NUL character (PostgreSQL's text and
+    /// JSON types cannot store one) and is at most [`MAX_METADATA_VALUE_LEN`]
+    /// bytes.
+    ///
+    /// Appends run this before a backend sees the events (see
+    /// [`crate::AppendRequest::validate`]), so every backend accepts exactly
+    /// the same metadata.
+    ///
+    /// ```
+    /// use factos::{Metadata, MetadataProblem};
+    /// assert!(Metadata::new().with("trace", "line one\nline two").validate().is_ok());
+    /// let bad = Metadata::new().with("trace", "a\0b").validate().unwrap_err();
+    /// assert_eq!(bad.problem, MetadataProblem::NulInValue);
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidMetadata`] naming the first offending key.
+    pub fn validate(&self) -> Result<(), InvalidMetadata> {
+        for (key, value) in &self.0 {
+            let problem = match name::check(key) {
+                Some(problem) => Some(MetadataProblem::Key(problem)),
+                None if value.contains('\0') => Some(MetadataProblem::NulInValue),
+                None if value.len() > MAX_METADATA_VALUE_LEN => Some(MetadataProblem::ValueTooLong(value.len())),
+                None => None,
+            };
+            if let Some(problem) = problem {
+                return Err(InvalidMetadata {
+                    key: key.clone(),
+                    problem,
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The longest accepted metadata value, in bytes of UTF-8 (64 KiB).
+/// Metadata is for correlation ids and the like; payloads go in the data.
+pub const MAX_METADATA_VALUE_LEN: usize = 64 * 1024;
+
+/// A metadata entry that no backend accepts.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("invalid metadata entry {key:?}: {problem}")]
+pub struct InvalidMetadata {
+    /// The key of the offending entry.
+    pub key: String,
+    /// What is wrong with it.
+    pub problem: MetadataProblem,
+}
+
+/// The rule a rejected metadata entry broke.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum MetadataProblem {
+    /// The key breaks the rules of names.
+    #[error("the key {0}")]
+    Key(NameProblem),
+    /// The value contains a NUL character.
+    #[error("the value contains a NUL character")]
+    NulInValue,
+    /// The value is longer than [`MAX_METADATA_VALUE_LEN`] bytes.
+    #[error("the value is longer than {MAX_METADATA_VALUE_LEN} bytes ({0} bytes)")]
+    ValueTooLong(usize),
 }
 
 impl<K: Into<String>, V: Into<String>> FromIterator<(K, V)> for Metadata {
@@ -246,6 +314,20 @@ mod tests {
         assert_eq!(Timestamp::from_unix_micros(86_399_999_999).unix_day(), 0);
         assert_eq!(Timestamp::from_unix_micros(86_400_000_000).unix_day(), 1);
         assert_eq!(Timestamp::from_unix_micros(-1).unix_day(), -1);
+    }
+
+    #[test]
+    fn metadata_keys_follow_the_name_rules_and_values_refuse_nul() {
+        let check = |key: &str, value: &str| Metadata::new().with(key, value).validate().map_err(|e| e.problem);
+        assert_eq!(check("trace", "multi\nline\tvalue"), Ok(()));
+        assert_eq!(check("", "v"), Err(MetadataProblem::Key(NameProblem::Empty)));
+        assert_eq!(
+            check("a\nb", "v"),
+            Err(MetadataProblem::Key(NameProblem::ControlCharacter('\n')))
+        );
+        assert_eq!(check("k", "\0"), Err(MetadataProblem::NulInValue));
+        let long = "x".repeat(MAX_METADATA_VALUE_LEN + 1);
+        assert_eq!(check("k", &long), Err(MetadataProblem::ValueTooLong(long.len())));
     }
 
     #[test]

@@ -101,9 +101,10 @@ pub use decider::{Decider, FnDecider, compute_events, compute_state, decider};
 pub use dispatch::{Dispatcher, RetryPolicy};
 pub use error::{
     AppendConditionFailed, BoxError, DecodeError, DuplicateEventId, EncodeError, Error, InvalidAppend,
-    RevisionMismatch, SplitRejection, StoreError, UnsupportedAppendCondition, UnsupportedQuery,
+    InvalidPredicate, Operation, RevisionMismatch, SplitRejection, StoreError, UnsupportedAppendCondition,
+    UnsupportedQuery,
 };
-pub use event::{EventId, Metadata, NewEvent, Timestamp};
+pub use event::{EventId, InvalidMetadata, MAX_METADATA_VALUE_LEN, Metadata, MetadataProblem, NewEvent, Timestamp};
 pub use facts::{Fact, FactHandler, FactSet, Facts, fact, facts, handler};
 pub use handler::CommandHandler;
 pub use memory::MemoryStore;

@@ -162,6 +162,8 @@ impl EventStore for MemoryStore {
         Ok(((), events))
     }
 
+    async fn abandon_decision(&self, (): ()) {}
+
     async fn commit_decision(&self, (): (), request: AppendRequest) -> Result<Committed, StoreError> {
         self.append(request).await
     }

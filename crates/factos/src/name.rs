@@ -39,8 +39,9 @@ pub enum NameProblem {
     ControlCharacter(char),
 }
 
-fn validate(kind: &'static str, value: String) -> Result<String, InvalidName> {
-    let problem = if value.is_empty() {
+/// The rule `value` breaks, if any.
+pub(crate) fn check(value: &str) -> Option<NameProblem> {
+    if value.is_empty() {
         Some(NameProblem::Empty)
     } else if value.len() > MAX_NAME_LEN {
         Some(NameProblem::TooLong(value.len()))
@@ -49,8 +50,11 @@ fn validate(kind: &'static str, value: String) -> Result<String, InvalidName> {
             .chars()
             .find(|c| c.is_control())
             .map(NameProblem::ControlCharacter)
-    };
-    match problem {
+    }
+}
+
+fn validate(kind: &'static str, value: String) -> Result<String, InvalidName> {
+    match check(&value) {
         Some(problem) => Err(InvalidName { kind, value, problem }),
         None => Ok(value),
     }

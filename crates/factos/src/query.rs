@@ -11,6 +11,7 @@
 //! 6. an item without tags matches any tags.
 
 use std::collections::BTreeSet;
+use std::fmt;
 
 use crate::name::{EventType, Tag};
 
@@ -141,6 +142,31 @@ impl QueryItem {
     }
 }
 
+impl fmt::Display for QueryItem {
+    /// `TicketSold|TicketRefunded with concert:42 & seat:7`; `any type`,
+    /// `any tags` where the item does not restrict them; a predicate follows
+    /// after `where`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.types.is_empty() {
+            f.write_str("any type")?;
+        }
+        for (i, event_type) in self.types.iter().enumerate() {
+            if i > 0 {
+                f.write_str("|")?;
+            }
+            f.write_str(event_type.as_str())?;
+        }
+        for (i, tag) in self.tags.iter().enumerate() {
+            f.write_str(if i == 0 { " with " } else { " & " })?;
+            f.write_str(tag.as_str())?;
+        }
+        if let Some(predicate) = &self.predicate {
+            write!(f, " where {}", predicate.sql)?;
+        }
+        Ok(())
+    }
+}
+
 /// OR-combined [`QueryItem`]s: the consistency boundary of a decision.
 ///
 /// The semantics are exact and every backend must agree with
@@ -169,6 +195,23 @@ impl QueryItem {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct Query {
     items: Vec<QueryItem>,
+}
+
+impl fmt::Display for Query {
+    /// `all events`, or the items in parentheses joined by `or`:
+    /// `(TicketSold with concert:42) or (any type with venue:1)`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.items.is_empty() {
+            return f.write_str("all events");
+        }
+        for (i, item) in self.items.iter().enumerate() {
+            if i > 0 {
+                f.write_str(" or ")?;
+            }
+            write!(f, "({item})")?;
+        }
+        Ok(())
+    }
 }
 
 impl Query {
@@ -269,6 +312,20 @@ mod tests {
     }
     fn tags(names: &[&str]) -> BTreeSet<Tag> {
         names.iter().map(|n| tag(n)).collect()
+    }
+
+    #[test]
+    fn queries_display_in_the_terms_of_the_semantics() {
+        assert_eq!(Query::all().to_string(), "all events");
+        let q = Query::new([
+            QueryItem::types([ty("Sold"), ty("Refunded")]).with_tags([tag("concert:1"), tag("seat:2")]),
+            QueryItem::tags([tag("venue:9")]),
+            QueryItem::new(),
+        ]);
+        assert_eq!(
+            q.to_string(),
+            "(Refunded|Sold with concert:1 & seat:2) or (any type with venue:9) or (any type)"
+        );
     }
 
     #[test]

@@ -123,7 +123,7 @@ impl AppendRequest {
     }
 
     /// Checks what can be checked without a store: at least one event, no id
-    /// twice.
+    /// twice, metadata every backend accepts ([`crate::Metadata::validate`]).
     ///
     /// # Errors
     ///
@@ -137,6 +137,10 @@ impl AppendRequest {
             if !seen.insert(event.id) {
                 return Err(InvalidAppend::RepeatedId(event.id));
             }
+            event
+                .metadata
+                .validate()
+                .map_err(|source| InvalidAppend::InvalidMetadata { id: event.id, source })?;
         }
         Ok(())
     }
@@ -428,6 +432,19 @@ pub trait LocalEventStore {
     ///
     /// [`StoreError::Backend`] when the store cannot be read.
     async fn begin_decision(&self, scope: &DecisionScope) -> Result<(Self::Transaction, Vec<StoredEvent>), StoreError>;
+
+    /// Ends a decision that appends nothing (the command was rejected, the
+    /// decider produced no events, an event could not be decoded or
+    /// encoded), releasing what [`begin_decision`] holds.
+    ///
+    /// Dropping the transaction must also be safe (a cancelled dispatch
+    /// does); this is the orderly way, which lets a store keep its
+    /// connection: a rejection is the normal path of a capacity rule under
+    /// load. It cannot fail: a store that cannot end the decision cleanly
+    /// discards whatever held it.
+    ///
+    /// [`begin_decision`]: LocalEventStore::begin_decision
+    async fn abandon_decision(&self, transaction: Self::Transaction);
 
     /// Appends the decision's events. `request` carries the condition or
     /// expected revision derived from what [`begin_decision`] read.

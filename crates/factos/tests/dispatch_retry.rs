@@ -64,6 +64,7 @@ impl EventStore for Racing {
         }
         Ok(read)
     }
+    async fn abandon_decision(&self, (): ()) {}
     async fn commit_decision(&self, (): (), request: AppendRequest) -> Result<Committed, StoreError> {
         self.inner.commit_decision((), request).await
     }

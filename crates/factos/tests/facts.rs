@@ -72,6 +72,7 @@ impl EventStore for Recording {
             .push(scope.clone());
         self.inner.begin_decision(scope).await
     }
+    async fn abandon_decision(&self, (): ()) {}
     async fn commit_decision(&self, (): (), request: AppendRequest) -> Result<Committed, StoreError> {
         self.conditions
             .lock()

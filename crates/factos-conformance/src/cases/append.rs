@@ -329,3 +329,33 @@ pub async fn identical_resend_returns_original_records<S: LocalEventStore>(store
     assert_eq!(count(store).await?, 3);
     Ok(())
 }
+
+/// Metadata that some backend could not store (a NUL in a value, an empty
+/// key) is refused by every backend with the same typed error, before
+/// anything is written; metadata every backend can store round-trips.
+pub async fn invalid_metadata_is_refused_alike_everywhere<S: LocalEventStore>(store: &S) -> CaseResult {
+    let mut rng = rng(42);
+    for (key, value) in [("trace", "a\0b"), ("", "v"), ("line\nbreak", "v")] {
+        let bad = event(&mut rng, "E", &["k"], b"")
+            .with_metadata(factos::Metadata::new().with("ok", "fine").with(key, value));
+        let id = bad.id;
+        let batch = vec![event(&mut rng, "E", &["k"], b""), bad];
+        match store.append(AppendRequest::new(stream("s"), batch)).await {
+            Err(StoreError::InvalidAppend(InvalidAppend::InvalidMetadata { id: refused, source })) => {
+                assert_eq!(refused, id);
+                assert_eq!(source.key, key);
+            }
+            other => panic!("metadata {key:?} = {value:?} must be refused as InvalidMetadata, got {other:?}"),
+        }
+    }
+    assert_eq!(count(store).await?, 0, "a refused batch writes nothing");
+    let odd = factos::Metadata::new()
+        .with("multi", "line one\nline two\ttab")
+        .with("ünïcode", "✓ \u{1}");
+    let kept = event(&mut rng, "E", &[], b"").with_metadata(odd.clone());
+    let committed = store.append(AppendRequest::new(stream("s"), vec![kept])).await?;
+    let read = store.read(&Query::all(), ReadOptions::forwards()).await?;
+    assert_eq!(read, committed.records);
+    assert_eq!(read[0].metadata, odd);
+    Ok(())
+}

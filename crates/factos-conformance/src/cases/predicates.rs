@@ -108,3 +108,65 @@ fn rng_for_later() -> proptest::test_runner::TestRng {
 fn serde_json_string(text: &str) -> String {
     serde_json::to_string(text).unwrap_or_else(|e| panic!("a string always serialises: {e}"))
 }
+
+/// A predicate that is not exactly one SQL expression (one that closes its
+/// item's parenthesis to escape the type, tag and position filters, or
+/// uses a parameter it does not bind) is refused with
+/// [`StoreError::InvalidPredicate`] on reads and on append conditions, and
+/// nothing is written; a condition it would have widened never lets an
+/// append through. A trailing comment cannot swallow the closing
+/// parenthesis: it is dropped.
+pub async fn escaping_predicates_are_refused<S: LocalEventStore>(store: &S, sql: PredicateSql) -> CaseResult {
+    let mut rng = rng(43);
+    store
+        .append(AppendRequest::new(
+            stream("account-2"),
+            vec![event(&mut rng, "Spent", &["account:2"], br#"{"day": 1, "note": "x"}"#)],
+        ))
+        .await?;
+    let before = store.read(&Query::all(), ReadOptions::forwards()).await?;
+    let escapes = [
+        "1=1) OR (1=1".to_owned(),
+        format!("{}) OR (1=1", sql.day_equals),
+        "1=0) UNION SELECT position FROM events WHERE (1=1".to_owned(),
+        "1=1); DELETE FROM events; --".to_owned(),
+        format!("{} OR $2 = 1", sql.day_equals),
+    ];
+    for escape in escapes {
+        let query = Query::from(
+            QueryItem::types([ty("Spent")])
+                .with_tags([tag("account:1")])
+                .with_predicate(Predicate::new(escape.clone(), [PredicateValue::Integer(1)])),
+        );
+        match store.read(&query, ReadOptions::forwards()).await {
+            Err(StoreError::InvalidPredicate(invalid)) => assert_eq!(invalid.sql, escape),
+            other => panic!("read with predicate {escape:?}: expected InvalidPredicate, got {other:?}"),
+        }
+        let guarded = AppendRequest::new(
+            stream("account-1"),
+            vec![event(&mut rng, "Spent", &["account:1"], br#"{"day": 1}"#)],
+        )
+        .condition(AppendCondition::new(query, None));
+        match store.append(guarded).await {
+            Err(StoreError::InvalidPredicate(invalid)) => assert_eq!(invalid.sql, escape),
+            other => panic!("append with predicate {escape:?}: expected InvalidPredicate, got {other:?}"),
+        }
+    }
+    let after = store.read(&Query::all(), ReadOptions::forwards()).await?;
+    assert_eq!(after, before, "a refused predicate reads and writes nothing");
+
+    let on_day_one = |predicate: String| {
+        Query::from(
+            QueryItem::types([ty("Spent")])
+                .with_tags([tag("account:2")])
+                .with_predicate(Predicate::new(predicate, [PredicateValue::Integer(1)])),
+        )
+    };
+    let plain = store
+        .read(&on_day_one(sql.day_equals.into()), ReadOptions::forwards())
+        .await?;
+    let commented = on_day_one(format!("{} -- and a comment", sql.day_equals));
+    assert_eq!(plain.len(), 1);
+    assert_eq!(store.read(&commented, ReadOptions::forwards()).await?, plain);
+    Ok(())
+}

@@ -88,7 +88,7 @@ pub(crate) async fn read<C: GenericClient + Sync>(
         Direction::Backwards => (Bounds { min: None, max: from }, "DESC"),
     };
     let mut params = Vec::new();
-    let filter = factos_sql::matching(query, bounds, Dialect::Postgres, &mut params);
+    let filter = factos_sql::matching(query, bounds, Dialect::Postgres, &mut params)?;
     let limit = match options.limit {
         Some(limit) => {
             params.push(SqlValue::Integer(i64::try_from(limit).unwrap_or(i64::MAX)));
@@ -123,7 +123,7 @@ pub(crate) async fn first_match_after<C: GenericClient + Sync>(
         .map(|p| to_sql("position", p.value()).map(|p| p.saturating_add(1)))
         .transpose()?;
     let mut params = Vec::new();
-    let filter = factos_sql::matching(query, Bounds { min, max: None }, Dialect::Postgres, &mut params);
+    let filter = factos_sql::matching(query, Bounds { min, max: None }, Dialect::Postgres, &mut params)?;
     let sql = format!("SELECT position FROM events WHERE {filter} ORDER BY position LIMIT 1");
     let rows = client.query_typed(&sql, &Params(params).typed()).await?;
     match rows.first() {

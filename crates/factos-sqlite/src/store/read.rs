@@ -55,9 +55,9 @@ pub(crate) fn event_from_row(row: &Row<'_>) -> Result<StoredEvent, SqliteError> 
 }
 
 /// The SQLite filter for `query` within `bounds`, with its parameters.
-fn matching(query: &Query, bounds: Bounds) -> (String, Vec<Value>) {
+fn matching(query: &Query, bounds: Bounds) -> Result<(String, Vec<Value>), SqliteError> {
     let mut params = Vec::new();
-    let filter = factos_sql::matching(query, bounds, Dialect::Sqlite, &mut params);
+    let filter = factos_sql::matching(query, bounds, Dialect::Sqlite, &mut params)?;
     let params = params
         .into_iter()
         .map(|value| match value {
@@ -65,7 +65,7 @@ fn matching(query: &Query, bounds: Bounds) -> (String, Vec<Value>) {
             SqlValue::Integer(integer) => Value::Integer(integer),
         })
         .collect();
-    (filter, params)
+    Ok((filter, params))
 }
 
 /// Runs `sql` and collects the rows as records.
@@ -107,7 +107,7 @@ pub(crate) fn read_sql(query: &Query, options: ReadOptions) -> Result<(String, V
             "DESC"
         }
     };
-    let (filter, mut params) = matching(query, bounds);
+    let (filter, mut params) = matching(query, bounds)?;
     let limit = options.limit.map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX));
     params.push(Value::Integer(limit));
     let limit = params.len();
@@ -144,7 +144,7 @@ pub(crate) fn first_match_after(
         min: after.map(|p| to_sql(p).map(|p| p.saturating_add(1))).transpose()?,
         max: None,
     };
-    let (filter, params) = matching(query, bounds);
+    let (filter, params) = matching(query, bounds)?;
     let sql = format!("SELECT position FROM events WHERE {filter} ORDER BY position LIMIT 1");
     let mut stmt = conn.prepare_cached(&sql)?;
     let mut rows = stmt.query(rusqlite::params_from_iter(params))?;
