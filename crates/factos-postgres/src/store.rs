@@ -411,3 +411,6 @@ impl EventStore for PgStore {
         }
     }
 }
+
+#[cfg(test)]
+mod wait_cycle_tests;

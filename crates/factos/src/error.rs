@@ -370,3 +370,31 @@ impl<T, D> SplitRejection<T, D> for Result<T, Error<D>> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{QueryItem, Tag};
+
+    #[test]
+    fn a_store_failure_says_what_was_being_done_and_why_and_keeps_its_chain() -> Result<(), InvalidName> {
+        #[derive(Debug, Error)]
+        #[error("SQLSTATE 53100: could not extend file")]
+        struct DiskFull;
+        let error: Error<String> = Operation::DispatchContext {
+            query: Query::from(QueryItem::tags([Tag::new("concert:1")?])),
+            stream: StreamId::new("concert-1")?,
+        }
+        .failed(StoreError::backend(DiskFull));
+        assert_eq!(
+            error.to_string(),
+            "dispatching to stream concert-1 on context (any type with concert:1) failed: \
+             storage backend failed: SQLSTATE 53100: could not extend file"
+        );
+        let store = std::error::Error::source(&error).and_then(|e| e.downcast_ref::<StoreError>());
+        assert!(matches!(store, Some(StoreError::Backend(_))));
+        let cause = store.and_then(std::error::Error::source);
+        assert!(cause.is_some_and(|c| c.is::<DiskFull>()));
+        Ok(())
+    }
+}
