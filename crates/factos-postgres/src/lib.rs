@@ -42,8 +42,68 @@
 //!   instead (which every guard holder takes shared), so bulk appends never
 //!   exhaust the server's lock table.
 //! * [`LockMode::RowLocks`] holds the same keys as row locks on a small
-//!   table, for transaction-mode connection poolers that break advisory
-//!   locks.
+//!   table, for poolers that refuse advisory locks altogether.
+//!
+//! ## Wait cycles and retries
+//!
+//! Only a decision asks for locks while holding others (its guards, then
+//! the keys its new events touch), so every wait cycle contains a decision
+//! in that second pass, which waits at most
+//! [`PgStore::with_decision_lock_timeout`] (50 ms). But PostgreSQL may
+//! break a cycle first, aborting whichever member's deadlock check runs
+//! (SQLSTATE 40P01): a read, an append, a decision's first pass. Each of
+//! those wrote nothing, so the store runs it again, up to 8 times with
+//! jittered exponential pauses (2 ms doubling to 200 ms); a caller sees
+//! [`factos::StoreError::Contention`] only when that budget is spent. A
+//! decision's append cannot be re-run alone (its read is void after the
+//! rollback): it reports `Contention` after a short random pause, and the
+//! dispatch flow re-runs the whole decision. The same holds for a decision
+//! whose large batch needs the bulk key exclusively while its read holds it
+//! shared: two such decisions wait for each other until one times out.
+//!
+//! ## Time limits
+//!
+//! Nothing waits forever; every limit surfaces as [`PgError::Timeout`]
+//! naming the [`Limit`]:
+//!
+//! | limit | default | set with |
+//! |---|---|---|
+//! | opening a connection, PostgreSQL's startup included | 5 s ([`DEFAULT_CONNECT_TIMEOUT`]) | [`PoolOptions::connect_timeout`] |
+//! | waiting for a free pooled connection | 10 s ([`DEFAULT_POOL_WAIT_TIMEOUT`]) | [`PoolOptions::wait_timeout`] |
+//! | a decision, from its read to its append | 5 s ([`DEFAULT_DECISION_TIMEOUT`]) | [`PgStore::with_decision_timeout`] |
+//! | one statement (`statement_timeout`) | 30 s ([`DEFAULT_STATEMENT_TIMEOUT`]) | [`PgStore::with_statement_timeout`] |
+//! | a decision's second lock pass (`lock_timeout`) | 50 ms | [`PgStore::with_decision_lock_timeout`] |
+//!
+//! The decision limit is enforced by the server too
+//! (`idle_in_transaction_session_timeout` on the decision's transaction
+//! only): a decider that hangs loses its session, and with it its locks,
+//! so it blocks matching writers for at most that long. A pool passed to
+//! [`PgStore::new`] keeps its own connect and wait limits.
+//!
+//! ## Connections
+//!
+//! A decision that appends nothing (a rejection, no events, a decode
+//! error) rolls back and returns its connection to the pool. A pooled
+//! connection that the server closed while idle (a restart, a terminated
+//! backend, an idle-session timeout) is replaced when the first statement
+//! of a transaction finds it gone, since nothing has run yet.
+//!
+//! ## Behind a transaction-mode pooler
+//!
+//! Every statement is unnamed (no prepared statement outlives its
+//! transaction), every setting is `SET LOCAL`, no temporary table is used,
+//! and all locks, advisory or row, are transaction-scoped. So both lock
+//! modes are correct behind PgBouncer in `pool_mode = transaction`; the
+//! conformance suite, the capacity race and the positional checks run
+//! through one in the tests. Choose [`LockMode::RowLocks`] for poolers or
+//! proxies that refuse or pin on advisory-lock functions.
+//!
+//! ## Schema versions
+//!
+//! The first operation of a store checks, once, that its schema has the
+//! version this crate writes: [`PgError::NotMigrated`] when it has none or
+//! an older one (call [`PgStore::migrate`]), [`PgError::SchemaTooNew`] when
+//! a newer factos-postgres wrote it (nothing is read or written).
 //!
 //! ```
 //! use factos::{decider, Dispatcher, JsonCodec, JsonEvent, Query, QueryItem, StreamId, Tag};

@@ -13,8 +13,15 @@
 //!
 //! Each test takes its own schema with [`Cluster::fresh_schema`], so tests
 //! run in parallel on one server.
+//!
+//! [`Cluster::pgbouncer`] puts a PgBouncer in transaction mode in front of
+//! the cluster, for tests of what a pooler allows.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+
+mod pgbouncer;
+
+pub use pgbouncer::{MAX_SCHEMAS, PgBouncer};
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -48,6 +55,10 @@ pub enum ClusterError {
     /// server refused a connection.
     #[error("PostgreSQL connection failed")]
     Postgres(#[from] tokio_postgres::Error),
+    /// `FACTOS_REQUIRE_PGBOUNCER` is set but no `pgbouncer` binary was
+    /// found.
+    #[error("FACTOS_REQUIRE_PGBOUNCER is set but no pgbouncer binary was found (apt-get install pgbouncer)")]
+    NoPgBouncer,
     /// An earlier attempt to start the cluster failed.
     #[error("the test cluster could not be started earlier in this process: {0}")]
     Failed(String),
@@ -217,6 +228,11 @@ fn id(flag: &str) -> Result<u32, ClusterError> {
 /// The command for `tool`, run as the `postgres` user when we are root.
 fn command(bin: &Path, as_postgres: bool, tool: &str) -> Command {
     let tool = bin.join(tool);
+    as_user(&tool, as_postgres)
+}
+
+/// `program`, run as the `postgres` user when `as_postgres`.
+fn as_user(tool: &Path, as_postgres: bool) -> Command {
     if as_postgres {
         let mut command = Command::new("setpriv");
         command
@@ -263,11 +279,19 @@ fn start_watchdog(bin: &Path, as_postgres: bool, dir: &Path, data: &Path) -> Res
         .iter()
         .map(|a| format!("'{}'", a.replace('\'', "'\\''")))
         .collect();
+    at_exit(&format!(
+        "{} >/dev/null 2>&1; rm -rf '{}'",
+        quoted.join(" "),
+        path(dir)?
+    ))
+}
+
+/// Runs the shell command `cleanup` once this process has exited, however
+/// it exits.
+fn at_exit(cleanup: &str) -> Result<(), ClusterError> {
     let script = format!(
-        "while kill -0 {pid} 2>/dev/null; do sleep 0.2; done; {stop} >/dev/null 2>&1; rm -rf '{dir}'",
+        "while kill -0 {pid} 2>/dev/null; do sleep 0.2; done; {cleanup}",
         pid = std::process::id(),
-        stop = quoted.join(" "),
-        dir = path(dir)?,
     );
     Command::new("sh")
         .args(["-c", &script])
