@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use anyhow::Context as _;
-use factos_postgres::PgStore;
+use factos_postgres::{PgStore, PoolOptions};
 use factos_sqlite::SqliteStore;
 
 /// Where an example keeps its events.
@@ -33,7 +33,7 @@ impl StoreArgs {
     /// Opens and migrates the store; `name` names a temporary SQLite file.
     pub async fn open(&self, name: &str) -> anyhow::Result<Store> {
         if let Some(url) = &self.database_url {
-            let store = PgStore::connect(url.parse().context("parsing --database-url")?, 64)?;
+            let store = PgStore::connect_with(url, PoolOptions::new(64)).context("--database-url")?;
             store.migrate().await.context("migrating the PostgreSQL schema")?;
             println!("store: PostgreSQL");
             return Ok(Store::Postgres(store));

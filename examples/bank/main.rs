@@ -506,7 +506,7 @@ mod tests {
 
     async fn postgres() -> anyhow::Result<factos_postgres::PgStore> {
         let (config, _) = factos_test_postgres::Cluster::shared()?.fresh_schema().await?;
-        let store = factos_postgres::PgStore::connect(config, 40)?;
+        let store = factos_postgres::PgStore::connect_with(config, factos_postgres::PoolOptions::new(40))?;
         store.migrate().await?;
         Ok(store)
     }

@@ -231,7 +231,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn never_oversells_on_postgres() -> anyhow::Result<()> {
         let (config, _) = factos_test_postgres::Cluster::shared()?.fresh_schema().await?;
-        let store = factos_postgres::PgStore::connect(config, 40)?;
+        let store = factos_postgres::PgStore::connect_with(config, factos_postgres::PoolOptions::new(40))?;
         store.migrate().await?;
         let report = sell_out(store.clone(), 32, 10).await?;
         assert_eq!((report.sold, report.sold_out, report.announcements.len()), (10, 22, 10));

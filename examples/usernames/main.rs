@@ -255,7 +255,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn different_names_never_conflict_on_postgres() -> anyhow::Result<()> {
         let (config, _) = factos_test_postgres::Cluster::shared()?.fresh_schema().await?;
-        let store = factos_postgres::PgStore::connect(config, 20)?;
+        let store = factos_postgres::PgStore::connect_with(config, factos_postgres::PoolOptions::new(20))?;
         store.migrate().await?;
         unique_names_register_without_retries(store).await
     }
@@ -310,7 +310,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn one_name_one_winner_on_postgres() -> anyhow::Result<()> {
         let (config, _) = factos_test_postgres::Cluster::shared()?.fresh_schema().await?;
-        let store = factos_postgres::PgStore::connect(config, 20)?;
+        let store = factos_postgres::PgStore::connect_with(config, factos_postgres::PoolOptions::new(20))?;
         store.migrate().await?;
         let attempts = (0..16u64).map(|user| {
             let store = store.clone();

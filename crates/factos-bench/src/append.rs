@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use factos::{AppendRequest, EventStore, StreamId};
-use factos_postgres::PgStore;
+use factos_postgres::{PgStore, PoolOptions};
 use factos_sqlite::SqliteStore;
 use factos_test_postgres::Cluster;
 
@@ -49,7 +49,7 @@ async fn sqlite_raw(requests: &[AppendRequest], events: u64) -> anyhow::Result<f
 
 async fn pg_ours(requests: &[AppendRequest], events: u64) -> anyhow::Result<f64> {
     let (config, _) = Cluster::shared()?.fresh_schema().await?;
-    let store = PgStore::connect(config, 2)?;
+    let store = PgStore::connect_with(config, PoolOptions::new(2))?;
     store.migrate().await?;
     let started = Instant::now();
     for request in requests {
@@ -60,7 +60,9 @@ async fn pg_ours(requests: &[AppendRequest], events: u64) -> anyhow::Result<f64>
 
 async fn pg_raw(requests: &[AppendRequest], events: u64) -> anyhow::Result<f64> {
     let (config, _) = Cluster::shared()?.fresh_schema().await?;
-    PgStore::connect(config.clone(), 1)?.migrate().await?;
+    PgStore::connect_with(config.clone(), PoolOptions::new(1))?
+        .migrate()
+        .await?;
     let mut raw = RawPg::connect(&config).await?;
     let started = Instant::now();
     for request in requests {

@@ -3,7 +3,7 @@
 use std::time::Instant;
 
 use factos::{Dispatcher, EventStore, JsonCodec};
-use factos_postgres::PgStore;
+use factos_postgres::{PgStore, PoolOptions};
 use factos_sqlite::SqliteStore;
 use factos_test_postgres::Cluster;
 
@@ -45,7 +45,7 @@ pub async fn run(config: &Config, report: &mut Report) -> anyhow::Result<()> {
         format!("{p99:.0}"),
     ]);
     let (pg_config, _) = Cluster::shared()?.fresh_schema().await?;
-    let pg = PgStore::connect(pg_config, 2)?;
+    let pg = PgStore::connect_with(pg_config, PoolOptions::new(2))?;
     pg.migrate().await?;
     let (p50, p99) = measure(&pg, config.latency_dispatches).await?;
     report.row(&[

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use factos::{Dispatcher, EventStore, JsonCodec, ReadOptions};
-use factos_postgres::{LockMode, PgStore};
+use factos_postgres::{LockMode, PgStore, PoolOptions};
 use factos_test_postgres::Cluster;
 
 use crate::stats::median;
@@ -22,7 +22,7 @@ enum Shape {
 /// Dispatches per second, and how many invariant violations the run left.
 async fn run_once(mode: LockMode, writers: u32, shape: Shape, duration: Duration) -> anyhow::Result<(f64, u64)> {
     let (config, _) = Cluster::shared()?.fresh_schema().await?;
-    let store = PgStore::connect(config, writers as usize + 4)?.with_lock_mode(mode);
+    let store = PgStore::connect_with(config, PoolOptions::new(writers as usize + 4))?.with_lock_mode(mode);
     store.migrate().await?;
     let deadline = Arc::new(Instant::now() + duration);
     let started = Instant::now();

@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use factos::{EventStore, ReadOptions, StreamId};
-use factos_postgres::PgStore;
+use factos_postgres::{PgStore, PoolOptions};
 use factos_sqlite::SqliteStore;
 use factos_test_postgres::Cluster;
 
@@ -77,7 +77,7 @@ pub async fn run(config: &Config, report: &mut Report) -> anyhow::Result<()> {
                 }
                 _ => {
                     let (config, _) = Cluster::shared()?.fresh_schema().await?;
-                    let store = PgStore::connect(config, 2)?;
+                    let store = PgStore::connect_with(config, PoolOptions::new(2))?;
                     store.migrate().await?;
                     measure(&store, size).await?
                 }

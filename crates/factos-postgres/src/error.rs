@@ -18,6 +18,18 @@ pub enum PgError {
     /// No connection could be taken from the pool.
     #[error("no connection available from the pool: {0}")]
     Pool(#[from] deadpool_postgres::PoolError),
+    /// The connection string could not be parsed.
+    #[error("invalid PostgreSQL connection string: {0}")]
+    InvalidConfig(#[source] tokio_postgres::Error),
+    /// The name given to [`crate::PgStore::with_schema`] cannot name a
+    /// schema.
+    #[error("invalid schema name {name:?}: {problem}")]
+    InvalidSchemaName {
+        /// The name.
+        name: String,
+        /// Why.
+        problem: &'static str,
+    },
     /// The pool could not be built.
     #[error("cannot build the connection pool: {0}")]
     BuildPool(#[from] deadpool_postgres::BuildError),

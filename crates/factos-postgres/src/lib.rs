@@ -6,6 +6,49 @@
 //! committed matching event would have changed) while writers whose
 //! contexts do not overlap proceed in parallel.
 //!
+//! ## Getting started
+//!
+//! Connect with a URL, give the store a schema of its own (created by
+//! `migrate`), and dispatch:
+//!
+//! ```
+//! use factos::{decider, Dispatcher, JsonCodec, JsonEvent, Query, QueryItem, StreamId, Tag};
+//! use factos_postgres::PgStore;
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Debug, Serialize, Deserialize)]
+//! struct Reserved { name: String }
+//! impl JsonEvent for Reserved {
+//!     fn event_type(&self) -> &'static str { "Reserved" }
+//!     fn tags(&self) -> Vec<String> { vec![format!("username:{}", self.name)] }
+//! }
+//!
+//! let reserve = decider(
+//!     false,
+//!     |name: &String, taken: &bool| if *taken { Err("taken") } else { Ok(vec![Reserved { name: name.clone() }]) },
+//!     |_, _: &Reserved| true,
+//! );
+//!
+//! # tokio::runtime::Runtime::new()?.block_on(async {
+//! # let url = factos_test_postgres::Cluster::shared()?.connection_string();
+//! // `url` is like "postgres://app:secret@localhost:5432/app".
+//! let store = PgStore::connect(url.as_str())?.with_schema("usernames")?;
+//! store.migrate().await?; // creates the schema and its tables, or upgrades them
+//!
+//! let dispatcher = Dispatcher::new(&store, JsonCodec::new());
+//! let boundary = Query::from(QueryItem::tags([Tag::new("username:ada")?]));
+//! let committed = dispatcher.dispatch_context(&reserve, &"ada".to_string(), &boundary, &StreamId::new("user-1")?).await?;
+//! assert_eq!(committed.len(), 1);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # })?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! [`PgStore::connect`] takes a URL, a key-value string
+//! (`host=localhost dbname=app`) or a [`Config`]; [`PgStore::connect_with`]
+//! sizes the pool and its time limits ([`PoolOptions`]); [`PgStore::new`]
+//! takes a `deadpool_postgres::Pool` the application already has.
+//!
 //! ## Client
 //!
 //! [`tokio-postgres`](tokio_postgres) with a [`deadpool_postgres`] pool:
@@ -104,43 +147,10 @@
 //! version this crate writes: [`PgError::NotMigrated`] when it has none or
 //! an older one (call [`PgStore::migrate`]), [`PgError::SchemaTooNew`] when
 //! a newer factos-postgres wrote it (nothing is read or written).
-//!
-//! ```
-//! use factos::{decider, Dispatcher, JsonCodec, JsonEvent, Query, QueryItem, StreamId, Tag};
-//! use factos_postgres::PgStore;
-//! use factos_test_postgres::Cluster;
-//! use serde::{Deserialize, Serialize};
-//!
-//! #[derive(Debug, Serialize, Deserialize)]
-//! struct Reserved { name: String }
-//! impl JsonEvent for Reserved {
-//!     fn event_type(&self) -> &'static str { "Reserved" }
-//!     fn tags(&self) -> Vec<String> { vec![format!("username:{}", self.name)] }
-//! }
-//!
-//! let reserve = decider(
-//!     false,
-//!     |name: &String, taken: &bool| if *taken { Err("taken") } else { Ok(vec![Reserved { name: name.clone() }]) },
-//!     |_, _: &Reserved| true,
-//! );
-//!
-//! # tokio::runtime::Runtime::new()?.block_on(async {
-//! # let (config, _schema) = Cluster::shared()?.fresh_schema().await?;
-//! // `config` is a tokio_postgres::Config, e.g. "postgres://localhost/app".parse()?
-//! let store = PgStore::connect(config, 16)?;
-//! store.migrate().await?;
-//!
-//! let dispatcher = Dispatcher::new(&store, JsonCodec::new());
-//! let boundary = Query::from(QueryItem::tags([Tag::new("username:ada")?]));
-//! let committed = dispatcher.dispatch_context(&reserve, &"ada".to_string(), &boundary, &StreamId::new("user-1")?).await?;
-//! assert_eq!(committed.len(), 1);
-//! # Ok::<(), Box<dyn std::error::Error>>(())
-//! # })?;
-//! # Ok::<(), Box<dyn std::error::Error>>(())
-//! ```
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod config;
 mod error;
 mod in_transaction;
 mod limits;
@@ -150,6 +160,7 @@ pub mod schema;
 mod session;
 mod store;
 
+pub use config::IntoConfig;
 pub use error::{Limit, PgError};
 pub use in_transaction::{PgTransactionDecision, PgTransactionStore};
 pub use limits::{
@@ -158,3 +169,9 @@ pub use limits::{
 };
 pub use locks::LockMode;
 pub use store::{PgDecision, PgStore};
+/// The driver, re-exported for [`PgStore::in_transaction`] and the pool's
+/// connections.
+pub use tokio_postgres;
+/// The connection configuration [`PgStore::connect`] takes, re-exported so
+/// that building one needs no direct dependency on `tokio-postgres`.
+pub use tokio_postgres::Config;

@@ -57,13 +57,23 @@ impl PoolOptions {
     }
 }
 
-/// The limits a store sets on its own transactions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+impl Default for PoolOptions {
+    /// 16 connections, default time limits.
+    fn default() -> Self {
+        Self::new(16)
+    }
+}
+
+/// What a store sets on each of its transactions.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Limits {
     /// `statement_timeout` of every transaction; `None` leaves the server's.
     pub(crate) statement: Option<Duration>,
     /// How long a decision may hold its transaction (and its locks).
     pub(crate) decision: Duration,
+    /// The schema, quoted, when the store has one of its own; otherwise
+    /// the connection's `search_path` decides.
+    pub(crate) schema: Option<String>,
 }
 
 impl Default for Limits {
@@ -71,6 +81,7 @@ impl Default for Limits {
         Self {
             statement: Some(DEFAULT_STATEMENT_TIMEOUT),
             decision: DEFAULT_DECISION_TIMEOUT,
+            schema: None,
         }
     }
 }
@@ -83,11 +94,19 @@ impl Limits {
     /// writer that held them. A decision's transaction also gets
     /// `idle_in_transaction_session_timeout`: if its decider hangs, the
     /// server ends the session after the limit, which releases its locks,
-    /// so one stuck decision cannot block matching writers for longer. All
-    /// settings are `SET LOCAL`, so nothing outlives the transaction (which
-    /// keeps connections clean behind transaction-mode poolers).
-    pub(crate) fn begin(&self, decision: bool) -> String {
+    /// so one stuck decision cannot block matching writers for longer. A
+    /// store with a schema of its own sets `search_path` to it (creating it
+    /// first when `create_schema`, for `migrate`). All settings are
+    /// `SET LOCAL`, so nothing outlives the transaction (which keeps
+    /// connections clean behind transaction-mode poolers).
+    pub(crate) fn begin(&self, decision: bool, create_schema: bool) -> String {
         let mut sql = String::from("BEGIN ISOLATION LEVEL READ COMMITTED");
+        if let Some(schema) = &self.schema {
+            if create_schema {
+                sql.push_str(&format!("; CREATE SCHEMA IF NOT EXISTS {schema}"));
+            }
+            sql.push_str(&format!("; {}", self.search_path().unwrap_or_default()));
+        }
         if let Some(statement) = self.statement {
             sql.push_str(&format!("; SET LOCAL statement_timeout = {}", millis(statement)));
         }
@@ -99,6 +118,34 @@ impl Limits {
         }
         sql
     }
+}
+
+impl Limits {
+    /// The statement that puts a transaction in the store's schema.
+    pub(crate) fn search_path(&self) -> Option<String> {
+        self.schema
+            .as_ref()
+            .map(|schema| format!("SET LOCAL search_path TO {schema}"))
+    }
+}
+
+/// `name` as a quoted PostgreSQL identifier.
+///
+/// # Errors
+///
+/// Why PostgreSQL would not take it as a schema name: empty, longer than
+/// 63 bytes (it would be truncated), or holding a NUL.
+pub(crate) fn quote_schema(name: &str) -> Result<String, &'static str> {
+    if name.is_empty() {
+        return Err("it is empty");
+    }
+    if name.len() > 63 {
+        return Err("it is longer than PostgreSQL's 63 bytes");
+    }
+    if name.contains('\0') {
+        return Err("it contains a NUL character");
+    }
+    Ok(format!("\"{}\"", name.replace('"', "\"\"")))
 }
 
 /// A duration as a whole number of milliseconds, at least 1 (0 would

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use std::time::Instant;
 
-use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use factos::{
     AppendRequest, BoxError, Committed, DecisionScope, EventStore, Query, ReadOptions, StoreError, StoredEvent,
     StreamId, StreamRevision,
@@ -16,15 +16,17 @@ use factos::{
 use tokio::sync::OnceCell;
 use tokio_postgres::{GenericClient, NoTls};
 
+use crate::config::IntoConfig;
 use crate::error::{Limit, PgError};
 use crate::in_transaction::PgTransactionStore;
-use crate::limits::{Limits, PoolOptions};
+use crate::limits::{Limits, PoolOptions, quote_schema};
 use crate::locks::{self, Keys, LockMode, LockSet, Locking};
 use crate::retry::{self, Backoff};
 use crate::schema;
-use crate::session::{self, Session};
+use crate::session::Session;
 
-/// An event store in a PostgreSQL schema (the connection's `search_path`).
+/// An event store in a PostgreSQL schema: the connection's `search_path`,
+/// or the store's own ([`PgStore::with_schema`]).
 ///
 /// Clones share the pool.
 #[derive(Debug, Clone)]
@@ -67,24 +69,31 @@ impl PgStore {
         }
     }
 
-    /// A store with its own pool of at most `max_connections` connections
-    /// and the default time limits of [`PoolOptions`].
+    /// A store with its own pool ([`PoolOptions::default`]: 16 connections,
+    /// default time limits) for `target`: a URL
+    /// (`postgres://user:password@host:5432/database`), a key-value string
+    /// (`host=localhost user=app dbname=app`) or a [`Config`].
+    ///
+    /// No connection is made yet: the first operation connects (and checks
+    /// the schema version).
     ///
     /// # Errors
     ///
-    /// [`PgError::BuildPool`] when the pool cannot be built (no connection
-    /// is made yet).
-    pub fn connect(config: tokio_postgres::Config, max_connections: usize) -> Result<Self, PgError> {
-        Self::connect_with(config, PoolOptions::new(max_connections))
+    /// [`PgError::InvalidConfig`] when the string cannot be parsed,
+    /// [`PgError::BuildPool`] when the pool cannot be built.
+    ///
+    /// [`Config`]: crate::Config
+    pub fn connect(target: impl IntoConfig) -> Result<Self, PgError> {
+        Self::connect_with(target, PoolOptions::default())
     }
 
-    /// A store with its own pool built as `options` say.
+    /// As [`PgStore::connect`], with the pool built as `options` say.
     ///
     /// # Errors
     ///
-    /// [`PgError::BuildPool`] when the pool cannot be built (no connection
-    /// is made yet).
-    pub fn connect_with(config: tokio_postgres::Config, options: PoolOptions) -> Result<Self, PgError> {
+    /// As [`PgStore::connect`].
+    pub fn connect_with(target: impl IntoConfig, options: PoolOptions) -> Result<Self, PgError> {
+        let config = target.into_config()?;
         let manager = Manager::from_config(
             config,
             NoTls,
@@ -99,6 +108,27 @@ impl PgStore {
             .wait_timeout(Some(options.wait_timeout))
             .build()?;
         Ok(Self::new(pool))
+    }
+
+    /// Keeps the store's tables in schema `name` (created by
+    /// [`PgStore::migrate`] if missing) instead of the connection's
+    /// `search_path`. Every transaction of the store sets `search_path` to
+    /// it with `SET LOCAL`, which also works behind transaction-mode
+    /// poolers. Several stores (several applications, or tests) can share
+    /// one database this way without ever contending.
+    ///
+    /// # Errors
+    ///
+    /// [`PgError::InvalidSchemaName`] when PostgreSQL would not take `name`
+    /// as it is (empty, longer than 63 bytes, a NUL).
+    pub fn with_schema(mut self, name: &str) -> Result<Self, PgError> {
+        let quoted = quote_schema(name).map_err(|problem| PgError::InvalidSchemaName {
+            name: name.to_owned(),
+            problem,
+        })?;
+        self.limits.schema = Some(quoted);
+        self.keys = Arc::new(OnceCell::new());
+        Ok(self)
     }
 
     /// Holds lock keys as `mode` says.
@@ -155,7 +185,10 @@ impl PgStore {
 
     /// Runs the store inside `transaction`, which the application controls:
     /// events appended through the returned store commit or roll back with
-    /// the application's own writes. See [`PgTransactionStore`].
+    /// the application's own writes. See [`PgTransactionStore`]. A store
+    /// with a schema of its own ([`PgStore::with_schema`]) sets the
+    /// transaction's `search_path` to it (`SET LOCAL`, for the rest of the
+    /// transaction).
     ///
     /// # Errors
     ///
@@ -166,12 +199,17 @@ impl PgStore {
         &self,
         transaction: &'t tokio_postgres::Transaction<'t>,
     ) -> Result<PgTransactionStore<'t>, PgError> {
+        if let Some(search_path) = self.limits.search_path() {
+            transaction.batch_execute(&search_path).await?;
+        }
         let keys = self.keys_with(transaction).await?;
         Ok(PgTransactionStore::new(transaction, self.locking(keys, true)))
     }
 
     /// Creates or upgrades the schema (idempotent; safe to run from several
-    /// processes at once).
+    /// processes at once). A store with a schema of its own
+    /// ([`PgStore::with_schema`]) creates that schema first if it is
+    /// missing.
     ///
     /// # Errors
     ///
@@ -179,7 +217,7 @@ impl PgStore {
     /// schema; [`PgError::Postgres`] when a migration fails (then it is
     /// rolled back entirely).
     pub async fn migrate(&self) -> Result<(), PgError> {
-        let session = Session::begin(&self.pool, &self.limits.begin(false)).await?;
+        let session = Session::begin(&self.pool, &self.limits.begin(false, true)).await?;
         let migrated = async {
             let row = session
                 .client()
@@ -215,7 +253,7 @@ impl PgStore {
     /// `decision`); its locking needs no timeout restored, since the
     /// transaction ends right after.
     async fn begin(&self, decision: bool) -> Result<(Session, Locking), PgError> {
-        let session = Session::begin(&self.pool, &self.limits.begin(decision)).await?;
+        let session = Session::begin(&self.pool, &self.limits.begin(decision, false)).await?;
         match self.keys_with(session.client()).await {
             Ok(keys) => Ok((session, self.locking(keys, false))),
             Err(error) => session.end(Err(error)).await,
@@ -320,19 +358,11 @@ impl EventStore for PgStore {
     }
 
     async fn read_stream(&self, stream: &StreamId, from: StreamRevision) -> Result<Vec<StoredEvent>, StoreError> {
-        // One statement in autocommit: a connection found closed can be
-        // replaced and the read sent again.
-        let mut tries = self.pool.status().max_size + 1;
-        loop {
-            let client = session::get(&self.pool).await?;
-            match read::read_stream(&**client, stream, from).await {
-                Err(lost) if lost.is_connection_lost() && tries > 1 => {
-                    drop(Object::take(client));
-                    tries -= 1;
-                }
-                outcome => return Ok(outcome.map_err(|e| self.classify(e, None))?),
-            }
-        }
+        // In a transaction like every call, so that the store's schema and
+        // time limits apply and its schema version is checked.
+        let (session, _) = self.begin(false).await.map_err(|e| self.classify(e, None))?;
+        let events = read::read_stream(session.client(), stream, from).await;
+        Ok(session.end(events).await.map_err(|e| self.classify(e, None))?)
     }
 
     async fn append(&self, request: AppendRequest) -> Result<Committed, StoreError> {

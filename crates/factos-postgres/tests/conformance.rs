@@ -1,13 +1,13 @@
 //! The PostgreSQL store passes the shared conformance suite and the
 //! model-based property test on a real server, each case in its own schema.
 
-use factos_postgres::PgStore;
+use factos_postgres::{PgStore, PoolOptions};
 use factos_test_postgres::Cluster;
 
 async fn fresh_store() -> PgStore {
     let cluster = Cluster::shared().expect("a PostgreSQL server for tests");
     let (config, _) = cluster.fresh_schema().await.expect("a fresh schema");
-    let store = PgStore::connect(config, 24).expect("a connection pool");
+    let store = PgStore::connect_with(config, PoolOptions::new(24)).expect("a connection pool");
     store.migrate().await.expect("migrate a fresh schema");
     store
 }

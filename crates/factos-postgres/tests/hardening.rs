@@ -178,7 +178,7 @@ async fn waiting_for_a_busy_pool_fails_within_the_wait_timeout() -> TestResult {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hung_decider_releases_its_context_after_the_decision_timeout() -> TestResult {
     let (config, _) = Cluster::shared()?.fresh_schema().await?;
-    let store = PgStore::connect(config, 4)?.with_decision_timeout(Duration::from_millis(400));
+    let store = PgStore::connect_with(config, PoolOptions::new(4))?.with_decision_timeout(Duration::from_millis(400));
     store.migrate().await?;
     let (decision, _) = store.begin_decision(&DecisionScope::Query(concert_query(1))).await?;
 
@@ -216,7 +216,8 @@ async fn a_hung_decider_releases_its_context_after_the_decision_timeout() -> Tes
 #[tokio::test]
 async fn a_statement_blocked_past_the_statement_timeout_fails_typed() -> TestResult {
     let (config, _) = Cluster::shared()?.fresh_schema().await?;
-    let store = PgStore::connect(config, 2)?.with_statement_timeout(Some(Duration::from_millis(200)));
+    let store =
+        PgStore::connect_with(config, PoolOptions::new(2))?.with_statement_timeout(Some(Duration::from_millis(200)));
     store.migrate().await?;
     // The application holds the table in its own transaction.
     let mut blocker = store.pool().get().await?;
@@ -258,8 +259,8 @@ async fn connections_the_server_closed_are_replaced_without_an_error() -> TestRe
     let (mut config, _) = Cluster::shared()?.fresh_schema().await?;
     let name = format!("stale-{}", std::process::id());
     config.application_name(&name);
-    let admin = PgStore::connect(Cluster::shared()?.config(), 1)?;
-    let store = PgStore::connect(config, 2)?;
+    let admin = PgStore::connect_with(Cluster::shared()?.config(), PoolOptions::new(1))?;
+    let store = PgStore::connect_with(config, PoolOptions::new(2))?;
     store.migrate().await?;
     let stream = StreamId::new("s")?;
     for round in 0..20 {
@@ -296,7 +297,7 @@ async fn connections_the_server_closed_are_replaced_without_an_error() -> TestRe
 #[tokio::test]
 async fn an_unmigrated_schema_is_refused_typed_on_first_use() -> TestResult {
     let (config, schema) = Cluster::shared()?.fresh_schema().await?;
-    let store = PgStore::connect(config.clone(), 2)?;
+    let store = PgStore::connect_with(config.clone(), PoolOptions::new(2))?;
     let append = store
         .append(AppendRequest::new(StreamId::new("s")?, vec![sold(1, b"{}")?]))
         .await;
@@ -322,7 +323,7 @@ async fn an_unmigrated_schema_is_refused_typed_on_first_use() -> TestResult {
 #[tokio::test]
 async fn a_store_that_never_migrates_refuses_a_newer_schema() -> TestResult {
     let (config, _) = Cluster::shared()?.fresh_schema().await?;
-    let migrator = PgStore::connect(config.clone(), 1)?;
+    let migrator = PgStore::connect_with(config.clone(), PoolOptions::new(1))?;
     migrator.migrate().await?;
     migrator
         .pool()
@@ -330,7 +331,7 @@ async fn a_store_that_never_migrates_refuses_a_newer_schema() -> TestResult {
         .await?
         .execute("INSERT INTO factos_schema_version (version) VALUES (99)", &[])
         .await?;
-    let store = PgStore::connect(config, 2)?;
+    let store = PgStore::connect_with(config, PoolOptions::new(2))?;
     for outcome in [
         store.read(&Query::all(), ReadOptions::forwards()).await.map(drop),
         store

@@ -16,7 +16,7 @@ use factos_conformance::cases::{
     consistency_with_seed, decisions_with_seed, monotonic_positions_with_seed, unrelated_writers_with_seed,
 };
 use factos_conformance::tickets::{Buy, SoldOut, box_office, concert_query, concert_stream};
-use factos_postgres::{LockMode, PgStore};
+use factos_postgres::{LockMode, PgStore, PoolOptions};
 use factos_test_postgres::Cluster;
 
 type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
@@ -33,7 +33,7 @@ async fn behind_pgbouncer(
             cluster.fresh_schema().await?
         }
     };
-    let store = PgStore::connect(config, connections)?.with_lock_mode(mode);
+    let store = PgStore::connect_with(config, PoolOptions::new(connections))?.with_lock_mode(mode);
     store.migrate().await?;
     Ok(store)
 }

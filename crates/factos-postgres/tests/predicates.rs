@@ -3,7 +3,7 @@
 use factos_conformance::cases::{
     PredicateSql, escaping_predicates_are_refused, predicates_narrow_reads_and_conditions,
 };
-use factos_postgres::PgStore;
+use factos_postgres::{PgStore, PoolOptions};
 use factos_test_postgres::Cluster;
 
 const SQL: PredicateSql = PredicateSql {
@@ -13,7 +13,7 @@ const SQL: PredicateSql = PredicateSql {
 
 async fn fresh_store() -> Result<PgStore, Box<dyn std::error::Error + Send + Sync>> {
     let (config, _) = Cluster::shared()?.fresh_schema().await?;
-    let store = PgStore::connect(config, 4)?;
+    let store = PgStore::connect_with(config, PoolOptions::new(4))?;
     store.migrate().await?;
     Ok(store)
 }

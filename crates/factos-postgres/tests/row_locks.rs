@@ -1,13 +1,13 @@
 //! With `LockMode::RowLocks` (for transaction-mode poolers) the store passes
 //! the same conformance suite, including the concurrent positional checks.
 
-use factos_postgres::{LockMode, PgStore};
+use factos_postgres::{LockMode, PgStore, PoolOptions};
 use factos_test_postgres::Cluster;
 
 async fn fresh_store() -> PgStore {
     let cluster = Cluster::shared().expect("a PostgreSQL server for tests");
     let (config, _) = cluster.fresh_schema().await.expect("a fresh schema");
-    let store = PgStore::connect(config, 24)
+    let store = PgStore::connect_with(config, PoolOptions::new(24))
         .expect("a connection pool")
         .with_lock_mode(LockMode::RowLocks);
     store.migrate().await.expect("migrate a fresh schema");

@@ -1,7 +1,7 @@
 //! Schema setup: versioned, idempotent, and refusing what it does not know.
 
 use factos::{AppendRequest, EventId, EventStore, EventType, NewEvent, Query, ReadOptions, StreamId};
-use factos_postgres::{PgError, PgStore, schema::SCHEMA_VERSION};
+use factos_postgres::{PgError, PgStore, PoolOptions, schema::SCHEMA_VERSION};
 use factos_test_postgres::Cluster;
 
 type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
@@ -9,8 +9,8 @@ type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 #[tokio::test]
 async fn migrate_is_idempotent_even_when_run_concurrently() -> TestResult {
     let (config, _) = Cluster::shared()?.fresh_schema().await?;
-    let store = PgStore::connect(config.clone(), 4)?;
-    let other = PgStore::connect(config, 2)?;
+    let store = PgStore::connect_with(config.clone(), PoolOptions::new(4))?;
+    let other = PgStore::connect_with(config, PoolOptions::new(2))?;
     let (a, b, c) = tokio::join!(store.migrate(), store.migrate(), other.migrate());
     a?;
     b?;
@@ -35,7 +35,7 @@ async fn migrate_is_idempotent_even_when_run_concurrently() -> TestResult {
 #[tokio::test]
 async fn refuses_a_schema_from_a_newer_version() -> TestResult {
     let (config, _) = Cluster::shared()?.fresh_schema().await?;
-    let store = PgStore::connect(config, 2)?;
+    let store = PgStore::connect_with(config, PoolOptions::new(2))?;
     store.migrate().await?;
     store
         .pool()
@@ -46,6 +46,56 @@ async fn refuses_a_schema_from_a_newer_version() -> TestResult {
     match store.migrate().await {
         Err(PgError::SchemaTooNew { found: 99, supported }) => assert_eq!(supported, SCHEMA_VERSION),
         other => return Err(format!("expected SchemaTooNew, got {other:?}").into()),
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn stores_with_schemas_of_their_own_share_a_database_without_seeing_each_other() -> TestResult {
+    let cluster = Cluster::shared()?;
+    let url = cluster.connection_string();
+    let suffix = std::process::id();
+    let tickets = PgStore::connect(url.as_str())?.with_schema(&format!("Tickets \"{suffix}\""))?;
+    let users = PgStore::connect(url.as_str())?.with_schema(&format!("users_{suffix}"))?;
+    tickets.migrate().await?;
+    users.migrate().await?;
+    let stream = StreamId::new("s")?;
+    let event = NewEvent::new(EventId::random(), EventType::new("E")?, b"kept".to_vec());
+    tickets.append(AppendRequest::new(stream.clone(), vec![event])).await?;
+    assert_eq!(tickets.read(&Query::all(), ReadOptions::forwards()).await?.len(), 1);
+    assert_eq!(
+        tickets.read_stream(&stream, factos::StreamRevision::FIRST).await?.len(),
+        1
+    );
+    assert!(users.read(&Query::all(), ReadOptions::forwards()).await?.is_empty());
+    assert!(
+        users
+            .read_stream(&stream, factos::StreamRevision::FIRST)
+            .await?
+            .is_empty()
+    );
+    let schemas: i64 = tickets
+        .pool()
+        .get()
+        .await?
+        .query_one(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'events' AND table_schema IN ($1, $2)",
+            &[&format!("Tickets \"{suffix}\""), &format!("users_{suffix}")],
+        )
+        .await?
+        .get(0);
+    assert_eq!(schemas, 2, "migrate created both schemas and their tables");
+    Ok(())
+}
+
+#[test]
+fn a_schema_name_postgres_would_not_take_is_refused() -> TestResult {
+    let store = || PgStore::connect("host=localhost");
+    for bad in ["", "a\0b", &"x".repeat(64)] {
+        assert!(
+            matches!(store()?.with_schema(bad), Err(PgError::InvalidSchemaName { .. })),
+            "{bad:?}"
+        );
     }
     Ok(())
 }

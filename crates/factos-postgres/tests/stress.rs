@@ -12,7 +12,7 @@ use factos_conformance::cases::{
     consistency_with_seed, decisions_with_seed, monotonic_positions_with_seed, unrelated_writers_with_seed,
 };
 use factos_conformance::tickets::{Buy, SoldOut, TicketSold, box_office, concert_query, concert_stream};
-use factos_postgres::PgStore;
+use factos_postgres::{PgStore, PoolOptions};
 use factos_test_postgres::Cluster;
 use proptest::prelude::Rng;
 
@@ -20,7 +20,7 @@ type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 
 async fn fresh_store(connections: usize) -> Result<PgStore, Box<dyn std::error::Error + Send + Sync>> {
     let (config, _) = Cluster::shared()?.fresh_schema().await?;
-    let store = PgStore::connect(config, connections)?;
+    let store = PgStore::connect_with(config, PoolOptions::new(connections))?;
     store.migrate().await?;
     Ok(store)
 }
@@ -213,7 +213,7 @@ async fn a_dropped_connection_surfaces_as_a_store_error_and_writes_nothing() -> 
     let (mut config, _) = cluster.fresh_schema().await?;
     let name = format!("factos-drop-{}", std::process::id());
     config.application_name(&name);
-    let store = PgStore::connect(config, 4)?;
+    let store = PgStore::connect_with(config, PoolOptions::new(4))?;
     store.migrate().await?;
     let (decision, _) = store.begin_decision(&DecisionScope::Query(concert_query(1))).await?;
 
@@ -322,7 +322,7 @@ async fn mixed_query_shapes_and_large_batches_never_surface_contention_from_read
         // picks which member of a cycle to abort, often a read or an append.
         let (mut config, schema) = Cluster::shared()?.fresh_schema().await?;
         config.options(format!("-c search_path={schema} -c deadlock_timeout=5ms"));
-        let store = PgStore::connect(config, 20)?;
+        let store = PgStore::connect_with(config, PoolOptions::new(20))?;
         store.migrate().await?;
         let workers = (0..16u64).map(|worker| {
             let store = store.clone();

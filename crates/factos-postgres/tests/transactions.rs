@@ -3,7 +3,7 @@
 
 use factos::{Dispatcher, EventStore, JsonCodec, Query, ReadOptions, RetryPolicy};
 use factos_conformance::tickets::{Buy, TicketSold, box_office, concert_query, concert_stream};
-use factos_postgres::PgStore;
+use factos_postgres::{PgStore, PoolOptions};
 use factos_test_postgres::Cluster;
 
 type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
@@ -45,7 +45,7 @@ async fn read_model(client: &tokio_postgres::Client) -> Result<Option<i64>, toki
 #[tokio::test]
 async fn events_and_read_model_commit_or_roll_back_together() -> TestResult {
     let (config, _) = Cluster::shared()?.fresh_schema().await?;
-    let store = PgStore::connect(config.clone(), 4)?;
+    let store = PgStore::connect_with(config.clone(), PoolOptions::new(4))?;
     store.migrate().await?;
     let (mut client, connection) = config.connect(tokio_postgres::NoTls).await?;
     tokio::spawn(connection);

@@ -155,6 +155,22 @@ impl Cluster {
         self.config.clone()
     }
 
+    /// A connection string for the cluster's database: the
+    /// `FACTOS_TEST_DATABASE_URL` it was given, or a key-value string for
+    /// the cluster this process started (`host=<socket dir> user=postgres
+    /// dbname=postgres`).
+    pub fn connection_string(&self) -> String {
+        if let Ok(url) = std::env::var("FACTOS_TEST_DATABASE_URL") {
+            return url;
+        }
+        let host = self
+            .dir
+            .as_deref()
+            .map(|dir| dir.display().to_string())
+            .unwrap_or_default();
+        format!("host={host} user=postgres dbname=postgres")
+    }
+
     /// The directory of a cluster this process started (its server log is
     /// `server.log` there); `None` for `FACTOS_TEST_DATABASE_URL`.
     pub fn dir(&self) -> Option<&Path> {

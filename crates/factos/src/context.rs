@@ -8,8 +8,13 @@ use crate::recorded::Recorded;
 /// The result of reading a consistency boundary given by a query: the
 /// matching events, their fold, and the condition that keeps a decision on
 /// them valid.
+///
+/// [`crate::Dispatcher::read`] returns one without a fold (`S = ()`): the
+/// decoded events and the position to append after, for applications that
+/// decide in their own code and append with
+/// [`append_condition`](Context::append_condition).
 #[derive(Debug, Clone, PartialEq)]
-pub struct Context<E, S> {
+pub struct Context<E, S = ()> {
     /// The query that selected the events.
     pub query: Query,
     /// The events folded into a state.

@@ -1,5 +1,7 @@
 //! Command dispatch over the store contract: read, fold, decide, append.
 
+use std::convert::Infallible;
+
 use crate::codec::Codec;
 use crate::context::{Context, LoadedStream};
 use crate::error::{DecodeError, EncodeError, Error, Operation, StoreError};
@@ -47,6 +49,15 @@ impl Default for RetryPolicy {
     fn default() -> Self {
         Self::attempts(16)
     }
+}
+
+/// The committed records with the domain events they encode.
+fn with_events<E>(records: Vec<StoredEvent>, events: Vec<E>) -> Vec<Recorded<E>> {
+    records
+        .into_iter()
+        .zip(events)
+        .map(|(record, event)| record.map(|_| event))
+        .collect()
 }
 
 /// What a decision produced: the append request and the domain events it
@@ -124,6 +135,105 @@ impl<'s, S: LocalEventStore, C> Dispatcher<'s, S, C> {
         self.store
     }
 
+    /// Reads the events matching `query`, decoded, with the position to
+    /// append after: the first half of the explicit flow, for applications
+    /// that decide in their own code. Append the result with
+    /// [`Dispatcher::append`] and the context's
+    /// [`append_condition`](Context::append_condition).
+    ///
+    /// ```
+    /// use factos::{Dispatcher, ExpectedRevision, JsonCodec, JsonEvent, MemoryStore, Query, QueryItem, StreamId, Tag};
+    /// use serde::{Deserialize, Serialize};
+    ///
+    /// #[derive(Debug, Serialize, Deserialize)]
+    /// struct Booked { room: u32, night: u32 }
+    /// impl JsonEvent for Booked {
+    ///     fn event_type(&self) -> &'static str { "Booked" }
+    ///     fn tags(&self) -> Vec<String> { vec![format!("room:{}:{}", self.room, self.night)] }
+    /// }
+    ///
+    /// # futures::executor::block_on(async {
+    /// let store = MemoryStore::new();
+    /// let dispatcher = Dispatcher::new(&store, JsonCodec::<Booked>::new());
+    /// let night = Query::from(QueryItem::tags([Tag::new("room:7:1")?]));
+    ///
+    /// // Read, decide in your own code, append on the condition read.
+    /// let context = dispatcher.read(&night).await?;
+    /// if context.events.is_empty() {
+    ///     let booked = vec![Booked { room: 7, night: 1 }];
+    ///     let stream = StreamId::new("booking-1")?;
+    ///     let committed = dispatcher
+    ///         .append(&stream, booked, ExpectedRevision::NoStream, Some(context.append_condition()))
+    ///         .await?;
+    ///     assert_eq!(committed[0].event.room, 7);
+    /// }
+    ///
+    /// // A second booking decided on the same, now stale, context fails.
+    /// let stale = dispatcher
+    ///     .append(&StreamId::new("booking-2")?, vec![Booked { room: 7, night: 1 }], ExpectedRevision::Any, Some(context.append_condition()))
+    ///     .await;
+    /// assert!(stale.is_err_and(|e| e.is_conflict()));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`] when the read fails, [`Error::Decode`] when an event
+    /// cannot be decoded (the read stops there). Use [`Error::cast`] to
+    /// return them as your own `Error<D>`.
+    pub async fn read<E>(&self, query: &Query) -> Result<Context<E>, Error<Infallible>>
+    where
+        C: Codec<E>,
+    {
+        let stored = self
+            .store
+            .read(query, ReadOptions::forwards())
+            .await
+            .map_err(|e| Operation::Read { query: query.clone() }.failed(e))?;
+        let events = self.decode_all(stored)?;
+        Ok(Context {
+            query: query.clone(),
+            position: events.last().map(|e| e.position),
+            state: (),
+            events,
+        })
+    }
+
+    /// Appends `events`, encoded by the codec, to `stream` if `expected`
+    /// and `condition` hold: the second half of the explicit flow (see
+    /// [`Dispatcher::read`]). Nothing is retried: on a conflict, read and
+    /// decide again. No events append nothing.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::AppendConditionFailed`] or [`Error::RevisionMismatch`] (with
+    /// one attempt) when a check fails, [`Error::Encode`] when an event
+    /// cannot be encoded, [`Error::Store`] otherwise; in every case nothing
+    /// was written.
+    pub async fn append<E>(
+        &self,
+        stream: &StreamId,
+        events: Vec<E>,
+        expected: ExpectedRevision,
+        condition: Option<AppendCondition>,
+    ) -> Result<Vec<Recorded<E>>, Error<Infallible>>
+    where
+        C: Codec<E>,
+    {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut request = AppendRequest::new(stream.clone(), self.encode_all(&events)?).expect(expected);
+        request.condition = condition;
+        match self.store.append(request).await {
+            Ok(committed) => Ok(with_events(committed.records, events)),
+            Err(StoreError::ConditionFailed(source)) => Err(Error::AppendConditionFailed { source, attempts: 1 }),
+            Err(StoreError::RevisionMismatch(source)) => Err(Error::RevisionMismatch { source, attempts: 1 }),
+            Err(other) => Err(Operation::Append { stream: stream.clone() }.failed(other)),
+        }
+    }
+
     /// Reads the events matching `query` and folds them with `decider` (a
     /// [`crate::Decider`] or any other [`CommandHandler`]).
     ///
@@ -151,7 +261,7 @@ impl<'s, S: LocalEventStore, C> Dispatcher<'s, S, C> {
             position: events.last().map(|e| e.position),
             state: events
                 .iter()
-                .fold(decider.initial_state(), |state, e| decider.apply(state, e)),
+                .fold(decider.initial(), |state, e| decider.apply(state, e)),
             events,
         })
     }
@@ -181,7 +291,7 @@ impl<'s, S: LocalEventStore, C> Dispatcher<'s, S, C> {
             revision: events.last().map(|e| e.revision),
             state: events
                 .iter()
-                .fold(decider.initial_state(), |state, e| decider.apply(state, e)),
+                .fold(decider.initial(), |state, e| decider.apply(state, e)),
             events,
         })
     }
@@ -277,14 +387,7 @@ impl<'s, S: LocalEventStore, C> Dispatcher<'s, S, C> {
             };
             let (request, decided) = request;
             match self.store.commit_decision(transaction, request).await {
-                Ok(committed) => {
-                    return Ok(committed
-                        .records
-                        .into_iter()
-                        .zip(decided)
-                        .map(|(record, event)| record.map(|_| event))
-                        .collect());
-                }
+                Ok(committed) => return Ok(with_events(committed.records, decided)),
                 Err(conflict) if conflict.is_conflict() && attempt < self.retry.max_attempts => attempt += 1,
                 Err(StoreError::ConditionFailed(source)) => {
                     return Err(Error::AppendConditionFailed {
@@ -320,10 +423,8 @@ impl<'s, S: LocalEventStore, C> Dispatcher<'s, S, C> {
         C: Codec<D::Event>,
     {
         let seen = self.decode_all(stored)?;
-        let state = seen
-            .iter()
-            .fold(decider.initial_state(), |state, e| decider.apply(state, e));
-        let decided = decider.decide(command, &state).map_err(Error::Domain)?;
+        let state = seen.iter().fold(decider.initial(), |state, e| decider.apply(state, e));
+        let decided = decider.handle(command, &state).map_err(Error::Domain)?;
         if decided.is_empty() {
             return Ok(None);
         }

@@ -289,6 +289,35 @@ impl<D> Error<D> {
     }
 }
 
+impl Error<std::convert::Infallible> {
+    /// The same error with any domain error type: what the explicit flow
+    /// ([`crate::Dispatcher::read`], [`crate::Dispatcher::append`]), which
+    /// never rejects a command, returns inside an application's own
+    /// `Result<_, Error<MyRejection>>`.
+    ///
+    /// ```
+    /// use std::convert::Infallible;
+    /// use factos::Error;
+    /// fn decide() -> Result<(), Error<&'static str>> {
+    ///     let failed: Result<(), Error<Infallible>> = Ok(());
+    ///     failed.map_err(Error::cast)?;
+    ///     Err(Error::Domain("sold out"))
+    /// }
+    /// assert!(decide().is_err_and(|e| e.is_domain()));
+    /// ```
+    pub fn cast<D>(self) -> Error<D> {
+        match self {
+            Error::Domain(never) => match never {},
+            Error::AppendConditionFailed { source, attempts } => Error::AppendConditionFailed { source, attempts },
+            Error::RevisionMismatch { source, attempts } => Error::RevisionMismatch { source, attempts },
+            Error::Store { operation, source } => Error::Store { operation, source },
+            Error::Decode(e) => Error::Decode(e),
+            Error::Encode(e) => Error::Encode(e),
+            Error::InvalidInput(e) => Error::InvalidInput(e),
+        }
+    }
+}
+
 /// What a [`crate::Dispatcher`] was doing when the store failed, named in
 /// the caller's terms so that `{}` of an [`Error`](enum@Error) says it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -316,6 +345,11 @@ pub enum Operation {
         /// The stream.
         stream: StreamId,
     },
+    /// Appending events the application decided on itself.
+    Append {
+        /// The stream appended to.
+        stream: StreamId,
+    },
 }
 
 impl std::fmt::Display for Operation {
@@ -327,6 +361,7 @@ impl std::fmt::Display for Operation {
                 write!(f, "dispatching to stream {stream} on context {query}")
             }
             Operation::DispatchStream { stream } => write!(f, "dispatching to stream {stream}"),
+            Operation::Append { stream } => write!(f, "appending to stream {stream}"),
         }
     }
 }

@@ -207,14 +207,14 @@ where
     type Event = E;
     type Error = Err;
 
-    fn initial_state(&self) -> C {
+    fn initial(&self) -> C {
         self.initial.clone()
     }
     fn apply(&self, mut state: C, event: &Recorded<E>) -> C {
         self.facts.apply(&mut state, event);
         state
     }
-    fn decide(&self, command: &Cmd, state: &C) -> Result<Vec<E>, Err> {
+    fn handle(&self, command: &Cmd, state: &C) -> Result<Vec<E>, Err> {
         (self.decide)(command, state)
     }
 }

@@ -10,6 +10,18 @@ use crate::recorded::Recorded;
 /// Every [`Decider`] is one (folding the events themselves), and so is a
 /// handler composed of facts ([`crate::handler`]), which routes each event
 /// by its type and tags.
+///
+/// Its methods are named apart from [`Decider`]'s (`initial` and `handle`
+/// rather than `initial_state` and `decide`), so both traits can be in
+/// scope and a decider's methods still need no qualification.
+///
+/// ```
+/// use factos::{CommandHandler, Decider, decider};
+/// let counter = decider(0u32, |_: &(), n: &u32| Ok::<_, ()>(vec![*n + 1]), |n, e: &u32| n.max(*e));
+/// assert_eq!(counter.initial_state(), 0);
+/// assert_eq!(counter.decide(&(), &41), Ok(vec![42]));
+/// assert_eq!(counter.handle(&(), &counter.initial()), Ok(vec![1]));
+/// ```
 pub trait CommandHandler {
     /// The command being decided.
     type Command;
@@ -21,7 +33,7 @@ pub trait CommandHandler {
     type Error;
 
     /// The state before any event.
-    fn initial_state(&self) -> Self::State;
+    fn initial(&self) -> Self::State;
 
     /// Folds one recorded event into the state.
     fn apply(&self, state: Self::State, event: &Recorded<Self::Event>) -> Self::State;
@@ -31,7 +43,7 @@ pub trait CommandHandler {
     /// # Errors
     ///
     /// The domain error that rejects the command.
-    fn decide(&self, command: &Self::Command, state: &Self::State) -> Result<Vec<Self::Event>, Self::Error>;
+    fn handle(&self, command: &Self::Command, state: &Self::State) -> Result<Vec<Self::Event>, Self::Error>;
 }
 
 impl<D: Decider> CommandHandler for D {
@@ -40,13 +52,13 @@ impl<D: Decider> CommandHandler for D {
     type Event = D::Event;
     type Error = D::Error;
 
-    fn initial_state(&self) -> Self::State {
-        Decider::initial_state(self)
+    fn initial(&self) -> Self::State {
+        self.initial_state()
     }
     fn apply(&self, state: Self::State, event: &Recorded<Self::Event>) -> Self::State {
         self.evolve(state, &event.event)
     }
-    fn decide(&self, command: &Self::Command, state: &Self::State) -> Result<Vec<Self::Event>, Self::Error> {
-        Decider::decide(self, command, state)
+    fn handle(&self, command: &Self::Command, state: &Self::State) -> Result<Vec<Self::Event>, Self::Error> {
+        self.decide(command, state)
     }
 }

@@ -28,6 +28,19 @@ impl Position {
     pub const fn value(&self) -> u64 {
         self.0
     }
+
+    /// The position after this one: where to read `from` (inclusive) to
+    /// get only what came after an event already handled.
+    ///
+    /// ```
+    /// use factos::{Position, ReadOptions};
+    /// let handled = Position::new(41);
+    /// let newer = ReadOptions::forwards().from(handled.next());
+    /// assert!(newer.admits(Position::new(42)) && !newer.admits(handled));
+    /// ```
+    pub const fn next(&self) -> Position {
+        Position(self.0.saturating_add(1))
+    }
 }
 
 impl fmt::Display for Position {

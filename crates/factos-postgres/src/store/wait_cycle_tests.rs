@@ -26,7 +26,8 @@ async fn a_read_that_loses_a_deadlock_is_retried() -> TestResult {
     let (config, schema) = Cluster::shared()?.fresh_schema().await?;
     // The decision waits long enough for its second lock pass that the
     // server's deadlock check (after 1 s) picks the reader.
-    let store = PgStore::connect(config, 4)?.with_decision_lock_timeout(Duration::from_secs(10));
+    let store =
+        PgStore::connect_with(config, crate::PoolOptions::new(4))?.with_decision_lock_timeout(Duration::from_secs(10));
     store.migrate().await?;
     let keys = Keys::new(&schema);
     let guarded = item("Decided", "d")?;
@@ -67,7 +68,7 @@ async fn a_read_that_loses_a_deadlock_is_retried() -> TestResult {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_decisions_with_large_batches_all_succeed() -> TestResult {
     let (config, _) = Cluster::shared()?.fresh_schema().await?;
-    let store = PgStore::connect(config, 8)?;
+    let store = PgStore::connect_with(config, crate::PoolOptions::new(8))?;
     store.migrate().await?;
     #[derive(Debug, serde::Serialize, serde::Deserialize)]
     struct Tagged {
