@@ -672,11 +672,7 @@ mod tests {
 
     /// 32 tasks withdraw from and transfer out of one account at once; the
     /// account never goes negative and never exceeds its daily limit.
-    async fn racing_debits_keep_the_rules<S>(store: S, dialect: Dialect) -> anyhow::Result<()>
-    where
-        S: EventStore + Clone + Send + Sync + 'static,
-        S::Transaction: Send,
-    {
+    async fn racing_debits_keep_the_rules<S: factos::SharedStore>(store: S, dialect: Dialect) -> anyhow::Result<()> {
         ok(
             &store,
             dialect,
@@ -765,11 +761,10 @@ mod tests {
 
     /// Transfers between unrelated pairs of accounts share no fact and never
     /// conflict: each succeeds on its first attempt.
-    async fn unrelated_transfers_never_conflict<S>(store: S, dialect: Dialect) -> anyhow::Result<()>
-    where
-        S: EventStore + Clone + Send + Sync + 'static,
-        S::Transaction: Send,
-    {
+    async fn unrelated_transfers_never_conflict<S: factos::SharedStore>(
+        store: S,
+        dialect: Dialect,
+    ) -> anyhow::Result<()> {
         for account in 0..32 {
             ok(
                 &store,

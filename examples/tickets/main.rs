@@ -13,7 +13,7 @@
 //! postgres://...` runs it unchanged on PostgreSQL.
 //!
 //! ```text
-//! cargo run --example tickets -- --buyers 32 --capacity 100
+//! cargo run --example tickets -- --buyers 150 --capacity 100
 //! ```
 
 use std::time::{Duration, Instant};
@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use clap::Parser;
 use factos::{
-    Decider, Dispatcher, EventStore, JsonCodec, JsonEvent, Query, QueryItem, Reactor, StreamId, Tag, decider,
+    Decider, Dispatcher, JsonCodec, JsonEvent, Query, QueryItem, Reactor, SharedStore, StreamId, Tag, decider,
     react_all, reactor,
 };
 use serde::{Deserialize, Serialize};
@@ -101,11 +101,7 @@ struct Report {
 }
 
 /// Lets `buyers` concurrent tasks race for `capacity` tickets of one concert.
-async fn sell_out<S>(store: S, buyers: u32, capacity: u32) -> anyhow::Result<Report>
-where
-    S: EventStore + Clone + Send + Sync + 'static,
-    S::Transaction: Send,
-{
+async fn sell_out<S: SharedStore>(store: S, buyers: u32, capacity: u32) -> anyhow::Result<Report> {
     let concert = 1;
     let started = Instant::now();
     let mut tasks = Vec::new();
@@ -146,8 +142,9 @@ mod support;
 #[derive(Debug, Parser)]
 #[command(about = "Concurrent buyers race for the tickets of one concert; it is never oversold.")]
 struct Args {
-    /// How many buyers race, each in its own task.
-    #[arg(long, default_value_t = 32)]
+    /// How many buyers race, each in its own task (more than there are
+    /// tickets, so the capacity rule has something to refuse).
+    #[arg(long, default_value_t = 150)]
     buyers: u32,
     /// How many tickets the concert has.
     #[arg(long, default_value_t = 100)]
@@ -165,11 +162,7 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
-async fn demo<S>(store: S, args: &Args) -> anyhow::Result<()>
-where
-    S: EventStore + Clone + Send + Sync + 'static,
-    S::Transaction: Send,
-{
+async fn demo<S: SharedStore>(store: S, args: &Args) -> anyhow::Result<()> {
     println!("{} buyers race for {} tickets", args.buyers, args.capacity);
     let report = sell_out(store.clone(), args.buyers, args.capacity).await?;
     let (query, _) = concert_boundary(1)?;
@@ -195,12 +188,21 @@ where
         "oversold: {stored} sales for {} tickets",
         args.capacity
     );
+    anyhow::ensure!(
+        report.sold == stored && report.sold + report.sold_out == args.buyers as usize,
+        "every buyer must be either sold a ticket that is stored or refused"
+    );
+    println!(
+        "=> {} sold, {} refused as sold out, {} tickets: nothing oversold",
+        report.sold, report.sold_out, args.capacity
+    );
     Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use factos::EventStore;
 
     async fn fresh_store(dir: &tempfile::TempDir) -> anyhow::Result<factos_sqlite::SqliteStore> {
         let store = factos_sqlite::SqliteStore::open(dir.path().join("tickets.db"))?;

@@ -66,6 +66,12 @@ type Decided<E> = (AppendRequest, Vec<E>);
 
 /// Runs commands against a store with an application codec.
 ///
+/// A dispatcher borrows its store and is cheap to build and to clone. To
+/// dispatch from spawned tasks, give each task a clone of the store (the
+/// backends' clones share one pool) and build a dispatcher inside the task;
+/// generic code over such stores takes `S:` [`crate::SharedStore`], whose
+/// docs show the pattern.
+///
 /// ```
 /// use factos::{decider, Dispatcher, JsonCodec, JsonEvent, MemoryStore, Query, QueryItem, StreamId, Tag};
 /// use serde::{Deserialize, Serialize};

@@ -113,10 +113,7 @@ pub use position::{AppendCondition, ExpectedRevision, Position, StreamRevision};
 pub use query::{Predicate, PredicateValue, Query, QueryItem};
 pub use reactor::{FnReactor, Reactor, react_all, reactor};
 pub use recorded::{Recorded, StoredEvent};
-pub use store::{AppendRequest, Committed, DecisionScope, Direction, EventStore, LocalEventStore, ReadOptions};
+pub use store::{
+    AppendRequest, Committed, DecisionScope, Direction, EventStore, LocalEventStore, ReadOptions, SharedStore,
+};
 pub use view::{FnView, MergedViews, View, merge_views, project, view};
-
-/// The README's code blocks, compiled and run as doctests.
-#[cfg(doctest)]
-#[doc = include_str!("../../../README.md")]
-pub struct ReadmeDoctests;

@@ -460,3 +460,49 @@ pub trait LocalEventStore {
         request: AppendRequest,
     ) -> Result<Committed, StoreError>;
 }
+
+/// Every bound generic code needs to hand a store to spawned tasks (on
+/// tokio, say): an [`EventStore`] whose decisions are `Send`, cheap to
+/// clone (the backends keep a pool or an `Arc` inside), shareable and
+/// `'static`. Written once, so a function generic over "any store I can
+/// spawn with" takes `S: SharedStore`. Implemented for every such store.
+///
+/// ```
+/// use factos::{decider, Dispatcher, JsonCodec, JsonEvent, MemoryStore, Query, QueryItem, SharedStore, StreamId, Tag};
+///
+/// #[derive(Debug, serde::Serialize, serde::Deserialize)]
+/// struct Sold { seat: u32 }
+/// impl JsonEvent for Sold {
+///     fn event_type(&self) -> &'static str { "Sold" }
+///     fn tags(&self) -> Vec<String> { vec![format!("seat:{}", self.seat)] }
+/// }
+///
+/// /// Sells `seats` concurrently: one task, one store clone, one dispatcher each.
+/// async fn sell<S: SharedStore>(store: S, seats: u32) -> usize {
+///     let tasks: Vec<_> = (0..seats)
+///         .map(|seat| {
+///             let store = store.clone();
+///             tokio::spawn(async move {
+///                 let sell = decider(false, |seat: &u32, sold: &bool| {
+///                     if *sold { Err(String::from("taken")) } else { Ok(vec![Sold { seat: *seat }]) }
+///                 }, |_, _: &Sold| true);
+///                 let query = Query::from(QueryItem::tags([Tag::new(format!("seat:{seat}")).ok()?]));
+///                 let stream = StreamId::new(format!("seat-{seat}")).ok()?;
+///                 Dispatcher::new(&store, JsonCodec::new()).dispatch_context(&sell, &seat, &query, &stream).await.ok()
+///             })
+///         })
+///         .collect();
+///     let mut sold = 0;
+///     for task in tasks {
+///         sold += task.await.ok().flatten().map_or(0, |committed| committed.len());
+///     }
+///     sold
+/// }
+///
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// assert_eq!(sell(MemoryStore::new(), 8).await, 8);
+/// # });
+/// ```
+pub trait SharedStore: EventStore<Transaction: Send> + Clone + Send + Sync + 'static {}
+
+impl<S> SharedStore for S where S: EventStore<Transaction: Send> + Clone + Send + Sync + 'static {}
