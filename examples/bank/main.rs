@@ -418,8 +418,12 @@ struct Args {
     store: support::StoreArgs,
 }
 
+#[path = "../logging.rs"]
+mod logging;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    logging::init_tracing();
     let args = Args::parse();
     match args.store.open("bank").await? {
         support::Store::Sqlite(store, _scratch) => demo(&store, Dialect::Sqlite).await,

@@ -281,8 +281,12 @@ struct Args {
     database: Option<PathBuf>,
 }
 
+#[path = "../logging.rs"]
+mod logging;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    logging::init_tracing();
     let args = Args::parse();
     let scratch = tempfile::tempdir()?;
     let path = args.database.unwrap_or_else(|| scratch.path().join("orders.db"));

@@ -177,8 +177,12 @@ struct Args {
     store: support::StoreArgs,
 }
 
+#[path = "../logging.rs"]
+mod logging;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    logging::init_tracing();
     let args = Args::parse();
     match args.store.open("usernames").await? {
         support::Store::Sqlite(store, _scratch) => demo(&store).await,

@@ -342,7 +342,64 @@ where
 impl EventStore for PgStore {
     type Transaction = PgDecision;
 
+    #[tracing::instrument(level = "debug", name = "store", skip_all,
+        fields(backend = "postgres", operation = "read", query_items = query.items().len(), rows, code, error))]
     async fn read(&self, query: &Query, options: ReadOptions) -> Result<Vec<StoredEvent>, StoreError> {
+        traced(self.run_read(query, options).await, Vec::len)
+    }
+
+    #[tracing::instrument(level = "debug", name = "store", skip_all,
+        fields(backend = "postgres", operation = "read_stream", %stream, rows, code, error))]
+    async fn read_stream(&self, stream: &StreamId, from: StreamRevision) -> Result<Vec<StoredEvent>, StoreError> {
+        traced(self.run_read_stream(stream, from).await, Vec::len)
+    }
+
+    #[tracing::instrument(level = "debug", name = "store", skip_all,
+        fields(backend = "postgres", operation = "append", stream = %request.stream, rows, code, error))]
+    async fn append(&self, request: AppendRequest) -> Result<Committed, StoreError> {
+        traced(self.run_append(request).await, |c| c.records.len())
+    }
+
+    #[tracing::instrument(
+        level = "debug",
+        name = "store",
+        skip_all,
+        fields(backend = "postgres", operation = "begin_decision", rows, code, error)
+    )]
+    async fn begin_decision(&self, scope: &DecisionScope) -> Result<(PgDecision, Vec<StoredEvent>), StoreError> {
+        traced(self.run_begin_decision(scope).await, |(_, events)| events.len())
+    }
+
+    #[tracing::instrument(
+        level = "debug",
+        name = "store",
+        skip_all,
+        fields(backend = "postgres", operation = "abandon_decision")
+    )]
+    async fn abandon_decision(&self, decision: PgDecision) {
+        decision.session.abandon().await;
+    }
+
+    #[tracing::instrument(level = "debug", name = "store", skip_all,
+        fields(backend = "postgres", operation = "commit_decision", stream = %request.stream, rows, code, error))]
+    async fn commit_decision(&self, decision: PgDecision, request: AppendRequest) -> Result<Committed, StoreError> {
+        traced(self.run_commit_decision(decision, request).await, |c| c.records.len())
+    }
+}
+
+/// Records `result` on the call's span, with PostgreSQL's SQLSTATE when
+/// there is one, and returns it.
+fn traced<T>(result: Result<T, StoreError>, rows: impl FnOnce(&T) -> usize) -> Result<T, StoreError> {
+    factos::record_outcome(&result, rows, |source| {
+        let code = source.downcast_ref::<PgError>()?.code()?;
+        Some(code.code().to_owned())
+    });
+    result
+}
+
+/// The store calls, before tracing wraps them.
+impl PgStore {
+    async fn run_read(&self, query: &Query, options: ReadOptions) -> Result<Vec<StoredEvent>, StoreError> {
         let mut backoff = Backoff::new();
         loop {
             let outcome = async {
@@ -357,7 +414,7 @@ impl EventStore for PgStore {
         }
     }
 
-    async fn read_stream(&self, stream: &StreamId, from: StreamRevision) -> Result<Vec<StoredEvent>, StoreError> {
+    async fn run_read_stream(&self, stream: &StreamId, from: StreamRevision) -> Result<Vec<StoredEvent>, StoreError> {
         // In a transaction like every call, so that the store's schema and
         // time limits apply and its schema version is checked.
         let (session, _) = self.begin(false).await.map_err(|e| self.classify(e, None))?;
@@ -365,7 +422,7 @@ impl EventStore for PgStore {
         Ok(session.end(events).await.map_err(|e| self.classify(e, None))?)
     }
 
-    async fn append(&self, request: AppendRequest) -> Result<Committed, StoreError> {
+    async fn run_append(&self, request: AppendRequest) -> Result<Committed, StoreError> {
         let mut backoff = Backoff::new();
         loop {
             let attempt = async {
@@ -391,7 +448,7 @@ impl EventStore for PgStore {
         }
     }
 
-    async fn begin_decision(&self, scope: &DecisionScope) -> Result<(PgDecision, Vec<StoredEvent>), StoreError> {
+    async fn run_begin_decision(&self, scope: &DecisionScope) -> Result<(PgDecision, Vec<StoredEvent>), StoreError> {
         let mut backoff = Backoff::new();
         loop {
             let began = Instant::now();
@@ -408,11 +465,7 @@ impl EventStore for PgStore {
         }
     }
 
-    async fn abandon_decision(&self, decision: PgDecision) {
-        decision.session.abandon().await;
-    }
-
-    async fn commit_decision(&self, decision: PgDecision, request: AppendRequest) -> Result<Committed, StoreError> {
+    async fn run_commit_decision(&self, decision: PgDecision, request: AppendRequest) -> Result<Committed, StoreError> {
         let PgDecision { session, held, began } = decision;
         if began.elapsed() >= self.limits.decision {
             // The server ends (or has ended) the session at this limit;

@@ -172,57 +172,100 @@ fn read_scope(conn: &Connection, scope: &DecisionScope) -> Result<Vec<StoredEven
 impl EventStore for SqliteStore {
     type Transaction = SqliteDecision;
 
+    #[tracing::instrument(level = "debug", name = "store", skip_all,
+        fields(backend = "sqlite", operation = "read", query_items = query.items().len(), rows, code, error))]
     async fn read(&self, query: &Query, options: ReadOptions) -> Result<Vec<StoredEvent>, StoreError> {
         let query = query.clone();
-        Ok(self.run(move |conn| read::read(conn, &query, options)).await?)
+        let result = self.run(move |conn| read::read(conn, &query, options)).await;
+        traced(result.map_err(StoreError::from), Vec::len)
     }
 
+    #[tracing::instrument(level = "debug", name = "store", skip_all,
+        fields(backend = "sqlite", operation = "read_stream", %stream, rows, code, error))]
     async fn read_stream(&self, stream: &StreamId, from: StreamRevision) -> Result<Vec<StoredEvent>, StoreError> {
         let stream = stream.clone();
-        Ok(self.run(move |conn| read::read_stream(conn, &stream, from)).await?)
+        let result = self.run(move |conn| read::read_stream(conn, &stream, from)).await;
+        traced(result.map_err(StoreError::from), Vec::len)
     }
 
+    #[tracing::instrument(level = "debug", name = "store", skip_all,
+        fields(backend = "sqlite", operation = "append", stream = %request.stream, rows, code, error))]
     async fn append(&self, request: AppendRequest) -> Result<Committed, StoreError> {
         let _writer = self.writer().await;
-        self.run(move |conn| {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let outcome = append::append(&tx, request)?;
-            if outcome.is_ok() {
-                tx.commit()?;
-            }
-            Ok(outcome)
+        let result = self
+            .run(move |conn| {
+                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let outcome = append::append(&tx, request)?;
+                if outcome.is_ok() {
+                    tx.commit()?;
+                }
+                Ok(outcome)
+            })
+            .await;
+        traced(result.map_err(StoreError::from).and_then(|outcome| outcome), |c| {
+            c.records.len()
         })
-        .await?
     }
 
+    #[tracing::instrument(
+        level = "debug",
+        name = "store",
+        skip_all,
+        fields(backend = "sqlite", operation = "begin_decision", rows, code, error)
+    )]
     async fn begin_decision(&self, scope: &DecisionScope) -> Result<(SqliteDecision, Vec<StoredEvent>), StoreError> {
         let writer = self.writer().await;
         let scope = scope.clone();
-        let (conn, events) = self
-            .connection()
-            .await?
-            .run(self.inline, move |conn| {
-                conn.execute_batch("BEGIN IMMEDIATE")?;
-                read_scope(conn, &scope)
-            })
-            .await?;
-        Ok((SqliteDecision { conn, _writer: writer }, events))
+        let begun = async {
+            self.connection()
+                .await?
+                .run(self.inline, move |conn| {
+                    conn.execute_batch("BEGIN IMMEDIATE")?;
+                    read_scope(conn, &scope)
+                })
+                .await
+        };
+        let result = begun
+            .await
+            .map(|(conn, events)| (SqliteDecision { conn, _writer: writer }, events));
+        traced(result.map_err(StoreError::from), |(_, events)| events.len())
     }
 
+    #[tracing::instrument(
+        level = "debug",
+        name = "store",
+        skip_all,
+        fields(backend = "sqlite", operation = "abandon_decision")
+    )]
     async fn abandon_decision(&self, decision: SqliteDecision) {
         // The pooled connection rolls back when it goes back to the pool.
         drop(decision);
     }
 
+    #[tracing::instrument(level = "debug", name = "store", skip_all,
+        fields(backend = "sqlite", operation = "commit_decision", stream = %request.stream, rows, code, error))]
     async fn commit_decision(&self, decision: SqliteDecision, request: AppendRequest) -> Result<Committed, StoreError> {
         let SqliteDecision { conn, _writer } = decision;
-        let (_, outcome) = conn
+        let result = conn
             .run(self.inline, move |conn| {
                 let outcome = append::append(conn, request)?;
                 conn.execute_batch(if outcome.is_ok() { "COMMIT" } else { "ROLLBACK" })?;
                 Ok(outcome)
             })
-            .await?;
-        outcome
+            .await
+            .map(|(_, outcome)| outcome);
+        traced(result.map_err(StoreError::from).and_then(|outcome| outcome), |c| {
+            c.records.len()
+        })
     }
+}
+
+/// Records `result` on the call's span, with SQLite's result code when
+/// there is one, and returns it.
+fn traced<T>(result: Result<T, StoreError>, rows: impl FnOnce(&T) -> usize) -> Result<T, StoreError> {
+    factos::record_outcome(&result, rows, |source| match source.downcast_ref::<SqliteError>()? {
+        SqliteError::Sqlite(rusqlite::Error::SqliteFailure(failure, _)) => Some(format!("{:?}", failure.code)),
+        _ => None,
+    });
+    result
 }

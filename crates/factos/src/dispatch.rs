@@ -2,6 +2,8 @@
 
 use std::convert::Infallible;
 
+use tracing::Instrument;
+
 use crate::codec::Codec;
 use crate::context::{Context, LoadedStream};
 use crate::error::{DecodeError, EncodeError, Error, Operation, StoreError};
@@ -49,6 +51,23 @@ impl Default for RetryPolicy {
     fn default() -> Self {
         Self::attempts(16)
     }
+}
+
+/// What a dispatch's attempts did, for its span.
+#[derive(Debug, Default)]
+struct Tally {
+    /// How many times the flow ran.
+    attempts: u32,
+    /// How many events the last attempt read.
+    events_read: usize,
+}
+
+/// `T`'s name without its module path or generic arguments (`Buy`,
+/// `FnDecider`): short enough for a log line.
+fn short_type_name<T: ?Sized>() -> &'static str {
+    let full = std::any::type_name::<T>();
+    let plain = full.split('<').next().unwrap_or(full);
+    plain.rsplit("::").next().unwrap_or(plain)
 }
 
 /// The committed records with the domain events they encode.
@@ -353,6 +372,8 @@ impl<'s, S: LocalEventStore, C> Dispatcher<'s, S, C> {
             .await
     }
 
+    /// The flow behind both dispatch methods, in a `dispatch` span (see the
+    /// crate docs' "Observability").
     async fn dispatch<D>(
         &self,
         decider: &D,
@@ -364,7 +385,63 @@ impl<'s, S: LocalEventStore, C> Dispatcher<'s, S, C> {
         D: CommandHandler,
         C: Codec<D::Event>,
     {
-        let operation = || match &scope {
+        let span = tracing::info_span!(
+            "dispatch",
+            command = short_type_name::<D::Command>(),
+            handler = short_type_name::<D>(),
+            stream = %stream,
+            context = match &scope {
+                DecisionScope::Query(_) => "query",
+                DecisionScope::Stream(_) => "stream",
+            },
+            query_items = match &scope {
+                DecisionScope::Query(query) => query.items().len(),
+                DecisionScope::Stream(_) => 0,
+            },
+            attempts = tracing::field::Empty,
+            conflicts = tracing::field::Empty,
+            events_read = tracing::field::Empty,
+            events_appended = tracing::field::Empty,
+            outcome = tracing::field::Empty,
+        );
+        let mut tally = Tally::default();
+        let outcome = self
+            .run_attempts(decider, command, &scope, stream, &mut tally)
+            .instrument(span.clone())
+            .await;
+        // Recorded once, at the end: a log line shows each field once.
+        span.record("attempts", tally.attempts);
+        span.record("conflicts", tally.attempts.saturating_sub(1));
+        span.record("events_read", tally.events_read);
+        if let Ok(committed) = &outcome {
+            span.record("events_appended", committed.len());
+        }
+        span.record(
+            "outcome",
+            match &outcome {
+                Ok(committed) if committed.is_empty() => "nothing to append",
+                Ok(_) => "committed",
+                Err(Error::Domain(_)) => "rejected",
+                Err(error) if error.is_conflict() => "conflict",
+                Err(_) => "failed",
+            },
+        );
+        outcome
+    }
+
+    async fn run_attempts<D>(
+        &self,
+        decider: &D,
+        command: &D::Command,
+        scope: &DecisionScope,
+        stream: &StreamId,
+        tally: &mut Tally,
+    ) -> Result<Vec<Recorded<D::Event>>, Error<D::Error>>
+    where
+        D: CommandHandler,
+        C: Codec<D::Event>,
+    {
+        let operation = || match scope {
             DecisionScope::Query(query) => Operation::DispatchContext {
                 query: query.clone(),
                 stream: stream.clone(),
@@ -373,12 +450,14 @@ impl<'s, S: LocalEventStore, C> Dispatcher<'s, S, C> {
         };
         let mut attempt = 1;
         loop {
+            tally.attempts = attempt;
             let (transaction, stored) = self
                 .store
-                .begin_decision(&scope)
+                .begin_decision(scope)
                 .await
                 .map_err(|e| operation().failed(e))?;
-            let request = match self.decide(decider, command, &scope, stream, stored) {
+            tally.events_read = stored.len();
+            let request = match self.decide(decider, command, scope, stream, stored) {
                 Ok(Some(request)) => request,
                 // Nothing to append, or a rejection: end the decision so the
                 // store can release what it holds (a pooled connection).
@@ -394,7 +473,10 @@ impl<'s, S: LocalEventStore, C> Dispatcher<'s, S, C> {
             let (request, decided) = request;
             match self.store.commit_decision(transaction, request).await {
                 Ok(committed) => return Ok(with_events(committed.records, decided)),
-                Err(conflict) if conflict.is_conflict() && attempt < self.retry.max_attempts => attempt += 1,
+                Err(conflict) if conflict.is_conflict() && attempt < self.retry.max_attempts => {
+                    tracing::debug!(attempt, %conflict, "lost a race; deciding again on fresh events");
+                    attempt += 1;
+                }
                 Err(StoreError::ConditionFailed(source)) => {
                     return Err(Error::AppendConditionFailed {
                         source,

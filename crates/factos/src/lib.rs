@@ -73,6 +73,18 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! # }).unwrap();
 //! ```
+//!
+//! ## Observability
+//!
+//! Each dispatch runs in an `info` span named `dispatch` with the fields
+//! `command` and `handler` (type names), `stream`, `context` (`query` or
+//! `stream`), `query_items`, and, recorded when it ends, `attempts`,
+//! `conflicts`, `events_read`, `events_appended` and `outcome`
+//! (`committed`, `nothing to append`, `rejected`, `conflict`, `failed`);
+//! each lost race is a `debug` event. Backends open a `debug` span per
+//! store call ([`record_outcome`]). The core keeps no clock: a subscriber
+//! that records span timings (`tracing-subscriber`'s `FmtSpan::CLOSE`)
+//! gives each dispatch's duration.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -115,5 +127,6 @@ pub use reactor::{FnReactor, Reactor, react_all, reactor};
 pub use recorded::{Recorded, StoredEvent};
 pub use store::{
     AppendRequest, Committed, DecisionScope, Direction, EventStore, LocalEventStore, ReadOptions, SharedStore,
+    record_outcome,
 };
 pub use view::{FnView, MergedViews, View, merge_views, project, view};

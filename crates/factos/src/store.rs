@@ -506,3 +506,36 @@ pub trait LocalEventStore {
 pub trait SharedStore: EventStore<Transaction: Send> + Clone + Send + Sync + 'static {}
 
 impl<S> SharedStore for S where S: EventStore<Transaction: Send> + Clone + Send + Sync + 'static {}
+
+/// Records on the current span how a store call ended: `rows` (records read
+/// or written) on success; `error` and, where the backend has one, `code`
+/// (a SQLSTATE, say) on failure. `code` is asked about the backend's own
+/// error, the source of a [`StoreError::Backend`] or
+/// [`StoreError::Contention`].
+///
+/// Backends open a `debug` span per call with those fields empty and call
+/// this at its end, so every backend's calls look the same in a log. It
+/// costs nothing when no subscriber listens at `debug`.
+pub fn record_outcome<T>(
+    result: &Result<T, StoreError>,
+    rows: impl FnOnce(&T) -> usize,
+    code: impl FnOnce(&(dyn std::error::Error + Send + Sync + 'static)) -> Option<String>,
+) {
+    let span = tracing::Span::current();
+    if span.is_disabled() {
+        return;
+    }
+    match result {
+        Ok(value) => {
+            span.record("rows", rows(value));
+        }
+        Err(error) => {
+            span.record("error", tracing::field::display(error));
+            if let StoreError::Backend(source) | StoreError::Contention(source) = error
+                && let Some(code) = code(source.as_ref())
+            {
+                span.record("code", code);
+            }
+        }
+    }
+}
