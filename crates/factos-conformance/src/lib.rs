@@ -97,6 +97,20 @@ where
     }
 }
 
+/// Stamps the follow cases (catch-up subscriptions) for a store that
+/// implements [`factos::Follow`], one `#[test]` each, like
+/// [`conformance_tests!`].
+#[macro_export]
+macro_rules! follow_tests {
+    ($new_store:expr) => {
+        $crate::conformance_tests!(@cases $new_store;
+            followers_get_every_matching_event_once_across_restarts,
+            a_waiting_subscriber_wakes_up_on_a_commit,
+            followers_move_past_events_they_do_not_match
+        );
+    };
+}
+
 /// Stamps one `#[test]` per conformance case, plus `model_based_property`,
 /// into the calling module. The argument is an async function (or closure)
 /// returning a fresh, empty store.

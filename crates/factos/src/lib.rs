@@ -95,6 +95,7 @@ mod dispatch;
 mod error;
 mod event;
 pub mod facts;
+pub mod follow;
 mod handler;
 mod memory;
 mod name;
@@ -118,6 +119,10 @@ pub use error::{
 };
 pub use event::{EventId, InvalidMetadata, MAX_METADATA_VALUE_LEN, Metadata, MetadataProblem, NewEvent, Timestamp};
 pub use facts::{Fact, FactHandler, FactSet, Facts, fact, facts, handler};
+pub use follow::{
+    Checkpoints, CommitSignal, Cursor, Delivered, EffectKey, Follow, FollowBatch, InvalidCursor, LocalCheckpoints,
+    LocalFollow, ParkedEffect, Subscription,
+};
 pub use handler::CommandHandler;
 pub use memory::MemoryStore;
 pub use name::{EventType, InvalidName, MAX_NAME_LEN, NameProblem, StreamId, Tag};

@@ -11,6 +11,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::error::{StoreError, UnsupportedAppendCondition, UnsupportedQuery};
 use crate::event::{EventId, Timestamp};
+use crate::follow::{
+    Checkpoints, CommitSignal, Cursor, Follow, FollowBatch, ParkedEffect, deliver_in_position_order,
+};
 use crate::name::StreamId;
 use crate::position::{Position, StreamRevision};
 use crate::query::Query;
@@ -34,9 +37,15 @@ const PREDICATES: &str = "SQL predicates need a SQL backend";
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// # }).unwrap();
 /// ```
+///
+/// It implements the follow contract ([`crate::Follow`]: delivery order is
+/// position order, commits wake followers at once) and keeps checkpoints
+/// and parked effects in memory ([`crate::Checkpoints`]), so runners can be
+/// tested on it.
 #[derive(Debug, Clone, Default)]
 pub struct MemoryStore {
     log: Arc<Mutex<Log>>,
+    commits: Arc<CommitSignal>,
 }
 
 #[derive(Debug, Default)]
@@ -45,6 +54,8 @@ struct Log {
     events: Vec<(StoredEvent, u64)>,
     by_id: HashMap<EventId, usize>,
     heads: HashMap<StreamId, StreamRevision>,
+    checkpoints: HashMap<String, Cursor>,
+    parked: Vec<ParkedEffect>,
 }
 
 impl MemoryStore {
@@ -126,17 +137,75 @@ impl Log {
     }
 }
 
+fn refuse_predicates(query: &Query) -> Result<(), StoreError> {
+    if query.has_predicates() {
+        return Err(UnsupportedQuery {
+            backend: BACKEND,
+            reason: PREDICATES.into(),
+        }
+        .into());
+    }
+    Ok(())
+}
+
+impl Follow for MemoryStore {
+    async fn read_after(&self, query: &Query, after: Option<Cursor>, limit: usize) -> Result<FollowBatch, StoreError> {
+        refuse_predicates(query)?;
+        let log = self.lock();
+        // The event at index `i` has position `i + 1`: the one after
+        // position `p` is at index `p`.
+        let start = after.map_or(0, |cursor| usize::try_from(cursor.position().value()).unwrap_or(usize::MAX));
+        let window: Vec<StoredEvent> = log
+            .events
+            .iter()
+            .skip(start)
+            .take(limit)
+            .map(|(event, _)| event.clone())
+            .collect();
+        let end = window.last().map(|event| Cursor::new(0, event.position));
+        let matching = window.into_iter().filter(|event| event.matches(query)).collect();
+        Ok(FollowBatch {
+            events: deliver_in_position_order(matching),
+            end,
+        })
+    }
+
+    fn commit_count(&self) -> u64 {
+        self.commits.count()
+    }
+
+    async fn wait_for_commit(&self, seen: u64) {
+        // Every commit to this store happens in this process and bumps the
+        // signal, so there is nothing to poll.
+        self.commits.changed_since(seen).await;
+    }
+}
+
+impl Checkpoints for MemoryStore {
+    async fn load_checkpoint(&self, name: &str) -> Result<Option<Cursor>, StoreError> {
+        Ok(self.lock().checkpoints.get(name).copied())
+    }
+
+    async fn save_checkpoint(&self, name: &str, cursor: Cursor) -> Result<(), StoreError> {
+        self.lock().checkpoints.insert(name.to_owned(), cursor);
+        Ok(())
+    }
+
+    async fn park_effect(&self, parked: ParkedEffect) -> Result<(), StoreError> {
+        self.lock().parked.push(parked);
+        Ok(())
+    }
+
+    async fn parked_effects(&self, runner: &str) -> Result<Vec<ParkedEffect>, StoreError> {
+        Ok(self.lock().parked.iter().filter(|p| p.runner == runner).cloned().collect())
+    }
+}
+
 impl EventStore for MemoryStore {
     type Transaction = ();
 
     async fn read(&self, query: &Query, options: ReadOptions) -> Result<Vec<StoredEvent>, StoreError> {
-        if query.has_predicates() {
-            return Err(UnsupportedQuery {
-                backend: BACKEND,
-                reason: PREDICATES.into(),
-            }
-            .into());
-        }
+        refuse_predicates(query)?;
         Ok(self.lock().read(query, options))
     }
 
@@ -151,7 +220,9 @@ impl EventStore for MemoryStore {
     }
 
     async fn append(&self, request: AppendRequest) -> Result<Committed, StoreError> {
-        self.lock().append(request)
+        let committed = self.lock().append(request)?;
+        self.commits.bump();
+        Ok(committed)
     }
 
     async fn begin_decision(&self, scope: &DecisionScope) -> Result<((), Vec<StoredEvent>), StoreError> {

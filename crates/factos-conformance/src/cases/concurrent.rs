@@ -21,16 +21,16 @@ use proptest::test_runner::TestRng;
 use crate::fixtures::{CaseResult, event, rng, stream, tag, ty};
 use crate::interleave::Interleave;
 
-const TYPES: [&str; 3] = ["A", "B", "C"];
-const TAGS: [&str; 4] = ["t0", "t1", "t2", "t3"];
+pub(crate) const TYPES: [&str; 3] = ["A", "B", "C"];
+pub(crate) const TAGS: [&str; 4] = ["t0", "t1", "t2", "t3"];
 
-fn random_event(rng: &mut TestRng) -> NewEvent {
+pub(crate) fn random_event(rng: &mut TestRng) -> NewEvent {
     let event_type = TYPES[rng.random_range(0..TYPES.len())];
     let tags: Vec<&str> = TAGS.iter().copied().filter(|_| rng.random_bool(0.4)).collect();
     event(rng, event_type, &tags, b"{}")
 }
 
-fn random_query(rng: &mut TestRng) -> Query {
+pub(crate) fn random_query(rng: &mut TestRng) -> Query {
     let items = rng.random_range(0..=3);
     Query::new((0..items).map(|_| {
         let types = TYPES

@@ -5,6 +5,7 @@
 mod append;
 mod concurrent;
 mod dispatch;
+mod follow;
 mod predicates;
 mod query;
 mod read;
@@ -12,6 +13,7 @@ mod read;
 pub use append::*;
 pub use concurrent::*;
 pub use dispatch::*;
+pub use follow::*;
 pub use predicates::*;
 pub use query::*;
 pub use read::*;

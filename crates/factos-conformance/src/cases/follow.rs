@@ -1,0 +1,183 @@
+//! Following the log: catch-up subscriptions never skip an event and never
+//! deliver one twice, across restarts from a checkpoint, while writers
+//! append concurrently; a waiting subscriber wakes up on a commit.
+//!
+//! Stamped by [`crate::follow_tests!`] for stores that implement the follow
+//! contract.
+
+use std::cell::Cell;
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use factos::{AppendRequest, Cursor, EventId, LocalEventStore, LocalFollow, Query, ReadOptions, Subscription};
+use futures::future::join_all;
+use proptest::prelude::Rng;
+
+use super::concurrent::{random_event, random_query};
+use crate::fixtures::{CaseResult, event, rng, stream};
+use crate::interleave::Interleave;
+
+/// Every matching event reaches a follower exactly once, in stream order,
+/// although it restarts from its checkpoint at random moments while writers
+/// append concurrently.
+pub async fn followers_get_every_matching_event_once_across_restarts<S>(store: &S) -> CaseResult
+where
+    S: LocalEventStore + LocalFollow,
+{
+    follow_with_seed(store, 0, 6).await
+}
+
+/// [`followers_get_every_matching_event_once_across_restarts`] with
+/// `writers` concurrent writers and the random events, query and schedule
+/// of `seed`.
+pub async fn follow_with_seed<S>(store: &S, seed: u64, writers: u64) -> CaseResult
+where
+    S: LocalEventStore + LocalFollow,
+{
+    let seed = seed * 100_000;
+    let query = {
+        let mut rng = rng(seed + 1);
+        // Never the empty query every time: a narrow one exercises skipping.
+        if rng.random_bool(0.5) { random_query(&mut rng) } else { Query::all() }
+    };
+    let finished = Cell::new(0u64);
+    let appenders = (0..writers).map(|writer| {
+        let finished = &finished;
+        async move {
+            let mut rng = rng(seed + 3_000 + writer);
+            let store = Interleave::new(store, seed + 4_000 + writer);
+            let mut outcome = Ok(());
+            for _ in 0..20 {
+                let events = (0..rng.random_range(1..=3)).map(|_| random_event(&mut rng)).collect();
+                if let Err(e) = store
+                    .append(AppendRequest::new(stream(&format!("writer-{writer}")), events))
+                    .await
+                {
+                    outcome = Err(e);
+                    break;
+                }
+            }
+            finished.set(finished.get() + 1);
+            outcome
+        }
+    });
+    let follower = async {
+        let mut rng = rng(seed + 5_000);
+        let mut checkpoint: Option<Cursor> = None;
+        let mut delivered: Vec<factos::Delivered> = Vec::new();
+        loop {
+            let writers_done = finished.get() == writers;
+            // A restart: a new subscription from the stored checkpoint.
+            let mut subscription =
+                Subscription::new(store, query.clone(), checkpoint).batch_size(rng.random_range(1..=7));
+            for _ in 0..rng.random_range(1..=3) {
+                let batch = subscription.catch_up().await?;
+                if let Some(last) = batch.last() {
+                    assert!(
+                        checkpoint.is_none_or(|c| last.cursor > c),
+                        "cursors must move forwards"
+                    );
+                }
+                delivered.extend(batch);
+                checkpoint = subscription.cursor();
+                tokio::task::yield_now().await;
+            }
+            if writers_done {
+                delivered.extend(subscription.catch_up().await?);
+                return Ok::<_, factos::StoreError>(delivered);
+            }
+        }
+    };
+    let (appended, delivered) = futures::join!(join_all(appenders), follower);
+    for outcome in appended {
+        outcome?;
+    }
+    let delivered = delivered?;
+
+    let expected: Vec<EventId> = store
+        .read(&query, ReadOptions::forwards())
+        .await?
+        .into_iter()
+        .map(|e| e.id)
+        .collect();
+    let got: Vec<EventId> = delivered.iter().map(|d| d.record.id).collect();
+    let unique: BTreeSet<EventId> = got.iter().copied().collect();
+    assert_eq!(unique.len(), got.len(), "seed {seed}: an event was delivered twice");
+    assert_eq!(
+        unique,
+        expected.iter().copied().collect::<BTreeSet<_>>(),
+        "seed {seed}: the follower must get exactly the matching events"
+    );
+    assert!(
+        delivered.windows(2).all(|w| w[0].cursor < w[1].cursor),
+        "seed {seed}: cursors must strictly increase in delivery order"
+    );
+    let mut heads: BTreeMap<&str, u64> = BTreeMap::new();
+    for d in &delivered {
+        let last = heads.insert(d.record.stream.as_str(), d.record.revision.value());
+        assert!(
+            last.is_none_or(|r| r < d.record.revision.value()),
+            "seed {seed}: events of one stream must arrive in revision order"
+        );
+    }
+    Ok(())
+}
+
+/// A subscriber waiting at the end of the log gets an event committed
+/// after it started waiting, and the stream form delivers it too.
+pub async fn a_waiting_subscriber_wakes_up_on_a_commit<S>(store: &S) -> CaseResult
+where
+    S: LocalEventStore + LocalFollow,
+{
+    use futures::StreamExt;
+    let mut rng = rng(60);
+    let first = event(&mut rng, "A", &["t0"], b"1");
+    store.append(AppendRequest::new(stream("s"), vec![first.clone()])).await?;
+    let mut subscription = Subscription::new(store, Query::all(), None);
+    assert_eq!(subscription.next_batch().await?[0].record.id, first.id);
+
+    let second = event(&mut rng, "A", &["t0"], b"2");
+    let append_later = async {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        store.append(AppendRequest::new(stream("s"), vec![second.clone()])).await
+    };
+    let waiting = tokio::time::timeout(Duration::from_secs(10), subscription.next_batch());
+    let (woken, appended) = futures::join!(waiting, append_later);
+    appended?;
+    let batch = woken.map_err(|_| "the waiting subscriber was not woken within 10 s")??;
+    assert_eq!(batch[0].record.id, second.id);
+
+    let mut stream_form = Box::pin(Subscription::new(store, Query::all(), None).into_stream());
+    let mut ids = Vec::new();
+    while ids.len() < 2 {
+        let next = tokio::time::timeout(Duration::from_secs(10), stream_form.next())
+            .await
+            .map_err(|_| "the stream did not deliver within 10 s")?;
+        match next {
+            Some(delivered) => ids.push(delivered?.record.id),
+            None => return Err("a subscription stream never ends".into()),
+        }
+    }
+    assert_eq!(ids, vec![first.id, second.id]);
+    Ok(())
+}
+
+/// A follower of a narrow query moves its cursor past the events it does
+/// not match, so it does not examine them again.
+pub async fn followers_move_past_events_they_do_not_match<S>(store: &S) -> CaseResult
+where
+    S: LocalEventStore + LocalFollow,
+{
+    let mut rng = rng(61);
+    let others = (0..5).map(|_| event(&mut rng, "B", &[], b"")).collect();
+    store.append(AppendRequest::new(stream("s"), others)).await?;
+    let narrow = Query::from(factos::QueryItem::types([crate::fixtures::ty("A")]));
+    let batch = store.read_after(&narrow, None, 100).await?;
+    assert!(batch.events.is_empty());
+    let end = batch.end.ok_or("five events were there to examine")?;
+    let newest = store.read(&Query::all(), ReadOptions::backwards().limit(1)).await?;
+    assert_eq!(Some(end.position()), newest.first().map(|e| e.position));
+    let again = store.read_after(&narrow, Some(end), 100).await?;
+    assert_eq!(again, factos::FollowBatch::default(), "nothing new to examine");
+    Ok(())
+}
