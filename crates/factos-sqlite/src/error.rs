@@ -37,6 +37,9 @@ pub enum SqliteError {
         #[source]
         source: BoxError,
     },
+    /// A stored checkpoint is not a cursor.
+    #[error("corrupt checkpoint: {0}")]
+    CorruptCheckpoint(#[source] factos::InvalidCursor),
     /// A value does not fit SQLite's signed 64-bit integers.
     #[error("{what} {value} does not fit a signed 64-bit integer")]
     OutOfRange {

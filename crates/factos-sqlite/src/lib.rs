@@ -68,6 +68,7 @@
 #![deny(missing_docs)]
 
 mod error;
+mod follow;
 mod pool;
 pub mod schema;
 mod store;

@@ -42,6 +42,10 @@ pub struct SqliteOptions {
     /// The most connections open at once (readers run in parallel in WAL
     /// mode; writers take turns). An in-memory database always uses one.
     pub max_connections: usize,
+    /// How often a waiting follower checks for commits by other processes
+    /// (`PRAGMA data_version`, one cheap call); commits in this process wake
+    /// followers at once.
+    pub poll_interval: Duration,
 }
 
 impl Default for SqliteOptions {
@@ -50,6 +54,7 @@ impl Default for SqliteOptions {
             synchronous: Synchronous::Normal,
             busy_timeout: Duration::from_secs(5),
             max_connections: 8,
+            poll_interval: Duration::from_millis(100),
         }
     }
 }
@@ -92,6 +97,20 @@ impl Pool {
         });
         let first = pool.connect()?;
         Ok((pool, first))
+    }
+
+    /// The options the pool was opened with.
+    pub(crate) fn options(&self) -> &SqliteOptions {
+        &self.options
+    }
+
+    /// A connection of its own, outside the pool, for a file database
+    /// (`None` in memory, which only this process can reach).
+    pub(crate) fn dedicated(&self) -> Result<Option<Connection>, SqliteError> {
+        match self.target {
+            Target::File(_) => self.connect().map(Some),
+            Target::Memory => Ok(None),
+        }
     }
 
     fn connect(&self) -> Result<Connection, SqliteError> {

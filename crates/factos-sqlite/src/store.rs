@@ -4,12 +4,12 @@ pub(crate) mod append;
 pub(crate) mod read;
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use factos::{
-    AppendRequest, Committed, DecisionScope, EventStore, Query, ReadOptions, StoreError, StoredEvent, StreamId,
-    StreamRevision,
+    AppendRequest, CommitSignal, Committed, DecisionScope, EventStore, Query, ReadOptions, StoreError, StoredEvent,
+    StreamId, StreamRevision,
 };
 use rusqlite::{Connection, TransactionBehavior};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -39,6 +39,11 @@ struct Shared {
     pool: Arc<Pool>,
     writer: Arc<Semaphore>,
     migrated: AtomicBool,
+    /// Commits made through this store, for followers.
+    commits: CommitSignal,
+    /// A connection of its own and the `data_version` it last saw, for
+    /// noticing other processes' commits.
+    watch: Mutex<Option<(Connection, i64)>>,
 }
 
 /// A decision in progress: a connection inside `BEGIN IMMEDIATE`, holding
@@ -91,6 +96,8 @@ impl SqliteStore {
                 pool,
                 writer: Arc::new(Semaphore::new(1)),
                 migrated: AtomicBool::new(version == schema::SCHEMA_VERSION),
+                commits: CommitSignal::new(),
+                watch: Mutex::new(None),
             }),
             inline: false,
         })
@@ -151,8 +158,44 @@ impl SqliteStore {
         Ok(self.shared.pool.get().await)
     }
 
+    pub(crate) fn commits(&self) -> &CommitSignal {
+        &self.shared.commits
+    }
+
+    pub(crate) fn is_inline(&self) -> bool {
+        self.inline
+    }
+
+    pub(crate) fn poll_interval(&self) -> std::time::Duration {
+        self.shared.pool.options().poll_interval
+    }
+
+    /// Whether another connection (another process) committed since the
+    /// last call; `true` on the first call, which has nothing to compare.
+    pub(crate) async fn other_connection_committed(&self) -> bool {
+        let shared = Arc::clone(&self.shared);
+        let check = move || -> Result<bool, SqliteError> {
+            let mut watch = shared.watch.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            if watch.is_none() {
+                *watch = shared.pool.dedicated()?.map(|conn| (conn, -1));
+            }
+            let Some((conn, last)) = watch.as_mut() else {
+                return Ok(false);
+            };
+            let now: i64 = conn.pragma_query_value(None, "data_version", |row| row.get(0))?;
+            let changed = now != *last;
+            *last = now;
+            Ok(changed)
+        };
+        match tokio::task::spawn_blocking(check).await {
+            Ok(Ok(changed)) => changed,
+            // A failed check wakes the follower, which reads and reports.
+            _ => true,
+        }
+    }
+
     /// Runs `work` on a pooled connection on a blocking thread.
-    async fn run<T, F>(&self, work: F) -> Result<T, SqliteError>
+    pub(crate) async fn run<T, F>(&self, work: F) -> Result<T, SqliteError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, SqliteError> + Send + 'static,
@@ -262,7 +305,7 @@ impl EventStore for SqliteStore {
 
 /// Records `result` on the call's span, with SQLite's result code when
 /// there is one, and returns it.
-fn traced<T>(result: Result<T, StoreError>, rows: impl FnOnce(&T) -> usize) -> Result<T, StoreError> {
+pub(crate) fn traced<T>(result: Result<T, StoreError>, rows: impl FnOnce(&T) -> usize) -> Result<T, StoreError> {
     factos::record_outcome(&result, rows, |source| match source.downcast_ref::<SqliteError>()? {
         SqliteError::Sqlite(rusqlite::Error::SqliteFailure(failure, _)) => Some(format!("{:?}", failure.code)),
         _ => None,

@@ -2,8 +2,8 @@
 //! property test, each case on its own database file.
 
 use factos::{
-    AppendRequest, Committed, DecisionScope, EventStore, Query, ReadOptions, StoreError, StoredEvent, StreamId,
-    StreamRevision,
+    AppendRequest, Committed, Cursor, DecisionScope, EventStore, Follow, FollowBatch, Query, ReadOptions, StoreError,
+    StoredEvent, StreamId, StreamRevision,
 };
 use factos_sqlite::{SqliteDecision, SqliteStore};
 use tempfile::TempDir;
@@ -48,4 +48,17 @@ impl EventStore for FileStore {
     }
 }
 
+impl Follow for FileStore {
+    async fn read_after(&self, query: &Query, after: Option<Cursor>, limit: usize) -> Result<FollowBatch, StoreError> {
+        self.store.read_after(query, after, limit).await
+    }
+    fn commit_count(&self) -> u64 {
+        self.store.commit_count()
+    }
+    async fn wait_for_commit(&self, seen: u64) {
+        self.store.wait_for_commit(seen).await
+    }
+}
+
 factos_conformance::conformance_tests!(fresh_store);
+factos_conformance::follow_tests!(fresh_store);

@@ -6,8 +6,9 @@ use tracing::Instrument;
 
 use crate::codec::Codec;
 use crate::context::{Context, LoadedStream};
-use crate::error::{DecodeError, EncodeError, Error, Operation, StoreError};
+use crate::error::{EncodeError, Error, Operation, StoreError};
 use crate::event::Metadata;
+use crate::follow::decode;
 use crate::handler::CommandHandler;
 use crate::name::StreamId;
 use crate::position::{AppendCondition, ExpectedRevision, StreamRevision};
@@ -533,18 +534,10 @@ impl<'s, S: LocalEventStore, C> Dispatcher<'s, S, C> {
     where
         C: Codec<E>,
     {
-        stored
+        Ok(stored
             .into_iter()
-            .map(|record| match self.codec.decode(&record) {
-                Ok(event) => Ok(record.map(|_| event)),
-                Err(source) => Err(Error::Decode(DecodeError {
-                    position: record.position,
-                    event_type: record.event_type,
-                    version: record.version,
-                    source: Box::new(source),
-                })),
-            })
-            .collect()
+            .map(|record| decode(&self.codec, record))
+            .collect::<Result<_, _>>()?)
     }
 
     fn encode_all<E, Err>(&self, events: &[E]) -> Result<Vec<crate::NewEvent>, Error<Err>>

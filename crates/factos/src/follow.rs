@@ -17,7 +17,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use thiserror::Error;
 
-use crate::error::StoreError;
+use crate::codec::Codec;
+use crate::error::{DecodeError, StoreError};
 use crate::event::EventId;
 use crate::position::Position;
 use crate::query::Query;
@@ -258,17 +259,20 @@ impl<'s, S: LocalFollow> Subscription<'s, S> {
     /// The subscription as a stream of single events; it never ends by
     /// itself. An error ends a batch; polling again retries from the cursor.
     pub fn into_stream(self) -> impl futures_core::Stream<Item = Result<Delivered, StoreError>> + 's {
-        futures_util::stream::unfold((self, std::collections::VecDeque::new()), |(mut this, mut queue)| async move {
-            loop {
-                if let Some(next) = queue.pop_front() {
-                    return Some((Ok(next), (this, queue)));
+        futures_util::stream::unfold(
+            (self, std::collections::VecDeque::new()),
+            |(mut this, mut queue)| async move {
+                loop {
+                    if let Some(next) = queue.pop_front() {
+                        return Some((Ok(next), (this, queue)));
+                    }
+                    match this.next_batch().await {
+                        Ok(batch) => queue.extend(batch),
+                        Err(error) => return Some((Err(error), (this, queue))),
+                    }
                 }
-                match this.next_batch().await {
-                    Ok(batch) => queue.extend(batch),
-                    Err(error) => return Some((Err(error), (this, queue))),
-                }
-            }
-        })
+            },
+        )
     }
 }
 
@@ -381,6 +385,45 @@ pub trait LocalCheckpoints {
     ///
     /// [`StoreError::Backend`] when they cannot be read.
     async fn parked_effects(&self, runner: &str) -> Result<Vec<ParkedEffect>, StoreError>;
+}
+
+/// Decodes delivered events with `codec`, stopping at the first that does
+/// not decode: what every runner that hands typed events to application
+/// code does.
+///
+/// # Errors
+///
+/// [`DecodeError`] naming the event.
+pub fn decode_delivered<E, C: Codec<E>>(
+    codec: &C,
+    delivered: Vec<Delivered>,
+) -> Result<Vec<Delivered<E>>, DecodeError> {
+    delivered
+        .into_iter()
+        .map(|Delivered { cursor, record }| {
+            Ok(Delivered {
+                cursor,
+                record: decode(codec, record)?,
+            })
+        })
+        .collect()
+}
+
+/// Decodes one stored event with `codec`.
+///
+/// # Errors
+///
+/// [`DecodeError`] naming the event, with the codec's error as its source.
+pub fn decode<E, C: Codec<E>>(codec: &C, record: StoredEvent) -> Result<Recorded<E>, DecodeError> {
+    match codec.decode(&record) {
+        Ok(event) => Ok(record.map(|_| event)),
+        Err(source) => Err(DecodeError {
+            position: record.position,
+            event_type: record.event_type,
+            version: record.version,
+            source: Box::new(source),
+        }),
+    }
 }
 
 /// `stored`, each with the cursor after it (commit key 0): what a backend

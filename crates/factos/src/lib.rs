@@ -121,7 +121,7 @@ pub use event::{EventId, InvalidMetadata, MAX_METADATA_VALUE_LEN, Metadata, Meta
 pub use facts::{Fact, FactHandler, FactSet, Facts, fact, facts, handler};
 pub use follow::{
     Checkpoints, CommitSignal, Cursor, Delivered, EffectKey, Follow, FollowBatch, InvalidCursor, LocalCheckpoints,
-    LocalFollow, ParkedEffect, Subscription,
+    LocalFollow, ParkedEffect, Subscription, decode, decode_delivered, deliver_in_position_order,
 };
 pub use handler::CommandHandler;
 pub use memory::MemoryStore;

@@ -11,9 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::error::{StoreError, UnsupportedAppendCondition, UnsupportedQuery};
 use crate::event::{EventId, Timestamp};
-use crate::follow::{
-    Checkpoints, CommitSignal, Cursor, Follow, FollowBatch, ParkedEffect, deliver_in_position_order,
-};
+use crate::follow::{Checkpoints, CommitSignal, Cursor, Follow, FollowBatch, ParkedEffect, deliver_in_position_order};
 use crate::name::StreamId;
 use crate::position::{Position, StreamRevision};
 use crate::query::Query;
@@ -154,7 +152,9 @@ impl Follow for MemoryStore {
         let log = self.lock();
         // The event at index `i` has position `i + 1`: the one after
         // position `p` is at index `p`.
-        let start = after.map_or(0, |cursor| usize::try_from(cursor.position().value()).unwrap_or(usize::MAX));
+        let start = after.map_or(0, |cursor| {
+            usize::try_from(cursor.position().value()).unwrap_or(usize::MAX)
+        });
         let window: Vec<StoredEvent> = log
             .events
             .iter()
@@ -197,7 +197,13 @@ impl Checkpoints for MemoryStore {
     }
 
     async fn parked_effects(&self, runner: &str) -> Result<Vec<ParkedEffect>, StoreError> {
-        Ok(self.lock().parked.iter().filter(|p| p.runner == runner).cloned().collect())
+        Ok(self
+            .lock()
+            .parked
+            .iter()
+            .filter(|p| p.runner == runner)
+            .cloned()
+            .collect())
     }
 }
 

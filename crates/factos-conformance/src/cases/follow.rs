@@ -38,7 +38,11 @@ where
     let query = {
         let mut rng = rng(seed + 1);
         // Never the empty query every time: a narrow one exercises skipping.
-        if rng.random_bool(0.5) { random_query(&mut rng) } else { Query::all() }
+        if rng.random_bool(0.5) {
+            random_query(&mut rng)
+        } else {
+            Query::all()
+        }
     };
     let finished = Cell::new(0u64);
     let appenders = (0..writers).map(|writer| {
@@ -73,10 +77,7 @@ where
             for _ in 0..rng.random_range(1..=3) {
                 let batch = subscription.catch_up().await?;
                 if let Some(last) = batch.last() {
-                    assert!(
-                        checkpoint.is_none_or(|c| last.cursor > c),
-                        "cursors must move forwards"
-                    );
+                    assert!(checkpoint.is_none_or(|c| last.cursor > c), "cursors must move forwards");
                 }
                 delivered.extend(batch);
                 checkpoint = subscription.cursor();
@@ -132,14 +133,18 @@ where
     use futures::StreamExt;
     let mut rng = rng(60);
     let first = event(&mut rng, "A", &["t0"], b"1");
-    store.append(AppendRequest::new(stream("s"), vec![first.clone()])).await?;
+    store
+        .append(AppendRequest::new(stream("s"), vec![first.clone()]))
+        .await?;
     let mut subscription = Subscription::new(store, Query::all(), None);
     assert_eq!(subscription.next_batch().await?[0].record.id, first.id);
 
     let second = event(&mut rng, "A", &["t0"], b"2");
     let append_later = async {
         tokio::time::sleep(Duration::from_millis(50)).await;
-        store.append(AppendRequest::new(stream("s"), vec![second.clone()])).await
+        store
+            .append(AppendRequest::new(stream("s"), vec![second.clone()]))
+            .await
     };
     let waiting = tokio::time::timeout(Duration::from_secs(10), subscription.next_batch());
     let (woken, appended) = futures::join!(waiting, append_later);

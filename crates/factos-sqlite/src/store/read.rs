@@ -117,6 +117,16 @@ pub(crate) fn read_sql(query: &Query, options: ReadOptions) -> Result<(String, V
     ))
 }
 
+/// The events matching `query` with positions in `bounds`, oldest first.
+pub(crate) fn read_bounded(conn: &Connection, query: &Query, bounds: Bounds) -> Result<Vec<StoredEvent>, SqliteError> {
+    let (filter, params) = matching(query, bounds)?;
+    collect(
+        conn,
+        &format!("SELECT {COLUMNS} FROM events WHERE {filter} ORDER BY position ASC"),
+        params,
+    )
+}
+
 /// The events of `stream` from revision `from` on.
 pub(crate) fn read_stream(
     conn: &Connection,

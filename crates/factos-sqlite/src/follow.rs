@@ -1,0 +1,182 @@
+//! Following the log on SQLite: the follow contract, checkpoints and parked
+//! effects.
+//!
+//! Positions are assigned by the writer holding the database's write lock,
+//! so position order is commit order: a follower's cursor is the position
+//! of the last event it examined, and nothing can ever appear below it.
+//! Commits in this process wake followers at once; commits by other
+//! processes are noticed by polling `PRAGMA data_version` on a dedicated
+//! connection every [`SqliteOptions::poll_interval`](crate::SqliteOptions).
+
+use factos::{
+    Checkpoints, Cursor, EffectKey, EventId, Follow, FollowBatch, ParkedEffect, Position, Query, StoreError, Timestamp,
+    deliver_in_position_order,
+};
+use factos_sql::Bounds;
+use rusqlite::{Connection, OptionalExtension};
+
+use crate::error::SqliteError;
+use crate::store::SqliteStore;
+use crate::store::read::{read_bounded, to_sql};
+
+/// Examines up to `limit` events after `after` and returns those matching
+/// `query` (the follow contract's read, on one connection).
+pub(crate) fn read_after(
+    conn: &Connection,
+    query: &Query,
+    after: Option<Cursor>,
+    limit: usize,
+) -> Result<FollowBatch, SqliteError> {
+    let from = after.map(|c| to_sql(c.position())).transpose()?.unwrap_or(0);
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let end: Option<i64> = conn
+        .prepare_cached(include_str!("sql/window_end.sql"))?
+        .query_row([from, limit], |row| row.get(0))?;
+    let Some(end) = end else {
+        return Ok(FollowBatch::default());
+    };
+    let events = read_bounded(
+        conn,
+        query,
+        Bounds {
+            min: Some(from.saturating_add(1)),
+            max: Some(end),
+        },
+    )?;
+    Ok(FollowBatch {
+        events: deliver_in_position_order(events),
+        end: Some(Cursor::new(0, Position::new(u64::try_from(end).unwrap_or(0)))),
+    })
+}
+
+/// The checkpoint stored under `name`.
+pub(crate) fn load_checkpoint(conn: &Connection, name: &str) -> Result<Option<Cursor>, SqliteError> {
+    let text: Option<String> = conn
+        .prepare_cached("SELECT cursor FROM factos_checkpoints WHERE name = ?1")?
+        .query_row([name], |row| row.get(0))
+        .optional()?;
+    text.map(|t| {
+        t.parse()
+            .map_err(|e: factos::InvalidCursor| SqliteError::CorruptCheckpoint(e))
+    })
+    .transpose()
+}
+
+/// Stores `cursor` under `name`.
+pub(crate) fn save_checkpoint(conn: &Connection, name: &str, cursor: Cursor) -> Result<(), SqliteError> {
+    conn.prepare_cached(
+        "INSERT INTO factos_checkpoints (name, cursor, updated_at) VALUES (?1, ?2, ?3) \
+         ON CONFLICT (name) DO UPDATE SET cursor = excluded.cursor, updated_at = excluded.updated_at",
+    )?
+    .execute(rusqlite::params![
+        name,
+        cursor.to_string(),
+        Timestamp::now().as_unix_micros()
+    ])?;
+    Ok(())
+}
+
+impl Follow for SqliteStore {
+    #[tracing::instrument(level = "debug", name = "store", skip_all,
+        fields(backend = "sqlite", operation = "read_after", query_items = query.items().len(), rows, code, error))]
+    async fn read_after(&self, query: &Query, after: Option<Cursor>, limit: usize) -> Result<FollowBatch, StoreError> {
+        let query = query.clone();
+        let result = self.run(move |conn| read_after(conn, &query, after, limit)).await;
+        crate::store::traced(result.map_err(StoreError::from), |batch| batch.events.len())
+    }
+
+    fn commit_count(&self) -> u64 {
+        self.commits().count()
+    }
+
+    async fn wait_for_commit(&self, seen: u64) {
+        let local = self.commits().changed_since(seen);
+        if self.is_inline() {
+            // No runtime to poll with: only this process's commits wake.
+            return local.await;
+        }
+        let other_processes = async {
+            loop {
+                tokio::time::sleep(self.poll_interval()).await;
+                if self.other_connection_committed().await {
+                    return;
+                }
+            }
+        };
+        tokio::select! {
+            () = local => {}
+            () = other_processes => {}
+        }
+    }
+}
+
+impl Checkpoints for SqliteStore {
+    async fn load_checkpoint(&self, name: &str) -> Result<Option<Cursor>, StoreError> {
+        let name = name.to_owned();
+        Ok(self.run(move |conn| load_checkpoint(conn, &name)).await?)
+    }
+
+    async fn save_checkpoint(&self, name: &str, cursor: Cursor) -> Result<(), StoreError> {
+        let name = name.to_owned();
+        Ok(self.run(move |conn| save_checkpoint(conn, &name, cursor)).await?)
+    }
+
+    async fn park_effect(&self, parked: ParkedEffect) -> Result<(), StoreError> {
+        Ok(self
+            .run(move |conn| {
+                conn.prepare_cached(include_str!("sql/park_effect.sql"))?
+                    .execute(rusqlite::params![
+                        parked.runner,
+                        parked.key.event.as_bytes().as_slice(),
+                        parked.key.index,
+                        to_sql(parked.position)?,
+                        parked.attempts,
+                        parked.error,
+                        Timestamp::now().as_unix_micros(),
+                    ])?;
+                Ok(())
+            })
+            .await?)
+    }
+
+    async fn parked_effects(&self, runner: &str) -> Result<Vec<ParkedEffect>, StoreError> {
+        let runner = runner.to_owned();
+        Ok(self
+            .run(move |conn| {
+                let mut stmt = conn.prepare_cached(
+                    "SELECT event_id, effect_index, position, attempts, error FROM factos_parked_effects \
+                     WHERE runner = ?1 ORDER BY parked_at, position, effect_index",
+                )?;
+                let rows = stmt.query_map([&runner], |row| {
+                    let id: Vec<u8> = row.get(0)?;
+                    Ok((
+                        id,
+                        row.get::<_, u32>(1)?,
+                        row.get::<_, i64>(2)?,
+                        row.get(3)?,
+                        row.get(4)?,
+                    ))
+                })?;
+                let mut parked = Vec::new();
+                for row in rows {
+                    let (id, index, position, attempts, error) = row?;
+                    let id: [u8; 16] = id.try_into().map_err(|_| SqliteError::CorruptRow {
+                        position,
+                        source: "a parked effect's event id is not 16 bytes".into(),
+                    })?;
+                    parked.push(ParkedEffect {
+                        runner: runner.clone(),
+                        key: EffectKey {
+                            event: EventId::from_bytes(id),
+                            index,
+                        },
+                        position: Position::new(u64::try_from(position).unwrap_or(0)),
+                        attempts,
+                        error,
+                    });
+                }
+                Ok(parked)
+            })
+            .await?)
+    }
+}
