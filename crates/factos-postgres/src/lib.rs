@@ -152,6 +152,7 @@
 
 mod config;
 mod error;
+pub mod follow;
 mod in_transaction;
 mod limits;
 mod locks;
@@ -162,6 +163,7 @@ mod store;
 
 pub use config::IntoConfig;
 pub use error::{Limit, PgError};
+pub use follow::DEFAULT_POLL_INTERVAL;
 pub use in_transaction::{PgTransactionDecision, PgTransactionStore};
 pub use limits::{
     DEFAULT_CONNECT_TIMEOUT, DEFAULT_DECISION_TIMEOUT, DEFAULT_POOL_WAIT_TIMEOUT, DEFAULT_STATEMENT_TIMEOUT,

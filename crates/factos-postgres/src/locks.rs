@@ -107,6 +107,12 @@ impl Keys {
         self.key(b's', Some(stream.as_str()), None)
     }
 
+    /// The LISTEN/NOTIFY channel that announces commits to this schema's
+    /// followers, in every process.
+    pub(crate) fn channel(&self) -> String {
+        format!("factos_{:016x}", self.seed)
+    }
+
     /// The key that serialises migrations.
     pub(crate) fn migration(&self) -> i64 {
         self.key(b'm', None, None)

@@ -18,6 +18,7 @@ use tokio_postgres::{GenericClient, NoTls};
 
 use crate::config::IntoConfig;
 use crate::error::{Limit, PgError};
+use crate::follow::{DEFAULT_POLL_INTERVAL, FollowState};
 use crate::in_transaction::PgTransactionStore;
 use crate::limits::{Limits, PoolOptions, quote_schema};
 use crate::locks::{self, Keys, LockMode, LockSet, Locking};
@@ -36,6 +37,8 @@ pub struct PgStore {
     decision_lock_timeout: Duration,
     limits: Limits,
     keys: Arc<OnceCell<Keys>>,
+    follow: Arc<FollowState>,
+    notify_commits: bool,
 }
 
 /// A decision in progress: a transaction holding the locks its scope guards
@@ -66,6 +69,8 @@ impl PgStore {
             decision_lock_timeout: DEFAULT_DECISION_LOCK_TIMEOUT,
             limits: Limits::default(),
             keys: Arc::new(OnceCell::new()),
+            follow: Arc::new(FollowState::new(None, DEFAULT_POLL_INTERVAL)),
+            notify_commits: true,
         }
     }
 
@@ -94,6 +99,7 @@ impl PgStore {
     /// As [`PgStore::connect`].
     pub fn connect_with(target: impl IntoConfig, options: PoolOptions) -> Result<Self, PgError> {
         let config = target.into_config()?;
+        let config_for_listening = config.clone();
         let manager = Manager::from_config(
             config,
             NoTls,
@@ -107,7 +113,9 @@ impl PgStore {
             .create_timeout(Some(options.connect_timeout))
             .wait_timeout(Some(options.wait_timeout))
             .build()?;
-        Ok(Self::new(pool))
+        let mut store = Self::new(pool);
+        store.follow = Arc::new(FollowState::new(Some(config_for_listening), DEFAULT_POLL_INTERVAL));
+        Ok(store)
     }
 
     /// Keeps the store's tables in schema `name` (created by
@@ -129,6 +137,44 @@ impl PgStore {
         self.limits.schema = Some(quoted);
         self.keys = Arc::new(OnceCell::new());
         Ok(self)
+    }
+
+    /// How often a follower waiting at the end of the log looks for new
+    /// events when no notification woke it ([`DEFAULT_POLL_INTERVAL`] by
+    /// default): the longest a follower lags behind a commit whose
+    /// `NOTIFY` it did not get (another process with notifications off, a
+    /// pooler, a store built with [`PgStore::new`]).
+    ///
+    /// [`DEFAULT_POLL_INTERVAL`]: crate::DEFAULT_POLL_INTERVAL
+    pub fn with_poll_interval(mut self, interval: Duration) -> Self {
+        self.follow = Arc::new(FollowState::new(self.follow.config.clone(), interval));
+        self
+    }
+
+    /// Whether commits are announced to other processes' followers with a
+    /// `NOTIFY` after each commit (on by default; coalesced, sent outside
+    /// the writer's transaction). Off, other processes find new events by
+    /// polling.
+    pub fn with_commit_notifications(mut self, notify: bool) -> Self {
+        self.notify_commits = notify;
+        self
+    }
+
+    pub(crate) fn follow_state(&self) -> &Arc<FollowState> {
+        &self.follow
+    }
+
+    pub(crate) fn notifies_commits(&self) -> bool {
+        self.notify_commits
+    }
+
+    /// The same store for background work that must not keep the store's
+    /// follow state alive.
+    pub(crate) fn clone_without_follow(&self) -> PgStore {
+        PgStore {
+            follow: Arc::new(FollowState::new(None, self.follow.poll_interval)),
+            ..self.clone()
+        }
     }
 
     /// Holds lock keys as `mode` says.
@@ -252,7 +298,7 @@ impl PgStore {
     /// Begins a transaction (a decision's, with its time limit, when
     /// `decision`); its locking needs no timeout restored, since the
     /// transaction ends right after.
-    async fn begin(&self, decision: bool) -> Result<(Session, Locking), PgError> {
+    pub(crate) async fn begin(&self, decision: bool) -> Result<(Session, Locking), PgError> {
         let session = Session::begin(&self.pool, &self.limits.begin(decision, false)).await?;
         match self.keys_with(session.client()).await {
             Ok(keys) => Ok((session, self.locking(keys, false))),
@@ -357,7 +403,11 @@ impl EventStore for PgStore {
     #[tracing::instrument(level = "debug", name = "store", skip_all,
         fields(backend = "postgres", operation = "append", stream = %request.stream, rows, code, error))]
     async fn append(&self, request: AppendRequest) -> Result<Committed, StoreError> {
-        traced(self.run_append(request).await, |c| c.records.len())
+        let outcome = self.run_append(request).await;
+        if outcome.is_ok() {
+            self.committed();
+        }
+        traced(outcome, |c| c.records.len())
     }
 
     #[tracing::instrument(
@@ -383,13 +433,17 @@ impl EventStore for PgStore {
     #[tracing::instrument(level = "debug", name = "store", skip_all,
         fields(backend = "postgres", operation = "commit_decision", stream = %request.stream, rows, code, error))]
     async fn commit_decision(&self, decision: PgDecision, request: AppendRequest) -> Result<Committed, StoreError> {
-        traced(self.run_commit_decision(decision, request).await, |c| c.records.len())
+        let outcome = self.run_commit_decision(decision, request).await;
+        if outcome.is_ok() {
+            self.committed();
+        }
+        traced(outcome, |c| c.records.len())
     }
 }
 
 /// Records `result` on the call's span, with PostgreSQL's SQLSTATE when
 /// there is one, and returns it.
-fn traced<T>(result: Result<T, StoreError>, rows: impl FnOnce(&T) -> usize) -> Result<T, StoreError> {
+pub(crate) fn traced<T>(result: Result<T, StoreError>, rows: impl FnOnce(&T) -> usize) -> Result<T, StoreError> {
     factos::record_outcome(&result, rows, |source| {
         let code = source.downcast_ref::<PgError>()?.code()?;
         Some(code.code().to_owned())

@@ -48,11 +48,13 @@ async fn fresh_store(mode: LockMode) -> PgStore {
 mod row_locks {
     use super::*;
     factos_conformance::conformance_tests!(|| fresh_store(LockMode::RowLocks));
+    factos_conformance::follow_tests!(|| fresh_store(LockMode::RowLocks));
 }
 
 mod advisory_locks {
     use super::*;
     factos_conformance::conformance_tests!(|| fresh_store(LockMode::Advisory));
+    factos_conformance::follow_tests!(|| fresh_store(LockMode::Advisory));
 }
 
 async fn last_tickets_race(mode: LockMode, seed: u64) -> TestResult {

@@ -53,10 +53,10 @@ pub(crate) fn to_sql(what: &'static str, value: u64) -> Result<i64, PgError> {
 }
 
 /// Parameters of generated SQL, owned, with their types.
-struct Params(Vec<SqlValue>);
+pub(crate) struct Params(pub(crate) Vec<SqlValue>);
 
 impl Params {
-    fn typed(&self) -> Vec<(&(dyn ToSql + Sync), Type)> {
+    pub(crate) fn typed(&self) -> Vec<(&(dyn ToSql + Sync), Type)> {
         self.0
             .iter()
             .map(|value| match value {

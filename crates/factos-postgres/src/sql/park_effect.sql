@@ -1,0 +1,5 @@
+-- Sets an effect aside; parking it again updates the attempts and error.
+INSERT INTO factos_parked_effects (runner, event_id, effect_index, position, attempts, error)
+VALUES ($1, $2, $3, $4, $5, $6)
+ON CONFLICT (runner, event_id, effect_index)
+DO UPDATE SET attempts = excluded.attempts, error = excluded.error, parked_at = clock_timestamp()
