@@ -37,6 +37,24 @@ pub enum SqliteError {
         #[source]
         source: BoxError,
     },
+    /// A projection's `apply` or `reset` failed; its transaction was
+    /// rolled back, so its checkpoint stays before the failing batch.
+    #[error("projection {name} failed{}: {source}", .position.map(|p| format!(" in the batch from position {p}")).unwrap_or_default())]
+    Projection {
+        /// The projection.
+        name: String,
+        /// The first event of the failing batch.
+        position: Option<factos::Position>,
+        /// The projection's error.
+        #[source]
+        source: BoxError,
+    },
+    /// A stored event could not be decoded for a projection.
+    #[error(transparent)]
+    Decode(#[from] factos::DecodeError),
+    /// A projector's projection was lost to a panic in an earlier call.
+    #[error("the projection was lost when an earlier call panicked")]
+    ProjectionLost,
     /// A stored checkpoint is not a cursor.
     #[error("corrupt checkpoint: {0}")]
     CorruptCheckpoint(#[source] factos::InvalidCursor),

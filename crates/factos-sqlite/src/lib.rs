@@ -70,9 +70,11 @@
 mod error;
 mod follow;
 mod pool;
+mod projection;
 pub mod schema;
 mod store;
 
 pub use error::SqliteError;
 pub use pool::{SqliteOptions, Synchronous};
+pub use projection::{SqliteProjection, SqliteProjector};
 pub use store::{SqliteDecision, SqliteStore};

@@ -194,6 +194,17 @@ impl SqliteStore {
         }
     }
 
+    /// Runs `work` on a pooled connection on a blocking thread, holding
+    /// this process's writer turn, for work that writes.
+    pub(crate) async fn run_writing<T, F>(&self, work: F) -> Result<T, SqliteError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, SqliteError> + Send + 'static,
+    {
+        let _writer = self.writer().await;
+        self.run(work).await
+    }
+
     /// Runs `work` on a pooled connection on a blocking thread.
     pub(crate) async fn run<T, F>(&self, work: F) -> Result<T, SqliteError>
     where

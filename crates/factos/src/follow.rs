@@ -222,17 +222,29 @@ impl<'s, S: LocalFollow> Subscription<'s, S> {
     /// commit (or having skipped only non-matching events).
     async fn poll_batch(&mut self) -> Result<Option<Vec<Delivered>>, StoreError> {
         let seen = self.store.commit_count();
-        let batch = self.store.read_after(&self.query, self.cursor, self.batch_size).await?;
-        match batch.end {
-            Some(end) => {
-                self.cursor = Some(end);
-                Ok((!batch.events.is_empty()).then_some(batch.events))
-            }
+        match self.try_next().await? {
+            Some((events, _)) => Ok((!events.is_empty()).then_some(events)),
             None => {
                 self.store.wait_for_commit(seen).await;
                 Ok(None)
             }
         }
+    }
+
+    /// One read without waiting: the matching events among the next ones
+    /// examined and the cursor after them (the events may be none when
+    /// only non-matching ones were examined); `None` when nothing new is
+    /// safe to read.
+    ///
+    /// # Errors
+    ///
+    /// The store's error; the cursor stays where it was.
+    pub async fn try_next(&mut self) -> Result<Option<(Vec<Delivered>, Cursor)>, StoreError> {
+        let batch = self.store.read_after(&self.query, self.cursor, self.batch_size).await?;
+        Ok(batch.end.map(|end| {
+            self.cursor = Some(end);
+            (batch.events, end)
+        }))
     }
 
     /// Everything that matches and is available now, without waiting: for
@@ -244,16 +256,10 @@ impl<'s, S: LocalFollow> Subscription<'s, S> {
     /// by an earlier call.
     pub async fn catch_up(&mut self) -> Result<Vec<Delivered>, StoreError> {
         let mut events = Vec::new();
-        loop {
-            let batch = self.store.read_after(&self.query, self.cursor, self.batch_size).await?;
-            match batch.end {
-                Some(end) => {
-                    self.cursor = Some(end);
-                    events.extend(batch.events);
-                }
-                None => return Ok(events),
-            }
+        while let Some((batch, _)) = self.try_next().await? {
+            events.extend(batch);
         }
+        Ok(events)
     }
 
     /// The subscription as a stream of single events; it never ends by
