@@ -71,6 +71,24 @@ pub enum PgError {
     /// ran.
     #[error(transparent)]
     InvalidPredicate(#[from] factos::InvalidPredicate),
+    /// A projection's `apply` or `reset` failed; its transaction was rolled
+    /// back, so its checkpoint stays before the failing batch.
+    #[error("projection {name} failed{}: {source}", .position.map(|p| format!(" in the batch from position {p}")).unwrap_or_default())]
+    Projection {
+        /// The projection.
+        name: String,
+        /// The first event of the failing batch.
+        position: Option<factos::Position>,
+        /// The projection's error.
+        #[source]
+        source: BoxError,
+    },
+    /// A stored event could not be decoded for a projection.
+    #[error(transparent)]
+    Decode(#[from] factos::DecodeError),
+    /// A stored checkpoint is not a cursor.
+    #[error("corrupt checkpoint: {0}")]
+    CorruptCheckpoint(#[source] factos::InvalidCursor),
     /// A stored row cannot be turned back into an event.
     #[error("corrupt event row at position {position}: {source}")]
     CorruptRow {

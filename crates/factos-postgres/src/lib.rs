@@ -156,6 +156,7 @@ pub mod follow;
 mod in_transaction;
 mod limits;
 mod locks;
+mod projection;
 mod retry;
 pub mod schema;
 mod session;
@@ -170,6 +171,7 @@ pub use limits::{
     PoolOptions,
 };
 pub use locks::LockMode;
+pub use projection::{PgProjection, PgProjector};
 pub use store::{PgDecision, PgStore};
 /// The driver, re-exported for [`PgStore::in_transaction`] and the pool's
 /// connections.

@@ -113,6 +113,11 @@ impl Keys {
         format!("factos_{:016x}", self.seed)
     }
 
+    /// The key that serialises the batches of projection `name`.
+    pub(crate) fn projection(&self, name: &str) -> i64 {
+        self.key(b'p', Some(name), None)
+    }
+
     /// The key that serialises migrations.
     pub(crate) fn migration(&self) -> i64 {
         self.key(b'm', None, None)

@@ -160,6 +160,16 @@ impl PgStore {
         self
     }
 
+    /// The statement that puts a transaction in the store's own schema.
+    pub(crate) fn search_path(&self) -> Option<String> {
+        self.limits.search_path()
+    }
+
+    /// The advisory-lock key of projection `name` in this store's schema.
+    pub(crate) async fn projection_key<C: GenericClient + Sync>(&self, client: &C, name: &str) -> Result<i64, PgError> {
+        Ok(self.keys_with(client).await?.projection(name))
+    }
+
     pub(crate) fn follow_state(&self) -> &Arc<FollowState> {
         &self.follow
     }
