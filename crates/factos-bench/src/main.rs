@@ -11,6 +11,7 @@
 //! `FACTOS_TEST_DATABASE_URL`), SQLite a file in a temporary directory.
 
 mod append;
+mod follow;
 mod latency;
 mod parallel;
 mod raw;
@@ -28,7 +29,7 @@ struct Args {
     /// Small sizes and short runs: checks that the harness works, in seconds.
     #[arg(long)]
     quick: bool,
-    /// Run only these sections (1 append, 2 parallel, 3 scaling, 4 latency).
+    /// Run only these sections (1 append, 2 parallel, 3 scaling, 4 latency, 5 followers).
     #[arg(long, value_delimiter = ',')]
     sections: Vec<u8>,
 }
@@ -143,6 +144,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if wanted(4) {
         latency::run(&config, &mut report).await?;
+    }
+    if wanted(5) {
+        follow::run(&config, &mut report).await?;
     }
     if wanted(3) {
         scaling::run(&config, &mut report).await?;

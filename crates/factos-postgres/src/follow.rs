@@ -54,6 +54,9 @@ use crate::store::read::{COLUMNS, Params, event_from_row, to_sql};
 /// The default of [`PgStore::with_poll_interval`].
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(100);
 
+/// How long a follower woken by a commit waits for more before it reads.
+const DEFAULT_GATHER: Duration = Duration::from_millis(20);
+
 /// What the clones of one store share for following the log.
 #[derive(Debug)]
 pub(crate) struct FollowState {
@@ -66,6 +69,8 @@ pub(crate) struct FollowState {
     /// a config.
     pub(crate) config: Option<Config>,
     pub(crate) poll_interval: Duration,
+    /// How long a woken follower waits for more commits before it reads.
+    pub(crate) gather: Duration,
 }
 
 impl FollowState {
@@ -77,6 +82,7 @@ impl FollowState {
             listener: AtomicBool::new(false),
             config,
             poll_interval,
+            gather: DEFAULT_GATHER,
         }
     }
 }
@@ -155,6 +161,7 @@ pub(crate) async fn read_after<C: GenericClient + Sync>(
         .collect::<Result<Vec<_>, PgError>>()?;
     Ok(FollowBatch {
         events,
+        examined: window.len(),
         end: Some(Cursor::new(
             u64::try_from(end_commit).unwrap_or(0),
             Position::new(u64::try_from(end_position).unwrap_or(0)),
@@ -200,16 +207,17 @@ impl PgStore {
     }
 
     /// Sends one `NOTIFY` on this schema's channel.
+    /// One statement in autocommit: the channel is derived from the
+    /// schema, which the commit being announced has already resolved.
     async fn notify(&self) -> Result<(), PgError> {
-        let (session, locking) = self.begin(false).await?;
-        let channel = locking.keys.channel();
-        let sent = session
-            .client()
-            .execute_typed("SELECT pg_notify($1, '')", &[(&channel, Type::TEXT)])
-            .await
-            .map(drop)
-            .map_err(PgError::from);
-        session.end(sent).await
+        let Some(keys) = self.cached_keys() else {
+            return Ok(());
+        };
+        let client = crate::session::get(self.pool()).await?;
+        client
+            .execute_typed("SELECT pg_notify($1, '')", &[(&keys.channel(), Type::TEXT)])
+            .await?;
+        Ok(())
     }
 
     /// Starts, once per store, the task that `LISTEN`s for other processes'
@@ -275,6 +283,13 @@ impl Follow for PgStore {
         fields(backend = "postgres", operation = "read_after", query_items = query.items().len(), rows, code, error))]
     async fn read_after(&self, query: &Query, after: Option<Cursor>, limit: usize) -> Result<FollowBatch, StoreError> {
         let read = async {
+            if self.search_path().is_none() && self.cached_keys().is_some() {
+                // The connection's own schema, already checked: two
+                // statements in autocommit, no transaction needed (the
+                // horizon and the rows it bounds are one statement).
+                let client = crate::session::get(self.pool()).await?;
+                return read_after(&**client, query, after, limit).await;
+            }
             let (session, _) = self.begin(false).await?;
             let batch = read_after(session.client(), query, after, limit).await;
             session.end(batch).await
@@ -290,7 +305,12 @@ impl Follow for PgStore {
         self.start_listener();
         let state = self.follow_state();
         tokio::select! {
-            () = state.commits.changed_since(seen) => {}
+            () = state.commits.changed_since(seen) => {
+                // Gather the commits of the next moment into one read:
+                // under a steady stream of commits a follower reads a few
+                // events at a time instead of one read per commit.
+                tokio::time::sleep(state.gather).await;
+            }
             () = tokio::time::sleep(state.poll_interval) => {}
         }
     }

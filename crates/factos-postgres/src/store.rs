@@ -165,6 +165,11 @@ impl PgStore {
         self.limits.search_path()
     }
 
+    /// The keys of this store's schema, if an operation has resolved them.
+    pub(crate) fn cached_keys(&self) -> Option<Keys> {
+        self.keys.get().copied()
+    }
+
     /// The advisory-lock key of projection `name` in this store's schema.
     pub(crate) async fn projection_key<C: GenericClient + Sync>(&self, client: &C, name: &str) -> Result<i64, PgError> {
         Ok(self.keys_with(client).await?.projection(name))

@@ -29,9 +29,9 @@ pub(crate) fn read_after(
 ) -> Result<FollowBatch, SqliteError> {
     let from = after.map(|c| to_sql(c.position())).transpose()?.unwrap_or(0);
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-    let end: Option<i64> = conn
+    let (end, examined): (Option<i64>, i64) = conn
         .prepare_cached(include_str!("sql/window_end.sql"))?
-        .query_row([from, limit], |row| row.get(0))?;
+        .query_row([from, limit], |row| Ok((row.get(0)?, row.get(1)?)))?;
     let Some(end) = end else {
         return Ok(FollowBatch::default());
     };
@@ -45,6 +45,7 @@ pub(crate) fn read_after(
     )?;
     Ok(FollowBatch {
         events: deliver_in_position_order(events),
+        examined: usize::try_from(examined).unwrap_or(0),
         end: Some(Cursor::new(0, Position::new(u64::try_from(end).unwrap_or(0)))),
     })
 }

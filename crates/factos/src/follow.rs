@@ -120,6 +120,9 @@ pub struct FollowBatch {
     /// The cursor after the last event examined, matching or not: where the
     /// next read starts. `None` when nothing new was safe to read.
     pub end: Option<Cursor>,
+    /// How many events were examined (at most the read's limit; fewer means
+    /// the read reached the end of what was safe to read).
+    pub examined: usize,
 }
 
 /// The follow contract: reading the log in delivery order without ever
@@ -175,6 +178,11 @@ pub struct Subscription<'s, S> {
     query: Query,
     cursor: Option<Cursor>,
     batch_size: usize,
+    /// Set when the last read reached the end of what was safe to read:
+    /// the commit count taken before it. The next batch waits for a commit
+    /// after that count first, so a follower at the tip reads once per
+    /// wake-up instead of once per commit.
+    at_tip: Option<u64>,
 }
 
 /// How many events a subscription examines per read by default.
@@ -189,6 +197,7 @@ impl<'s, S: LocalFollow> Subscription<'s, S> {
             query,
             cursor: after,
             batch_size: DEFAULT_BATCH_SIZE,
+            at_tip: None,
         }
     }
 
@@ -211,6 +220,9 @@ impl<'s, S: LocalFollow> Subscription<'s, S> {
     /// The store's error; the cursor stays where it was, so calling again
     /// retries.
     pub async fn next_batch(&mut self) -> Result<Vec<Delivered>, StoreError> {
+        if let Some(seen) = self.at_tip.take() {
+            self.store.wait_for_commit(seen).await;
+        }
         loop {
             if let Some(batch) = self.poll_batch().await? {
                 return Ok(batch);
@@ -222,8 +234,13 @@ impl<'s, S: LocalFollow> Subscription<'s, S> {
     /// commit (or having skipped only non-matching events).
     async fn poll_batch(&mut self) -> Result<Option<Vec<Delivered>>, StoreError> {
         let seen = self.store.commit_count();
-        match self.try_next().await? {
-            Some((events, _)) => Ok((!events.is_empty()).then_some(events)),
+        match self.read_window().await? {
+            Some((events, _, examined)) => {
+                if examined < self.batch_size {
+                    self.at_tip = Some(seen);
+                }
+                Ok((!events.is_empty()).then_some(events))
+            }
             None => {
                 self.store.wait_for_commit(seen).await;
                 Ok(None)
@@ -240,10 +257,17 @@ impl<'s, S: LocalFollow> Subscription<'s, S> {
     ///
     /// The store's error; the cursor stays where it was.
     pub async fn try_next(&mut self) -> Result<Option<(Vec<Delivered>, Cursor)>, StoreError> {
+        Ok(self.read_window().await?.map(|(events, end, _)| (events, end)))
+    }
+
+    /// One read: the matching events, the cursor after the window and how
+    /// many events the window held (a full window means there may be more
+    /// right away).
+    async fn read_window(&mut self) -> Result<Option<(Vec<Delivered>, Cursor, usize)>, StoreError> {
         let batch = self.store.read_after(&self.query, self.cursor, self.batch_size).await?;
         Ok(batch.end.map(|end| {
             self.cursor = Some(end);
-            (batch.events, end)
+            (batch.events, end, batch.examined)
         }))
     }
 

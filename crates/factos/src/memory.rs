@@ -163,10 +163,12 @@ impl Follow for MemoryStore {
             .map(|(event, _)| event.clone())
             .collect();
         let end = window.last().map(|event| Cursor::new(0, event.position));
+        let examined = window.len();
         let matching = window.into_iter().filter(|event| event.matches(query)).collect();
         Ok(FollowBatch {
             events: deliver_in_position_order(matching),
             end,
+            examined,
         })
     }
 
