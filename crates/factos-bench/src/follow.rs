@@ -154,32 +154,34 @@ pub async fn run(config: &Config, report: &mut Report) -> anyhow::Result<()> {
         &["followers", "dispatches/s", "vs no followers", "lag p50 ms", "lag p99 ms", "violations"],
     );
     let writers = 8;
-    let mut baseline = 0.0;
-    for (followers, label) in [
+    let kinds = [
         (Followers::None, "none"),
         (Followers::Subscriptions, "4 subscriptions"),
         (Followers::LockingReads, "4 locking reads"),
-    ] {
-        let (mut rates, mut lags, mut violations) = (Vec::new(), Vec::new(), 0);
-        for _ in 0..config.repeats {
-            let run = run_once(writers, followers, 4, config.parallel_duration).await?;
+    ];
+    // Interleaved repeats, so that drift of the machine does not favour
+    // whichever kind ran first.
+    let mut results: Vec<(Vec<f64>, Vec<f64>, u64)> = kinds.iter().map(|_| (Vec::new(), Vec::new(), 0)).collect();
+    for _ in 0..config.repeats.max(1) + 2 {
+        for ((followers, _), (rates, lags, violations)) in kinds.iter().zip(results.iter_mut()) {
+            let run = run_once(writers, *followers, 4, config.parallel_duration).await?;
             rates.push(run.dispatches_per_second);
             lags.extend(run.lags);
-            violations += run.violations;
+            *violations += run.violations;
         }
-        let rate = median(&rates);
-        if followers == Followers::None {
-            baseline = rate;
-        }
+    }
+    let baseline = median(&results[0].0);
+    for ((_, label), (rates, lags, violations)) in kinds.iter().zip(&results) {
+        let rate = median(rates);
         let lag = |p| {
             if lags.is_empty() {
                 "-".to_owned()
             } else {
-                format!("{:.1}", percentile_of(&lags, p))
+                format!("{:.1}", percentile_of(lags, p))
             }
         };
         report.row(&[
-            label.to_owned(),
+            (*label).to_owned(),
             format!("{rate:.0}"),
             format!("{:.2}", rate / baseline.max(f64::EPSILON)),
             lag(50.0),
