@@ -30,6 +30,78 @@ use serde::{Deserialize, Serialize};
 #[path = "../support.rs"]
 mod support;
 
+#[path = "../read_model.rs"]
+mod read_model;
+
+/// The accounts' balances as a durable projection: the same fold as the
+/// `balances` view, kept in a table next to the events.
+struct Balances;
+
+impl read_model::Counters for Balances {
+    type Event = Event;
+    fn name(&self) -> &'static str {
+        "balances"
+    }
+    fn query(&self) -> Query {
+        bank_query()
+    }
+    fn changes(&self, recorded: &Recorded<Event>) -> Vec<(i64, i64)> {
+        touched(&recorded.event)
+            .into_iter()
+            .map(|account| (i64::from(account), recorded.event.balance_change(account)))
+            .collect()
+    }
+}
+
+/// A notice the bank sends for every large transfer: an effect value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct LargeTransferNotice {
+    from: u32,
+    to: u32,
+    amount: i64,
+}
+
+/// Transfers of at least this much call for a notice.
+const LARGE: i64 = 100;
+
+fn large_transfers() -> impl factos::Reactor<Event = Event, Effect = LargeTransferNotice> {
+    factos::reactor(|recorded: &Recorded<Event>| match recorded.event {
+        Event::Transferred { from, to, amount, .. } if amount >= LARGE => {
+            vec![LargeTransferNotice { from, to, amount }]
+        }
+        _ => Vec::new(),
+    })
+}
+
+/// Sends (prints) every large-transfer notice not sent yet, each once per
+/// idempotency key; returns how many it sent.
+async fn send_notices<S>(store: &S, sent: &mut std::collections::BTreeSet<factos::EffectKey>) -> anyhow::Result<usize>
+where
+    S: factos::Follow + factos::Checkpoints + Sync,
+{
+    let runner = factos_effects::EffectRunner::new(
+        store,
+        "large-transfer-notices",
+        bank_query(),
+        large_transfers(),
+        JsonCodec::new(),
+    );
+    let report = runner
+        .run_available(|key, notice: LargeTransferNotice| {
+            // The mail system would drop a key it has seen; this one prints
+            // each key once.
+            if sent.insert(key) {
+                println!(
+                    "notice {key}: {} moved {} to account {}",
+                    notice.from, notice.amount, notice.to
+                );
+            }
+            async { Ok::<(), std::convert::Infallible>(()) }
+        })
+        .await?;
+    Ok(report.delivered)
+}
+
 /// The events, stored as internally tagged JSON: `{"type": "Withdrawn", "account": 1, …}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type")]
@@ -384,25 +456,32 @@ fn stream(account: u32) -> anyhow::Result<StreamId> {
 /// Balances of every account, folded from the whole log: the read side.
 fn balances() -> impl View<State = BTreeMap<u32, i64>, Event = Event> {
     view(BTreeMap::new(), |mut balances: BTreeMap<u32, i64>, event: &Event| {
-        let accounts = match *event {
-            Event::AccountOpened { account, .. }
-            | Event::Deposited { account, .. }
-            | Event::Withdrawn { account, .. } => vec![account],
-            Event::Transferred { from, to, .. } => vec![from, to],
-        };
-        for account in accounts {
+        for account in touched(event) {
             *balances.entry(account).or_default() += event.balance_change(account);
         }
         balances
     })
 }
 
+/// Every bank event.
+fn bank_query() -> Query {
+    let types = ["AccountOpened", "Deposited", "Withdrawn", "Transferred"]
+        .map(|t| factos::EventType::new(t).unwrap_or_else(|e| panic!("a constant event type: {e}")));
+    Query::from(QueryItem::types(types))
+}
+
+/// The accounts an event changes.
+fn touched(event: &Event) -> Vec<u32> {
+    match *event {
+        Event::AccountOpened { account, .. } | Event::Deposited { account, .. } | Event::Withdrawn { account, .. } => {
+            vec![account]
+        }
+        Event::Transferred { from, to, .. } => vec![from, to],
+    }
+}
+
 async fn balances_from_log<S: EventStore>(store: &S) -> anyhow::Result<BTreeMap<u32, i64>> {
-    let bank_events = ["AccountOpened", "Deposited", "Withdrawn", "Transferred"];
-    let query = Query::from(QueryItem::types(
-        bank_events.iter().map(|t| t.parse()).collect::<Result<Vec<_>, _>>()?,
-    ));
-    let stored = store.read(&query, ReadOptions::forwards()).await?;
+    let stored = store.read(&bank_query(), ReadOptions::forwards()).await?;
     let codec = JsonCodec::<Event>::new();
     let events = stored
         .iter()
@@ -425,10 +504,40 @@ mod logging;
 async fn main() -> anyhow::Result<()> {
     logging::init_tracing();
     let args = Args::parse();
-    match args.store.open("bank").await? {
-        support::Store::Sqlite(store, _scratch) => demo(&store, Dialect::Sqlite).await,
-        support::Store::Postgres(store) => demo(&store, Dialect::Postgres).await,
+    let opened = args.store.open("bank").await?;
+    let mut sent = std::collections::BTreeSet::new();
+    match &opened {
+        support::Store::Sqlite(store, _scratch) => {
+            demo(store, Dialect::Sqlite).await?;
+            notices_once(store, &mut sent).await?;
+        }
+        support::Store::Postgres(store) => {
+            demo(store, Dialect::Postgres).await?;
+            notices_once(store, &mut sent).await?;
+        }
     }
+    let projected = read_model::catch_up(&opened, Balances, JsonCodec::new()).await?;
+    println!("balances, durable projection: {projected:?}");
+    let from_log = match &opened {
+        support::Store::Sqlite(store, _) => balances_from_log(store).await?,
+        support::Store::Postgres(store) => balances_from_log(store).await?,
+    };
+    let from_log: BTreeMap<i64, i64> = from_log.into_iter().map(|(a, b)| (i64::from(a), b)).collect();
+    anyhow::ensure!(projected == from_log, "the projection must agree with the log");
+    Ok(())
+}
+
+/// Sends the large-transfer notices, then runs the runner again to show
+/// that nothing is sent twice.
+async fn notices_once<S>(store: &S, sent: &mut std::collections::BTreeSet<factos::EffectKey>) -> anyhow::Result<()>
+where
+    S: factos::Follow + factos::Checkpoints + Sync,
+{
+    let first = send_notices(store, sent).await?;
+    let again = send_notices(store, sent).await?;
+    println!("large-transfer notices: {first} sent, {again} on a second run");
+    anyhow::ensure!(again == 0, "a second run must send nothing");
+    Ok(())
 }
 
 async fn demo<S: EventStore + Sync>(store: &S, dialect: Dialect) -> anyhow::Result<()> {

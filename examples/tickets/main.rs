@@ -139,6 +139,27 @@ async fn sell_out<S: SharedStore>(store: S, buyers: u32, capacity: u32) -> anyho
 #[path = "../support.rs"]
 mod support;
 
+#[path = "../read_model.rs"]
+mod read_model;
+
+/// The live sales board: tickets sold per concert, a durable projection
+/// into a table next to the events.
+struct SalesBoard;
+
+impl read_model::Counters for SalesBoard {
+    type Event = TicketSold;
+    fn name(&self) -> &'static str {
+        "sales_board"
+    }
+    fn query(&self) -> Query {
+        let sold = factos::EventType::new("TicketSold").unwrap_or_else(|e| panic!("a constant event type: {e}"));
+        Query::from(QueryItem::types([sold]))
+    }
+    fn changes(&self, sale: &factos::Recorded<TicketSold>) -> Vec<(i64, i64)> {
+        vec![(i64::from(sale.event.concert), 1)]
+    }
+}
+
 #[derive(Debug, Parser)]
 #[command(about = "Concurrent buyers race for the tickets of one concert; it is never oversold.")]
 struct Args {
@@ -160,13 +181,22 @@ mod logging;
 async fn main() -> anyhow::Result<()> {
     logging::init_tracing();
     let args = Args::parse();
-    match args.store.open("tickets").await? {
-        support::Store::Sqlite(store, _scratch) => demo(store, &args).await,
-        support::Store::Postgres(store) => demo(store, &args).await,
-    }
+    let opened = args.store.open("tickets").await?;
+    let sold = match &opened {
+        support::Store::Sqlite(store, _scratch) => demo(store.clone(), &args).await?,
+        support::Store::Postgres(store) => demo(store.clone(), &args).await?,
+    };
+    let board = read_model::catch_up(&opened, SalesBoard, JsonCodec::new()).await?;
+    println!("sales board:          {board:?} (a durable projection)");
+    anyhow::ensure!(
+        board.get(&1).copied().unwrap_or(0) == sold as i64,
+        "the sales board must equal the accepted sales"
+    );
+    Ok(())
 }
 
-async fn demo<S: SharedStore>(store: S, args: &Args) -> anyhow::Result<()> {
+/// Runs the race and prints what happened; returns how many were sold.
+async fn demo<S: SharedStore>(store: S, args: &Args) -> anyhow::Result<usize> {
     println!("{} buyers race for {} tickets", args.buyers, args.capacity);
     let report = sell_out(store.clone(), args.buyers, args.capacity).await?;
     let (query, _) = concert_boundary(1)?;
@@ -200,7 +230,7 @@ async fn demo<S: SharedStore>(store: S, args: &Args) -> anyhow::Result<()> {
         "=> {} sold, {} refused as sold out, {} tickets: nothing oversold",
         report.sold, report.sold_out, args.capacity
     );
-    Ok(())
+    Ok(report.sold)
 }
 
 #[cfg(test)]
@@ -231,6 +261,26 @@ mod tests {
         let dir = tempfile::tempdir()?;
         let report = sell_out(fresh_store(&dir).await?, 8, 100).await?;
         assert_eq!((report.sold, report.sold_out), (8, 0));
+        Ok(())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_sales_board_equals_the_accepted_sales_on_both_backends() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let sqlite = fresh_store(&dir).await?;
+        let (config, _) = factos_test_postgres::Cluster::shared()?.fresh_schema().await?;
+        let postgres = factos_postgres::PgStore::connect_with(config, factos_postgres::PoolOptions::new(40))?;
+        postgres.migrate().await?;
+        let sold_sqlite = sell_out(sqlite.clone(), 20, 7).await?.sold;
+        let sold_postgres = sell_out(postgres.clone(), 20, 7).await?.sold;
+        for (store, sold) in [
+            (support::Store::Sqlite(sqlite, None), sold_sqlite),
+            (support::Store::Postgres(postgres), sold_postgres),
+        ] {
+            let board = read_model::catch_up(&store, SalesBoard, JsonCodec::new()).await?;
+            assert_eq!(board, std::collections::BTreeMap::from([(1, sold as i64)]));
+            assert_eq!(sold, 7);
+        }
         Ok(())
     }
 

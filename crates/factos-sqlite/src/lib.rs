@@ -77,4 +77,6 @@ mod store;
 pub use error::SqliteError;
 pub use pool::{SqliteOptions, Synchronous};
 pub use projection::{SqliteProjection, SqliteProjector};
+/// The driver, re-exported for [`SqliteProjection::apply`]'s transaction.
+pub use rusqlite;
 pub use store::{SqliteDecision, SqliteStore};

@@ -99,6 +99,14 @@ impl Pool {
         Ok((pool, first))
     }
 
+    /// The database file, if it is one.
+    pub(crate) fn path(&self) -> Option<&std::path::Path> {
+        match &self.target {
+            Target::File(path) => Some(path),
+            Target::Memory => None,
+        }
+    }
+
     /// The options the pool was opened with.
     pub(crate) fn options(&self) -> &SqliteOptions {
         &self.options

@@ -129,6 +129,11 @@ impl SqliteStore {
         }
     }
 
+    /// The database file; `None` for an in-memory database.
+    pub fn path(&self) -> Option<&std::path::Path> {
+        self.shared.pool.path()
+    }
+
     /// Creates or upgrades the schema to [`schema::SCHEMA_VERSION`]
     /// (idempotent; safe to run from several processes at once).
     ///
