@@ -18,6 +18,52 @@ use crate::store::PgStore;
 /// inside one transaction on the store's pool that also reads and moves the
 /// projection's checkpoint, so after any crash the read model and the
 /// checkpoint agree: each event changes the read model exactly once.
+///
+/// ```
+/// use factos::{BoxError, Delivered, Dispatcher, ExpectedRevision, JsonCodec, JsonEvent, Query, StreamId};
+/// use factos_postgres::tokio_postgres::Transaction;
+/// use factos_postgres::{PgProjection, PgProjector, PgStore};
+///
+/// #[derive(Debug, serde::Serialize, serde::Deserialize)]
+/// struct Sold { seat: u32 }
+/// impl JsonEvent for Sold {
+///     fn event_type(&self) -> &'static str { "Sold" }
+///     fn tags(&self) -> Vec<String> { Vec::new() }
+/// }
+///
+/// /// Which seats were sold, one row each.
+/// struct SeatsSold;
+/// impl PgProjection for SeatsSold {
+///     type Event = Sold;
+///     fn name(&self) -> &str { "seats_sold" }
+///     fn query(&self) -> Query { Query::all() }
+///     async fn apply(&mut self, tx: &Transaction<'_>, events: &[Delivered<Sold>]) -> Result<(), BoxError> {
+///         tx.batch_execute("CREATE TABLE IF NOT EXISTS seats_sold (seat bigint PRIMARY KEY)").await?;
+///         for sold in events {
+///             tx.execute("INSERT INTO seats_sold VALUES ($1)", &[&i64::from(sold.record.event.seat)]).await?;
+///         }
+///         Ok(())
+///     }
+///     async fn reset(&mut self, tx: &Transaction<'_>) -> Result<(), BoxError> {
+///         tx.batch_execute("DROP TABLE IF EXISTS seats_sold").await?;
+///         Ok(())
+///     }
+/// }
+///
+/// # tokio::runtime::Runtime::new()?.block_on(async {
+/// # let url = factos_test_postgres::Cluster::shared()?.connection_string();
+/// let store = PgStore::connect(url.as_str())?.with_schema("projection_example")?;
+/// store.migrate().await?;
+/// let sales = (1..=3).map(|seat| Sold { seat }).collect();
+/// Dispatcher::new(&store, JsonCodec::new()).append(&StreamId::new("show")?, sales, ExpectedRevision::Any, None).await?;
+///
+/// let mut projector = PgProjector::new(&store, SeatsSold, JsonCodec::new());
+/// assert_eq!(projector.catch_up().await?, 3);
+/// assert_eq!(projector.rebuild().await?, 3); // empties the table, replays from the first event
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # })?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub trait PgProjection: Send {
     /// The events it folds.
     type Event: Send + Sync;

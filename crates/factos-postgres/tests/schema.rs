@@ -99,3 +99,41 @@ fn a_schema_name_postgres_would_not_take_is_refused() -> TestResult {
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn a_schema_of_the_first_version_upgrades_and_keeps_its_events() -> TestResult {
+    use factos::{Checkpoints, Follow, Subscription};
+    let (config, _) = Cluster::shared()?.fresh_schema().await?;
+    let store = PgStore::connect_with(config, PoolOptions::new(4))?;
+    {
+        let client = store.pool().get().await?;
+        client.batch_execute(include_str!("fixtures/schema_v1.sql")).await?;
+        client.batch_execute(include_str!("fixtures/v1_events.sql")).await?;
+    }
+    let refused = store.read(&Query::all(), ReadOptions::forwards()).await;
+    assert!(
+        matches!(&refused, Err(factos::StoreError::Backend(e)) if matches!(e.downcast_ref::<PgError>(), Some(PgError::NotMigrated { found: 1, .. }))),
+        "{refused:?}"
+    );
+    store.migrate().await?;
+    let events = store.read(&Query::all(), ReadOptions::forwards()).await?;
+    assert_eq!(events.len(), 2);
+    assert_eq!(events[1].metadata.get("by"), Some("box office"));
+    let mut subscription = Subscription::new(&store, Query::all(), None);
+    let followed = subscription.catch_up().await?;
+    assert_eq!(
+        followed.iter().map(|d| d.record.id).collect::<Vec<_>>(),
+        events.iter().map(|e| e.id).collect::<Vec<_>>()
+    );
+    // New events follow the old ones.
+    let event = NewEvent::new(EventId::random(), EventType::new("E")?, b"new".to_vec());
+    store
+        .append(AppendRequest::new(StreamId::new("s")?, vec![event]))
+        .await?;
+    let newer = store.read_after(&Query::all(), subscription.cursor(), 10).await?;
+    assert_eq!(newer.events.len(), 1);
+    let end = newer.end.ok_or("the new event is followable")?;
+    store.save_checkpoint("upgraded", end).await?;
+    assert_eq!(store.load_checkpoint("upgraded").await?, Some(end));
+    Ok(())
+}

@@ -17,6 +17,51 @@ use crate::store::SqliteStore;
 /// each batch inside one `BEGIN IMMEDIATE` transaction that also reads and
 /// moves the projection's checkpoint, so after any crash the read model and
 /// the checkpoint agree: each event changes the read model exactly once.
+///
+/// ```
+/// use factos::{BoxError, Delivered, Dispatcher, ExpectedRevision, JsonCodec, JsonEvent, Query, StreamId};
+/// use factos_sqlite::rusqlite::Transaction;
+/// use factos_sqlite::{SqliteProjection, SqliteProjector, SqliteStore};
+///
+/// #[derive(Debug, serde::Serialize, serde::Deserialize)]
+/// struct Sold { seat: u32 }
+/// impl JsonEvent for Sold {
+///     fn event_type(&self) -> &'static str { "Sold" }
+///     fn tags(&self) -> Vec<String> { Vec::new() }
+/// }
+///
+/// /// How many seats were sold, in a table of its own.
+/// struct SeatsSold;
+/// impl SqliteProjection for SeatsSold {
+///     type Event = Sold;
+///     fn name(&self) -> &str { "seats_sold" }
+///     fn query(&self) -> Query { Query::all() }
+///     fn apply(&mut self, tx: &Transaction<'_>, events: &[Delivered<Sold>]) -> Result<(), BoxError> {
+///         tx.execute("CREATE TABLE IF NOT EXISTS seats_sold (n INTEGER NOT NULL)", [])?;
+///         tx.execute("INSERT INTO seats_sold SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM seats_sold)", [])?;
+///         tx.execute("UPDATE seats_sold SET n = n + ?1", [events.len() as i64])?;
+///         Ok(())
+///     }
+///     fn reset(&mut self, tx: &Transaction<'_>) -> Result<(), BoxError> {
+///         tx.execute("DROP TABLE IF EXISTS seats_sold", [])?;
+///         Ok(())
+///     }
+/// }
+///
+/// # tokio::runtime::Runtime::new()?.block_on(async {
+/// let dir = tempfile::tempdir()?;
+/// let store = SqliteStore::open(dir.path().join("events.db"))?;
+/// store.migrate().await?;
+/// let sales = (1..=3).map(|seat| Sold { seat }).collect();
+/// Dispatcher::new(&store, JsonCodec::new()).append(&StreamId::new("show")?, sales, ExpectedRevision::Any, None).await?;
+///
+/// let mut projector = SqliteProjector::new(&store, SeatsSold, JsonCodec::new());
+/// assert_eq!(projector.catch_up().await?, 3);
+/// assert_eq!(projector.catch_up().await?, 0); // the checkpoint moved with the table
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # })?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub trait SqliteProjection: Send + 'static {
     /// The events it folds.
     type Event;

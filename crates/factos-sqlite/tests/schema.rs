@@ -72,3 +72,40 @@ async fn in_memory_store_works_without_a_file() -> TestResult {
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn a_database_of_the_first_schema_upgrades_and_keeps_its_events() -> TestResult {
+    use factos::{Checkpoints, Subscription};
+    let dir = tempfile::tempdir()?;
+    let db = dir.path().join("events.db");
+    let conn = rusqlite::Connection::open(&db)?;
+    conn.execute_batch(include_str!("fixtures/schema_v1.sql"))?;
+    conn.execute_batch(include_str!("fixtures/v1_events.sql"))?;
+    drop(conn);
+
+    let store = SqliteStore::open(&db)?;
+    match store.read(&Query::all(), ReadOptions::forwards()).await {
+        Err(StoreError::Backend(source)) => {
+            assert!(matches!(
+                source.downcast_ref::<SqliteError>(),
+                Some(SqliteError::NotMigrated)
+            ));
+        }
+        other => panic!("an old schema must be migrated first, got {other:?}"),
+    }
+    store.migrate().await?;
+    assert_eq!(user_version(&db)?, SCHEMA_VERSION);
+    let events = store.read(&Query::all(), ReadOptions::forwards()).await?;
+    assert_eq!(events.len(), 2);
+    assert_eq!(events[1].metadata.get("by"), Some("box office"));
+    let mut subscription = Subscription::new(&store, Query::all(), None);
+    let followed = subscription.catch_up().await?;
+    assert_eq!(
+        followed.iter().map(|d| d.record.id).collect::<Vec<_>>(),
+        events.iter().map(|e| e.id).collect::<Vec<_>>()
+    );
+    let end = subscription.cursor().ok_or("the old events are followable")?;
+    store.save_checkpoint("upgraded", end).await?;
+    assert_eq!(store.load_checkpoint("upgraded").await?, Some(end));
+    Ok(())
+}
