@@ -119,8 +119,15 @@ async fn a_schema_of_the_first_version_upgrades_and_keeps_its_events() -> TestRe
     let events = store.read(&Query::all(), ReadOptions::forwards()).await?;
     assert_eq!(events.len(), 2);
     assert_eq!(events[1].metadata.get("by"), Some("box office"));
+    // Other tests' transactions on this cluster can hold the followers'
+    // horizon back for a moment: read until the expected events are there.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     let mut subscription = Subscription::new(&store, Query::all(), None);
-    let followed = subscription.catch_up().await?;
+    let mut followed = Vec::new();
+    while followed.len() < 2 && std::time::Instant::now() < deadline {
+        followed.extend(subscription.catch_up().await?);
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
     assert_eq!(
         followed.iter().map(|d| d.record.id).collect::<Vec<_>>(),
         events.iter().map(|e| e.id).collect::<Vec<_>>()
@@ -130,7 +137,11 @@ async fn a_schema_of_the_first_version_upgrades_and_keeps_its_events() -> TestRe
     store
         .append(AppendRequest::new(StreamId::new("s")?, vec![event]))
         .await?;
-    let newer = store.read_after(&Query::all(), subscription.cursor(), 10).await?;
+    let mut newer = store.read_after(&Query::all(), subscription.cursor(), 10).await?;
+    while newer.events.is_empty() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        newer = store.read_after(&Query::all(), subscription.cursor(), 10).await?;
+    }
     assert_eq!(newer.events.len(), 1);
     let end = newer.end.ok_or("the new event is followable")?;
     store.save_checkpoint("upgraded", end).await?;

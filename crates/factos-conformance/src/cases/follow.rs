@@ -84,8 +84,20 @@ where
                 tokio::task::yield_now().await;
             }
             if writers_done {
-                delivered.extend(subscription.catch_up().await?);
-                return Ok::<_, factos::StoreError>(delivered);
+                // Everything is committed; a store may still hold some back
+                // for a while (PostgreSQL's horizon waits for every older
+                // transaction in the cluster, other tests' included), so
+                // keep catching up until the count is reached, for at most
+                // 20 s; exactness is checked below.
+                let expected = store.read(&query, ReadOptions::forwards()).await?.len();
+                let deadline = std::time::Instant::now() + Duration::from_secs(20);
+                loop {
+                    delivered.extend(subscription.catch_up().await?);
+                    if delivered.len() >= expected || std::time::Instant::now() > deadline {
+                        return Ok::<_, factos::StoreError>(delivered);
+                    }
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
             }
         }
     };
@@ -177,7 +189,13 @@ where
     let others = (0..5).map(|_| event(&mut rng, "B", &[], b"")).collect();
     store.append(AppendRequest::new(stream("s"), others)).await?;
     let narrow = Query::from(factos::QueryItem::types([crate::fixtures::ty("A")]));
-    let batch = store.read_after(&narrow, None, 100).await?;
+    // A store may hold new events back for a while (see above).
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let mut batch = store.read_after(&narrow, None, 100).await?;
+    while batch.examined < 5 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        batch = store.read_after(&narrow, None, 100).await?;
+    }
     assert!(batch.events.is_empty());
     let end = batch.end.ok_or("five events were there to examine")?;
     let newest = store.read(&Query::all(), ReadOptions::backwards().limit(1)).await?;
