@@ -170,6 +170,24 @@ pub(crate) async fn read_after<C: GenericClient + Sync>(
 }
 
 impl PgStore {
+    /// How long the oldest transaction still running in the cluster that
+    /// holds a transaction id has been open: followers lag behind it (they
+    /// cannot read past it), so this is the lag to watch and alert on.
+    /// `None` when no such transaction runs.
+    ///
+    /// It reads `pg_stat_activity`; a role without `pg_read_all_stats`
+    /// sees only its own sessions' times.
+    ///
+    /// # Errors
+    ///
+    /// [`PgError::Postgres`] when the view cannot be read.
+    pub async fn horizon_age(&self) -> Result<Option<Duration>, PgError> {
+        let client = crate::session::get(self.pool()).await?;
+        let row = client.query_typed(include_str!("sql/horizon_age.sql"), &[]).await?;
+        let seconds: Option<f64> = row.first().map(|r| r.try_get(0)).transpose()?.flatten();
+        Ok(seconds.map(|s| Duration::from_secs_f64(s.max(0.0))))
+    }
+
     /// Records a commit of this store: wakes this process's followers at
     /// once and asks the notifier to tell other processes'.
     pub(crate) fn committed(&self) {

@@ -143,3 +143,20 @@ async fn many_writers_with_random_delays_are_each_delivered_exactly_once_in_stre
     }
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_horizon_age_shows_how_long_an_open_writer_holds_followers_back() -> TestResult {
+    let store = fresh_store().await?;
+    let mut client = store.pool().get().await?;
+    let transaction = client.transaction().await?;
+    store
+        .in_transaction(&transaction)
+        .await?
+        .append(AppendRequest::new(StreamId::new("held")?, vec![event("held")?]))
+        .await?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let age = store.horizon_age().await?.ok_or("a writer is open")?;
+    assert!(age >= Duration::from_millis(300), "{age:?}");
+    transaction.rollback().await?;
+    Ok(())
+}
