@@ -30,6 +30,7 @@ pub mod cases;
 mod fixtures;
 mod interleave;
 pub mod property;
+pub mod tally;
 pub mod tickets;
 
 use std::future::Future;

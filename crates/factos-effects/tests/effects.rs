@@ -13,8 +13,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use factos::{
-    AppendRequest, Checkpoints, Codec, EffectKey, EventId, EventStore, EventType, Follow, MemoryStore, NewEvent, Query,
-    ReadOptions, Recorded, StoredEvent, StreamId, reactor,
+    AppendRequest, Checkpoints, EffectKey, EventId, EventStore, EventType, Follow, MemoryStore, NewEvent, Query,
+    ReadOptions, Recorded, StoredCodec, StoredEvent, StreamId, reactor,
 };
 use factos_effects::{EffectRunner, Retry};
 use factos_postgres::PgStore;
@@ -23,20 +23,6 @@ use factos_test_postgres::Cluster;
 use proptest::prelude::Rng;
 
 type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
-
-/// Stored events as they are.
-#[derive(Debug, Clone, Copy)]
-struct Raw;
-
-impl Codec<StoredEvent> for Raw {
-    type Error = std::convert::Infallible;
-    fn encode(&self, _: &StoredEvent) -> Result<NewEvent, Self::Error> {
-        unreachable!("the runner only reads")
-    }
-    fn decode(&self, stored: &StoredEvent) -> Result<StoredEvent, Self::Error> {
-        Ok(stored.clone())
-    }
-}
 
 /// One effect per event, two for events whose payload is `two`: the payload.
 fn effects() -> impl factos::Reactor<Event = StoredEvent, Effect = Vec<u8>> {
@@ -78,7 +64,7 @@ fn journal_line(journal: &Path, key: EffectKey) -> std::io::Result<()> {
 async fn a_failing_effect_is_retried_then_delivered() -> TestResult {
     let store = MemoryStore::new();
     append(&store, b"one").await?;
-    let runner = EffectRunner::new(&store, "retrying", Query::all(), effects(), Raw)
+    let runner = EffectRunner::new(&store, "retrying", Query::all(), effects(), StoredCodec)
         .with_retry(Retry::attempts(4).pauses(Duration::from_millis(1), Duration::from_millis(5)));
     let mut calls = 0;
     let report = runner
@@ -97,7 +83,7 @@ async fn an_effect_that_keeps_failing_is_parked_and_the_rest_go_on() -> TestResu
     let store = MemoryStore::new();
     append(&store, b"bad").await?;
     append(&store, b"good").await?;
-    let runner = EffectRunner::new(&store, "parking", Query::all(), effects(), Raw)
+    let runner = EffectRunner::new(&store, "parking", Query::all(), effects(), StoredCodec)
         .with_retry(Retry::attempts(3).pauses(Duration::from_millis(1), Duration::from_millis(2)));
     let mut delivered = Vec::new();
     let report = runner
@@ -132,7 +118,7 @@ async fn a_run_cut_short_before_its_checkpoint_hands_the_same_keys_again() -> Te
     for payload in [b"a".as_slice(), b"two", b"c"] {
         append(&store, payload).await?;
     }
-    let runner = EffectRunner::new(&store, "crashy", Query::all(), effects(), Raw);
+    let runner = EffectRunner::new(&store, "crashy", Query::all(), effects(), StoredCodec);
     let seen = Arc::new(Mutex::new(Vec::new()));
     // The first run is cut off (as by a crash) after handing over two
     // effects, before its checkpoint.
@@ -176,7 +162,7 @@ async fn deliver_forever<S>(store: &S, journal: &Path) -> TestResult
 where
     S: Follow + Checkpoints + Sync,
 {
-    let runner = EffectRunner::new(store, "journal", Query::all(), effects(), Raw).with_batch_size(4);
+    let runner = EffectRunner::new(store, "journal", Query::all(), effects(), StoredCodec).with_batch_size(4);
     runner
         .run(|key, _| {
             let written = journal_line(journal, key);
@@ -244,7 +230,7 @@ where
     }
     let by_children = std::fs::read_to_string(journal).unwrap_or_default().lines().count();
     assert!(by_children > 0, "the killed children must have delivered some effects");
-    let runner = EffectRunner::new(store, "journal", Query::all(), effects(), Raw);
+    let runner = EffectRunner::new(store, "journal", Query::all(), effects(), StoredCodec);
     runner
         .run_available(|key, _| {
             let written = journal_line(journal, key);

@@ -9,10 +9,8 @@ use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use factos::{
-    AppendRequest, BoxError, Codec, Delivered, EventId, EventStore, EventType, NewEvent, Query, ReadOptions,
-    StoredEvent, StreamId, Tag,
-};
+use factos::{AppendRequest, BoxError, Delivered, EventStore, Query, StoredCodec, StoredEvent, StreamId};
+use factos_conformance::tally::{append_tagged, tag_counts, tagged};
 use factos_postgres::{PgError, PgProjection, PgProjector, PgStore};
 use factos_test_postgres::Cluster;
 use proptest::prelude::Rng;
@@ -26,20 +24,6 @@ type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 /// transaction could hold it back for a moment; the tests of this file run
 /// one at a time.
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-/// Stored events as they are: the tally needs only tags.
-#[derive(Debug, Clone, Copy)]
-struct Raw;
-
-impl Codec<StoredEvent> for Raw {
-    type Error = std::convert::Infallible;
-    fn encode(&self, _: &StoredEvent) -> Result<NewEvent, Self::Error> {
-        unreachable!("the tally only reads")
-    }
-    fn decode(&self, stored: &StoredEvent) -> Result<StoredEvent, Self::Error> {
-        Ok(stored.clone())
-    }
-}
 
 /// Counts events per tag in a `tallies` table; fails on an event whose
 /// payload is `poison` when asked to.
@@ -99,32 +83,6 @@ async fn tallies(
     Ok(rows.iter().map(|row| (row.get(0), row.get(1))).collect())
 }
 
-async fn recompute(store: &PgStore) -> Result<BTreeMap<String, i64>, factos::StoreError> {
-    let mut counts = BTreeMap::new();
-    for event in store.read(&Query::all(), ReadOptions::forwards()).await? {
-        for tag in &event.tags {
-            *counts.entry(tag.to_string()).or_insert(0) += 1;
-        }
-    }
-    Ok(counts)
-}
-
-fn tagged(rng: &mut impl Rng, payload: &[u8]) -> Result<NewEvent, factos::InvalidName> {
-    let tags = (0..rng.random_range(1..=3)).map(|_| Tag::new(format!("t{}", rng.random_range(0..5))));
-    Ok(NewEvent::new(EventId::random(), EventType::new("E")?, payload.to_vec())
-        .with_tags(tags.collect::<Result<Vec<_>, _>>()?))
-}
-
-async fn append_some(store: &PgStore, rng: &mut impl Rng, count: usize) -> TestResult {
-    for _ in 0..count {
-        let events = (0..rng.random_range(1..=3))
-            .map(|_| tagged(rng, b"{}"))
-            .collect::<Result<_, _>>()?;
-        store.append(AppendRequest::new(StreamId::new("s")?, events)).await?;
-    }
-    Ok(())
-}
-
 /// A store in a schema of its own (reachable from child processes by name).
 async fn fresh_store(label: &str) -> Result<(PgStore, String), Box<dyn std::error::Error + Send + Sync>> {
     let schema = format!("projection_{label}_{}", std::process::id());
@@ -138,12 +96,12 @@ async fn a_new_projection_catches_up_and_a_rebuild_gives_the_same_read_model() -
     let _serial = ONE_AT_A_TIME.lock().await;
     let (store, schema) = fresh_store("catch_up").await?;
     let mut rng = factos_conformance::rng(1);
-    append_some(&store, &mut rng, 40).await?;
-    let mut projector = PgProjector::new(&store, Tally { fail_on_poison: false }, Raw).with_batch_size(7);
+    append_tagged(&store, &mut rng, 40).await?;
+    let mut projector = PgProjector::new(&store, Tally { fail_on_poison: false }, StoredCodec).with_batch_size(7);
     assert!(projector.catch_up().await? > 40);
-    append_some(&store, &mut rng, 10).await?;
+    append_tagged(&store, &mut rng, 10).await?;
     projector.catch_up().await?;
-    let expected = recompute(&store).await?;
+    let expected = tag_counts(&store).await?;
     assert_eq!(tallies(&store, &schema).await?, expected);
     assert_eq!(projector.catch_up().await?, 0, "nothing new");
     projector.rebuild().await?;
@@ -160,25 +118,25 @@ async fn a_failing_projection_stops_and_keeps_its_checkpoint_before_the_failing_
     let _serial = ONE_AT_A_TIME.lock().await;
     let (store, schema) = fresh_store("failing").await?;
     let mut rng = factos_conformance::rng(2);
-    append_some(&store, &mut rng, 5).await?;
-    let before_poison = recompute(&store).await?;
+    append_tagged(&store, &mut rng, 5).await?;
+    let before_poison = tag_counts(&store).await?;
     store
         .append(AppendRequest::new(
             StreamId::new("s")?,
-            vec![tagged(&mut rng, b"poison")?],
+            vec![tagged(&mut rng, b"poison")],
         ))
         .await?;
-    append_some(&store, &mut rng, 5).await?;
-    let mut failing = PgProjector::new(&store, Tally { fail_on_poison: true }, Raw).with_batch_size(1);
+    append_tagged(&store, &mut rng, 5).await?;
+    let mut failing = PgProjector::new(&store, Tally { fail_on_poison: true }, StoredCodec).with_batch_size(1);
     match failing.catch_up().await {
         Err(PgError::Projection { name, .. }) => assert_eq!(name, "tally"),
         other => return Err(format!("expected the projection's error, got {other:?}").into()),
     }
     assert_eq!(tallies(&store, &schema).await?, before_poison);
-    PgProjector::new(&store, Tally { fail_on_poison: false }, Raw)
+    PgProjector::new(&store, Tally { fail_on_poison: false }, StoredCodec)
         .catch_up()
         .await?;
-    assert_eq!(tallies(&store, &schema).await?, recompute(&store).await?);
+    assert_eq!(tallies(&store, &schema).await?, tag_counts(&store).await?);
     Ok(())
 }
 
@@ -190,13 +148,14 @@ async fn two_projectors_of_one_projection_never_both_apply_a_batch() -> TestResu
         let store = store.clone();
         tokio::spawn(async move {
             let mut rng = factos_conformance::rng(3);
-            append_some(&store, &mut rng, 60).await.map_err(|e| e.to_string())
+            append_tagged(&store, &mut rng, 60).await.map_err(|e| e.to_string())
         })
     };
     let projectors = (0..2).map(|_| {
         let store = store.clone();
         tokio::spawn(async move {
-            let mut projector = PgProjector::new(&store, Tally { fail_on_poison: false }, Raw).with_batch_size(3);
+            let mut projector =
+                PgProjector::new(&store, Tally { fail_on_poison: false }, StoredCodec).with_batch_size(3);
             for _ in 0..40 {
                 projector.catch_up().await.map_err(|e| e.to_string())?;
                 tokio::time::sleep(Duration::from_millis(2)).await;
@@ -208,10 +167,10 @@ async fn two_projectors_of_one_projection_never_both_apply_a_batch() -> TestResu
     for projector in futures::future::join_all(projectors).await {
         projector??;
     }
-    PgProjector::new(&store, Tally { fail_on_poison: false }, Raw)
+    PgProjector::new(&store, Tally { fail_on_poison: false }, StoredCodec)
         .catch_up()
         .await?;
-    assert_eq!(tallies(&store, &schema).await?, recompute(&store).await?);
+    assert_eq!(tallies(&store, &schema).await?, tag_counts(&store).await?);
     Ok(())
 }
 
@@ -225,7 +184,7 @@ fn child_process() -> TestResult {
     };
     tokio::runtime::Runtime::new()?.block_on(async {
         let store = PgStore::connect(url)?.with_schema(&schema)?;
-        let mut projector = PgProjector::new(&store, Tally { fail_on_poison: false }, Raw).with_batch_size(5);
+        let mut projector = PgProjector::new(&store, Tally { fail_on_poison: false }, StoredCodec).with_batch_size(5);
         projector.run().await?;
         Ok(())
     })
@@ -252,15 +211,15 @@ async fn a_projection_killed_at_random_moments_agrees_with_a_full_recompute() ->
             .stdout(Stdio::null())
             .spawn()?;
         let count = rng.random_range(1..8);
-        append_some(&store, &mut rng, count).await?;
+        append_tagged(&store, &mut rng, count).await?;
         tokio::time::sleep(Duration::from_millis(rng.random_range(20..150))).await;
         child.kill()?;
         let status = child.wait()?;
         assert!(!status.success(), "round {round}: the child must have been killed");
     }
-    PgProjector::new(&store, Tally { fail_on_poison: false }, Raw)
+    PgProjector::new(&store, Tally { fail_on_poison: false }, StoredCodec)
         .catch_up()
         .await?;
-    assert_eq!(tallies(&store, &schema).await?, recompute(&store).await?);
+    assert_eq!(tallies(&store, &schema).await?, tag_counts(&store).await?);
     Ok(())
 }

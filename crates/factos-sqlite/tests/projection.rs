@@ -10,29 +10,13 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use factos::{
-    AppendRequest, BoxError, Codec, Delivered, EventId, EventStore, EventType, NewEvent, Query, ReadOptions,
-    StoredEvent, StreamId, Tag,
-};
+use factos::{AppendRequest, BoxError, Delivered, EventStore, Query, StoredCodec, StoredEvent, StreamId};
+use factos_conformance::tally::{append_tagged, tag_counts, tagged};
 use factos_sqlite::{SqliteError, SqliteProjection, SqliteProjector, SqliteStore};
 use proptest::prelude::Rng;
 use rusqlite::Transaction;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
-
-/// Stored events as they are: the tally needs only tags.
-#[derive(Debug, Clone, Copy)]
-struct Raw;
-
-impl Codec<StoredEvent> for Raw {
-    type Error = std::convert::Infallible;
-    fn encode(&self, _: &StoredEvent) -> Result<NewEvent, Self::Error> {
-        unreachable!("the tally only reads")
-    }
-    fn decode(&self, stored: &StoredEvent) -> Result<StoredEvent, Self::Error> {
-        Ok(stored.clone())
-    }
-}
 
 /// Counts events per tag in a `tallies` table; fails on an event whose
 /// payload is `fail` when asked to.
@@ -87,32 +71,6 @@ fn tallies(db: &Path) -> rusqlite::Result<BTreeMap<String, i64>> {
     rows.collect()
 }
 
-async fn recompute(store: &SqliteStore) -> Result<BTreeMap<String, i64>, factos::StoreError> {
-    let mut counts = BTreeMap::new();
-    for event in store.read(&Query::all(), ReadOptions::forwards()).await? {
-        for tag in &event.tags {
-            *counts.entry(tag.to_string()).or_insert(0) += 1;
-        }
-    }
-    Ok(counts)
-}
-
-fn tagged(rng: &mut impl Rng, payload: &[u8]) -> Result<NewEvent, factos::InvalidName> {
-    let tags = (0..rng.random_range(1..=3)).map(|_| Tag::new(format!("t{}", rng.random_range(0..5))));
-    Ok(NewEvent::new(EventId::random(), EventType::new("E")?, payload.to_vec())
-        .with_tags(tags.collect::<Result<Vec<_>, _>>()?))
-}
-
-async fn append_some(store: &SqliteStore, rng: &mut impl Rng, count: usize) -> TestResult {
-    for _ in 0..count {
-        let events = (0..rng.random_range(1..=3))
-            .map(|_| tagged(rng, b"{}"))
-            .collect::<Result<_, _>>()?;
-        store.append(AppendRequest::new(StreamId::new("s")?, events)).await?;
-    }
-    Ok(())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_projection_catches_up_and_a_rebuild_gives_the_same_read_model() -> TestResult {
     let dir = tempfile::tempdir()?;
@@ -120,12 +78,12 @@ async fn a_new_projection_catches_up_and_a_rebuild_gives_the_same_read_model() -
     let store = SqliteStore::open(&db)?;
     store.migrate().await?;
     let mut rng = factos_conformance::rng(1);
-    append_some(&store, &mut rng, 40).await?;
-    let mut projector = SqliteProjector::new(&store, Tally { fail_on_poison: false }, Raw).with_batch_size(7);
+    append_tagged(&store, &mut rng, 40).await?;
+    let mut projector = SqliteProjector::new(&store, Tally { fail_on_poison: false }, StoredCodec).with_batch_size(7);
     assert!(projector.catch_up().await? > 40);
-    append_some(&store, &mut rng, 10).await?;
+    append_tagged(&store, &mut rng, 10).await?;
     projector.catch_up().await?;
-    let expected = recompute(&store).await?;
+    let expected = tag_counts(&store).await?;
     assert_eq!(tallies(&db)?, expected);
     assert_eq!(projector.catch_up().await?, 0, "nothing new");
     projector.rebuild().await?;
@@ -140,15 +98,15 @@ async fn a_failing_projection_stops_and_keeps_its_checkpoint_before_the_failing_
     let store = SqliteStore::open(&db)?;
     store.migrate().await?;
     let mut rng = factos_conformance::rng(2);
-    append_some(&store, &mut rng, 5).await?;
-    let before_poison = recompute(&store).await?;
-    let poison = tagged(&mut rng, b"poison")?;
+    append_tagged(&store, &mut rng, 5).await?;
+    let before_poison = tag_counts(&store).await?;
+    let poison = tagged(&mut rng, b"poison");
     store
         .append(AppendRequest::new(StreamId::new("s")?, vec![poison]))
         .await?;
-    append_some(&store, &mut rng, 5).await?;
+    append_tagged(&store, &mut rng, 5).await?;
 
-    let mut failing = SqliteProjector::new(&store, Tally { fail_on_poison: true }, Raw).with_batch_size(1);
+    let mut failing = SqliteProjector::new(&store, Tally { fail_on_poison: true }, StoredCodec).with_batch_size(1);
     match failing.catch_up().await {
         Err(SqliteError::Projection { name, .. }) => assert_eq!(name, "tally"),
         other => panic!("expected the projection's error, got {other:?}"),
@@ -159,9 +117,9 @@ async fn a_failing_projection_stops_and_keeps_its_checkpoint_before_the_failing_
         "everything before the poison, nothing after"
     );
     // Fixed, it goes on from its checkpoint.
-    let mut fixed = SqliteProjector::new(&store, Tally { fail_on_poison: false }, Raw);
+    let mut fixed = SqliteProjector::new(&store, Tally { fail_on_poison: false }, StoredCodec);
     fixed.catch_up().await?;
-    assert_eq!(tallies(&db)?, recompute(&store).await?);
+    assert_eq!(tallies(&db)?, tag_counts(&store).await?);
     Ok(())
 }
 
@@ -175,7 +133,7 @@ async fn two_projectors_of_one_projection_never_both_apply_a_batch() -> TestResu
         let store = store.clone();
         tokio::spawn(async move {
             let mut rng = factos_conformance::rng(3);
-            append_some(&store, &mut rng, 60).await.map_err(|e| e.to_string())
+            append_tagged(&store, &mut rng, 60).await.map_err(|e| e.to_string())
         })
     };
     // Two stores on one file: as two processes would be.
@@ -183,7 +141,8 @@ async fn two_projectors_of_one_projection_never_both_apply_a_batch() -> TestResu
         let db = db.clone();
         tokio::spawn(async move {
             let store = SqliteStore::open(&db).map_err(|e| e.to_string())?;
-            let mut projector = SqliteProjector::new(&store, Tally { fail_on_poison: false }, Raw).with_batch_size(3);
+            let mut projector =
+                SqliteProjector::new(&store, Tally { fail_on_poison: false }, StoredCodec).with_batch_size(3);
             for _ in 0..40 {
                 projector.catch_up().await.map_err(|e| e.to_string())?;
                 tokio::time::sleep(Duration::from_millis(2)).await;
@@ -195,10 +154,10 @@ async fn two_projectors_of_one_projection_never_both_apply_a_batch() -> TestResu
     for projector in futures::future::join_all(projectors).await {
         projector??;
     }
-    SqliteProjector::new(&store, Tally { fail_on_poison: false }, Raw)
+    SqliteProjector::new(&store, Tally { fail_on_poison: false }, StoredCodec)
         .catch_up()
         .await?;
-    assert_eq!(tallies(&db)?, recompute(&store).await?);
+    assert_eq!(tallies(&db)?, tag_counts(&store).await?);
     Ok(())
 }
 
@@ -212,7 +171,8 @@ fn child_process() -> TestResult {
     };
     tokio::runtime::Runtime::new()?.block_on(async {
         let store = SqliteStore::open(&db)?;
-        let mut projector = SqliteProjector::new(&store, Tally { fail_on_poison: false }, Raw).with_batch_size(5);
+        let mut projector =
+            SqliteProjector::new(&store, Tally { fail_on_poison: false }, StoredCodec).with_batch_size(5);
         projector.run().await?;
         Ok(())
     })
@@ -240,18 +200,18 @@ async fn a_projection_killed_at_random_moments_agrees_with_a_full_recompute() ->
             .spawn()?;
         // Writers append while the projector runs; the kill lands anywhere.
         let count = rng.random_range(1..8);
-        append_some(&store, &mut rng, count).await?;
+        append_tagged(&store, &mut rng, count).await?;
         tokio::time::sleep(Duration::from_millis(rng.random_range(20..150))).await;
         child.kill()?;
         let status = child.wait()?;
         assert!(!status.success(), "round {round}: the child must have been killed");
     }
-    SqliteProjector::new(&store, Tally { fail_on_poison: false }, Raw)
+    SqliteProjector::new(&store, Tally { fail_on_poison: false }, StoredCodec)
         .catch_up()
         .await?;
     assert_eq!(
         tallies(&db)?,
-        recompute(&store).await?,
+        tag_counts(&store).await?,
         "the read model agrees with the log"
     );
     Ok(())

@@ -45,3 +45,43 @@ impl<E, C: Codec<E> + ?Sized> Codec<E> for &C {
         (**self).decode(stored)
     }
 }
+
+/// The identity codec: stored events as they are, for code that works on
+/// the store's records rather than on domain events (projections over tags
+/// and positions, copying events between stores).
+///
+/// ```
+/// use factos::{Codec, EventId, EventType, NewEvent, Position, Recorded, StoredCodec, StreamId, StreamRevision, Timestamp};
+/// let new = NewEvent::new(EventId::random(), EventType::new("Noted")?, b"x".to_vec());
+/// let stored = Recorded {
+///     position: Position::new(1), id: new.id, stream: StreamId::new("s")?, revision: StreamRevision::FIRST,
+///     event_type: new.event_type.clone(), version: new.version, tags: new.tags.clone(),
+///     metadata: new.metadata.clone(), recorded_at: Timestamp::UNIX_EPOCH, event: new.data.clone(),
+/// };
+/// assert_eq!(StoredCodec.decode(&stored)?, stored);
+/// assert_eq!(StoredCodec.encode(&stored)?, new);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoredCodec;
+
+impl Codec<StoredEvent> for StoredCodec {
+    type Error = std::convert::Infallible;
+
+    /// The event as it would be appended again: same id, type, version,
+    /// tags, metadata and payload.
+    fn encode(&self, stored: &StoredEvent) -> Result<NewEvent, Self::Error> {
+        Ok(NewEvent {
+            id: stored.id,
+            event_type: stored.event_type.clone(),
+            version: stored.version,
+            tags: stored.tags.clone(),
+            metadata: stored.metadata.clone(),
+            data: stored.event.clone(),
+        })
+    }
+
+    fn decode(&self, stored: &StoredEvent) -> Result<StoredEvent, Self::Error> {
+        Ok(stored.clone())
+    }
+}

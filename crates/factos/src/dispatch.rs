@@ -276,18 +276,18 @@ impl<'s, S: LocalEventStore, C> Dispatcher<'s, S, C> {
         D: CommandHandler,
         C: Codec<D::Event>,
     {
-        let stored = self
-            .store
-            .read(query, ReadOptions::forwards())
-            .await
-            .map_err(|e| Operation::Read { query: query.clone() }.failed(e))?;
-        let events = self.decode_all(stored)?;
+        let Context {
+            query,
+            position,
+            events,
+            ..
+        } = self.read(query).await.map_err(Error::cast)?;
         Ok(Context {
-            query: query.clone(),
-            position: events.last().map(|e| e.position),
             state: events
                 .iter()
                 .fold(decider.initial(), |state, e| decider.apply(state, e)),
+            query,
+            position,
             events,
         })
     }

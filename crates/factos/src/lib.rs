@@ -106,7 +106,7 @@ mod recorded;
 pub mod store;
 mod view;
 
-pub use codec::Codec;
+pub use codec::{Codec, StoredCodec};
 #[cfg(feature = "serde")]
 pub use codec::{JsonCodec, JsonCodecError, JsonEvent};
 pub use context::{Context, LoadedStream};
