@@ -27,6 +27,7 @@
 #![deny(missing_docs)]
 
 pub mod cases;
+pub mod child;
 mod fixtures;
 mod interleave;
 pub mod property;

@@ -8,7 +8,6 @@
 
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -202,22 +201,10 @@ where
 {
     let mut rng = factos_conformance::rng(7);
     for round in 0..30 {
-        let mut command = Command::new(std::env::current_exe()?);
-        command
-            .args([
-                "--ignored",
-                "--exact",
-                "child_process",
-                "--nocapture",
-                "--test-threads=1",
-                "--quiet",
-            ])
-            .env("FACTOS_CHILD_JOURNAL", journal)
-            .stdout(Stdio::null());
-        for (key, value) in child_env {
-            command.env(key, value);
-        }
-        let mut child = command.spawn()?;
+        let journal_path = journal.display().to_string();
+        let mut env: Vec<(&str, &str)> = child_env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        env.push(("FACTOS_CHILD_JOURNAL", &journal_path));
+        let mut child = factos_conformance::child::spawn_child_process(&env)?;
         for _ in 0..rng.random_range(3..12) {
             append(store, if rng.random_bool(0.3) { b"two" } else { b"one" }).await?;
         }

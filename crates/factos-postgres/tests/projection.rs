@@ -6,7 +6,6 @@
 //! child_process`; the environment tells the child what to do.
 
 use std::collections::BTreeMap;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use factos::{AppendRequest, BoxError, Delivered, EventStore, Query, StoredCodec, StoredEvent, StreamId};
@@ -197,19 +196,10 @@ async fn a_projection_killed_at_random_moments_agrees_with_a_full_recompute() ->
     let url = Cluster::shared()?.connection_string();
     let mut rng = factos_conformance::rng(4);
     for round in 0..30 {
-        let mut child = Command::new(std::env::current_exe()?)
-            .args([
-                "--ignored",
-                "--exact",
-                "child_process",
-                "--nocapture",
-                "--test-threads=1",
-                "--quiet",
-            ])
-            .env("FACTOS_CHILD_URL", &url)
-            .env("FACTOS_CHILD_SCHEMA", &schema)
-            .stdout(Stdio::null())
-            .spawn()?;
+        let mut child = factos_conformance::child::spawn_child_process(&[
+            ("FACTOS_CHILD_URL", &url),
+            ("FACTOS_CHILD_SCHEMA", &schema),
+        ])?;
         let count = rng.random_range(1..8);
         append_tagged(&store, &mut rng, count).await?;
         tokio::time::sleep(Duration::from_millis(rng.random_range(20..150))).await;

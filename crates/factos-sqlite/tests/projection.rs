@@ -7,7 +7,6 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use factos::{AppendRequest, BoxError, Delivered, EventStore, Query, StoredCodec, StoredEvent, StreamId};
@@ -186,18 +185,8 @@ async fn a_projection_killed_at_random_moments_agrees_with_a_full_recompute() ->
     store.migrate().await?;
     let mut rng = factos_conformance::rng(4);
     for round in 0..30 {
-        let mut child = Command::new(std::env::current_exe()?)
-            .args([
-                "--ignored",
-                "--exact",
-                "child_process",
-                "--nocapture",
-                "--test-threads=1",
-                "--quiet",
-            ])
-            .env("FACTOS_PROJECTION_DB", &db)
-            .stdout(Stdio::null())
-            .spawn()?;
+        let db_path = db.display().to_string();
+        let mut child = factos_conformance::child::spawn_child_process(&[("FACTOS_PROJECTION_DB", &db_path)])?;
         // Writers append while the projector runs; the kill lands anywhere.
         let count = rng.random_range(1..8);
         append_tagged(&store, &mut rng, count).await?;
