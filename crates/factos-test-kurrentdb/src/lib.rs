@@ -1,0 +1,69 @@
+//! # factos-test-kurrentdb: KurrentDB's protocol, in process
+//!
+//! No KurrentDB server can be installed on the machines factos is tested
+//! on. This crate runs, on a random loopback port, a server for the part of
+//! KurrentDB's gRPC Streams service the official client uses to append and
+//! read: its code is generated from the `.proto` files that ship inside the
+//! official `kurrentdb` client crate, so the unmodified client talks to it
+//! over real HTTP/2.
+//!
+//! It is a *model* of KurrentDB, written from KurrentDB's documented
+//! behaviour, and it refuses (`UNIMPLEMENTED`) what it does not model
+//! rather than inventing an answer: subscriptions, deletes, tombstones,
+//! batch appends, links. What it models, and where it had to choose:
+//!
+//! * one global order (`$all`); every event has its own position, reported
+//!   as both its commit and its prepare position;
+//! * stream revisions from 0 and the four expected states (any, no stream,
+//!   stream exists, exact revision), a mismatch answered with
+//!   `WrongExpectedVersion` and the stream's actual revision;
+//! * idempotent re-sends: a batch whose ids are already, in order, the
+//!   events at one place of the same stream succeeds without writing again;
+//! * reads of a stream (from start, end or a revision, forwards or
+//!   backwards, with a count; `StreamNotFound` for a missing stream) and of
+//!   `$all` (from start, end or a position, both directions, with a count,
+//!   filtered by event type or stream name, by regular expression or
+//!   prefixes); forwards reads include the event at the start position,
+//!   backwards reads from a position start below it;
+//! * system events: the server writes one (`$UserCreated` to `$users`) at
+//!   start, so `$all` readers meet one, as they would on a real server.
+//!
+//! ```
+//! # tokio::runtime::Runtime::new()?.block_on(async {
+//! let server = factos_test_kurrentdb::FakeKurrentDb::start().await?;
+//! let settings = server.connection_string().parse::<kurrentdb::ClientSettings>()?;
+//! let client = kurrentdb::Client::new(settings)?;
+//! let event = kurrentdb::EventData::binary("Greeted", b"hi".to_vec().into());
+//! client.append_to_stream("greetings", &Default::default(), event).await?;
+//! let mut stream = client.read_stream("greetings", &Default::default()).await?;
+//! let read = stream.next().await?.ok_or("one event")?;
+//! assert_eq!(read.get_original_event().event_type, "Greeted");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # })?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod log;
+mod server;
+
+pub use server::{FakeError, FakeKurrentDb};
+
+/// The code generated from the client's `.proto` files.
+#[allow(missing_docs, dead_code, clippy::all, unreachable_pub)]
+mod proto {
+    pub mod event_store {
+        pub mod client {
+            tonic::include_proto!("event_store.client");
+            pub mod streams {
+                tonic::include_proto!("event_store.client.streams");
+            }
+        }
+    }
+    pub mod google {
+        pub mod rpc {
+            tonic::include_proto!("google.rpc");
+        }
+    }
+}

@@ -1,0 +1,382 @@
+//! The Streams service over the model in [`crate::log`].
+
+// gRPC handlers answer with `tonic::Status`; boxing it in the helpers that
+// build one would only add conversions at every call.
+#![allow(clippy::result_large_err)]
+
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use thiserror::Error;
+use tokio::sync::oneshot;
+use tokio_stream::Stream;
+use tonic::{Request, Response, Status, Streaming};
+use uuid::Uuid;
+
+use crate::log::{Appended, Expected, Log, Proposed, Stored};
+use crate::proto::event_store::client::streams::append_req::options::ExpectedStreamRevision;
+use crate::proto::event_store::client::streams::read_req::options::all_options::AllOption;
+use crate::proto::event_store::client::streams::read_req::options::filter_options::{Expression, Filter};
+use crate::proto::event_store::client::streams::read_req::options::stream_options::RevisionOption;
+use crate::proto::event_store::client::streams::read_req::options::{
+    CountOption, FilterOption, ReadDirection, StreamOption, uuid_option,
+};
+use crate::proto::event_store::client::streams::streams_server::{Streams, StreamsServer};
+use crate::proto::event_store::client::streams::{
+    AppendReq, AppendResp, BatchAppendReq, BatchAppendResp, DeleteReq, DeleteResp, ReadReq, ReadResp, TombstoneReq,
+    TombstoneResp, append_req, append_resp, read_resp,
+};
+use crate::proto::event_store::client::{StreamIdentifier, Uuid as ProtoUuid, uuid as proto_uuid};
+
+/// Why the server could not start.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum FakeError {
+    /// No loopback port could be bound.
+    #[error("cannot listen on a loopback port: {0}")]
+    Listen(#[from] std::io::Error),
+}
+
+/// A running in-process server; stops when dropped.
+#[derive(Debug)]
+pub struct FakeKurrentDb {
+    address: SocketAddr,
+    _stop: oneshot::Sender<()>,
+}
+
+impl FakeKurrentDb {
+    /// Starts a server with an empty log (but for one system event) on a
+    /// random loopback port.
+    ///
+    /// # Errors
+    ///
+    /// [`FakeError::Listen`] when no port can be bound.
+    pub async fn start() -> Result<Self, FakeError> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let address = listener.local_addr()?;
+        let service = Service::default();
+        service.log().append(
+            "$users",
+            Expected::Any,
+            vec![Proposed {
+                id: Uuid::new_v4(),
+                event_type: "$UserCreated".into(),
+                content_type: "application/json".into(),
+                custom_metadata: Vec::new(),
+                data: br#"{"loginName":"admin"}"#.to_vec(),
+            }],
+            ticks_now(),
+        );
+        let (stop, stopped) = oneshot::channel::<()>();
+        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(StreamsServer::new(service))
+                .serve_with_incoming_shutdown(incoming, async {
+                    let _ = stopped.await;
+                }),
+        );
+        Ok(Self { address, _stop: stop })
+    }
+
+    /// The address the server listens on.
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// A connection string the official client accepts.
+    pub fn connection_string(&self) -> String {
+        format!("kurrentdb://{}?tls=false", self.address)
+    }
+}
+
+/// 100-nanosecond ticks since the Unix epoch: how KurrentDB reports times.
+fn ticks_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos() / 100).unwrap_or(u64::MAX))
+}
+
+#[derive(Debug, Default, Clone)]
+struct Service {
+    log: Arc<Mutex<Log>>,
+}
+
+impl Service {
+    fn log(&self) -> MutexGuard<'_, Log> {
+        self.log.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
+
+fn stream_name(identifier: Option<StreamIdentifier>) -> Result<String, Status> {
+    let identifier = identifier.ok_or_else(|| Status::invalid_argument("a stream identifier is required"))?;
+    String::from_utf8(identifier.stream_name).map_err(|_| Status::invalid_argument("stream names are UTF-8"))
+}
+
+fn uuid_from(proto: Option<ProtoUuid>) -> Result<Uuid, Status> {
+    match proto.and_then(|u| u.value) {
+        Some(proto_uuid::Value::String(text)) => {
+            Uuid::parse_str(&text).map_err(|_| Status::invalid_argument("an event id is not a UUID"))
+        }
+        Some(proto_uuid::Value::Structured(s)) => {
+            let bits = (u128::from(s.most_significant_bits as u64) << 64) | u128::from(s.least_significant_bits as u64);
+            Ok(Uuid::from_u128(bits))
+        }
+        None => Err(Status::invalid_argument("every event needs an id")),
+    }
+}
+
+fn uuid_to(id: Uuid, as_string: bool) -> ProtoUuid {
+    let value = if as_string {
+        proto_uuid::Value::String(id.to_string())
+    } else {
+        let bits = id.as_u128();
+        proto_uuid::Value::Structured(proto_uuid::Structured {
+            most_significant_bits: (bits >> 64) as u64 as i64,
+            least_significant_bits: bits as u64 as i64,
+        })
+    };
+    ProtoUuid { value: Some(value) }
+}
+
+fn read_event(event: &Stored, uuid_as_string: bool) -> ReadResp {
+    let metadata = [
+        ("type".to_owned(), event.event_type.clone()),
+        ("content-type".to_owned(), event.content_type.clone()),
+        ("created".to_owned(), event.created.to_string()),
+    ]
+    .into_iter()
+    .collect();
+    let recorded = read_resp::read_event::RecordedEvent {
+        id: Some(uuid_to(event.id, uuid_as_string)),
+        stream_identifier: Some(StreamIdentifier {
+            stream_name: event.stream.clone().into_bytes(),
+        }),
+        stream_revision: event.revision,
+        prepare_position: event.position,
+        commit_position: event.position,
+        metadata,
+        custom_metadata: event.custom_metadata.clone(),
+        data: event.data.clone(),
+    };
+    ReadResp {
+        content: Some(read_resp::Content::Event(read_resp::ReadEvent {
+            event: Some(recorded),
+            link: None,
+            position: Some(read_resp::read_event::Position::CommitPosition(event.position)),
+        })),
+    }
+}
+
+/// Whether `text` passes an expression: its regular expression, or any of
+/// its prefixes.
+fn passes(expression: &Expression, text: &str) -> Result<bool, Status> {
+    if !expression.regex.is_empty() {
+        let regex = regex::Regex::new(&expression.regex)
+            .map_err(|e| Status::invalid_argument(format!("invalid filter expression: {e}")))?;
+        return Ok(regex.is_match(text));
+    }
+    Ok(expression.prefix.iter().any(|p| text.starts_with(p.as_str())))
+}
+
+#[tonic::async_trait]
+impl Streams for Service {
+    type ReadStream = BoxStream<ReadResp>;
+
+    async fn read(&self, request: Request<ReadReq>) -> Result<Response<Self::ReadStream>, Status> {
+        let options = request
+            .into_inner()
+            .options
+            .ok_or_else(|| Status::invalid_argument("read options are required"))?;
+        let count = match options.count_option {
+            Some(CountOption::Count(count)) => count,
+            Some(CountOption::Subscription(_)) => {
+                return Err(Status::unimplemented("subscriptions are not modelled by this server"));
+            }
+            None => u64::MAX,
+        };
+        if options.resolve_links {
+            return Err(Status::unimplemented("links are not modelled by this server"));
+        }
+        let backwards = options.read_direction == ReadDirection::Backwards as i32;
+        let uuid_as_string = matches!(
+            options.uuid_option.and_then(|o| o.content),
+            Some(uuid_option::Content::String(_))
+        );
+        let limit = usize::try_from(count).unwrap_or(usize::MAX);
+        let log = self.log();
+        let responses: Vec<ReadResp> = match options.stream_option {
+            Some(StreamOption::Stream(stream)) => {
+                let name = stream_name(stream.stream_identifier.clone())?;
+                let events = log.stream(&name);
+                if events.is_empty() {
+                    vec![ReadResp {
+                        content: Some(read_resp::Content::StreamNotFound(read_resp::StreamNotFound {
+                            stream_identifier: stream.stream_identifier,
+                        })),
+                    }]
+                } else {
+                    let admitted = |e: &Stored| match (stream.revision_option, backwards) {
+                        (Some(RevisionOption::Start(())) | None, false) => true,
+                        (Some(RevisionOption::Start(())) | None, true) => e.revision == 0,
+                        (Some(RevisionOption::End(())), false) => false,
+                        (Some(RevisionOption::End(())), true) => true,
+                        (Some(RevisionOption::Revision(r)), false) => e.revision >= r,
+                        (Some(RevisionOption::Revision(r)), true) => e.revision <= r,
+                    };
+                    let ordered: Box<dyn Iterator<Item = &&Stored>> = if backwards {
+                        Box::new(events.iter().rev())
+                    } else {
+                        Box::new(events.iter())
+                    };
+                    ordered
+                        .filter(|e| admitted(e))
+                        .take(limit)
+                        .map(|e| read_event(e, uuid_as_string))
+                        .collect()
+                }
+            }
+            Some(StreamOption::All(all)) => {
+                let filter = match options.filter_option {
+                    Some(FilterOption::Filter(filter)) => filter.filter,
+                    Some(FilterOption::NoFilter(())) | None => None,
+                };
+                let admitted = |e: &Stored| -> Result<bool, Status> {
+                    let in_range = match (&all.all_option, backwards) {
+                        (Some(AllOption::Start(())) | None, false) => true,
+                        (Some(AllOption::Start(())) | None, true) => false,
+                        (Some(AllOption::End(())), false) => false,
+                        (Some(AllOption::End(())), true) => true,
+                        (Some(AllOption::Position(p)), false) => e.position >= p.commit_position,
+                        (Some(AllOption::Position(p)), true) => e.position < p.commit_position,
+                    };
+                    if !in_range {
+                        return Ok(false);
+                    }
+                    match &filter {
+                        None => Ok(true),
+                        Some(Filter::EventType(expression)) => passes(expression, &e.event_type),
+                        Some(Filter::StreamIdentifier(expression)) => passes(expression, &e.stream),
+                    }
+                };
+                let ordered: Box<dyn Iterator<Item = &Stored>> = if backwards {
+                    Box::new(log.events.iter().rev())
+                } else {
+                    Box::new(log.events.iter())
+                };
+                let mut responses = Vec::new();
+                for event in ordered {
+                    if responses.len() >= limit {
+                        break;
+                    }
+                    if admitted(event)? {
+                        responses.push(read_event(event, uuid_as_string));
+                    }
+                }
+                responses
+            }
+            None => return Err(Status::invalid_argument("a stream or $all is required")),
+        };
+        Ok(Response::new(Box::pin(tokio_stream::iter(
+            responses.into_iter().map(Ok),
+        ))))
+    }
+
+    async fn append(&self, request: Request<Streaming<AppendReq>>) -> Result<Response<AppendResp>, Status> {
+        let mut messages = request.into_inner();
+        let options = match messages.message().await?.and_then(|m| m.content) {
+            Some(append_req::Content::Options(options)) => options,
+            _ => return Err(Status::invalid_argument("an append starts with its options")),
+        };
+        let stream = stream_name(options.stream_identifier)?;
+        let expected = match options.expected_stream_revision {
+            Some(ExpectedStreamRevision::Revision(r)) => Expected::Exact(r),
+            Some(ExpectedStreamRevision::NoStream(())) => Expected::NoStream,
+            Some(ExpectedStreamRevision::StreamExists(())) => Expected::StreamExists,
+            Some(ExpectedStreamRevision::Any(())) | None => Expected::Any,
+        };
+        let mut proposed = Vec::new();
+        while let Some(message) = messages.message().await? {
+            let Some(append_req::Content::ProposedMessage(event)) = message.content else {
+                return Err(Status::invalid_argument("only events may follow an append's options"));
+            };
+            let id = uuid_from(event.id)?;
+            let event_type = event
+                .metadata
+                .get("type")
+                .cloned()
+                .ok_or_else(|| Status::invalid_argument("every event needs a type"))?;
+            let content_type = event
+                .metadata
+                .get("content-type")
+                .cloned()
+                .unwrap_or_else(|| "application/octet-stream".into());
+            proposed.push(Proposed {
+                id,
+                event_type,
+                content_type,
+                custom_metadata: event.custom_metadata,
+                data: event.data,
+            });
+        }
+        let outcome = self.log().append(&stream, expected, proposed, ticks_now());
+        let result = match outcome {
+            Appended::Done { revision, position } => append_resp::Result::Success(append_resp::Success {
+                current_revision_option: Some(append_resp::success::CurrentRevisionOption::CurrentRevision(revision)),
+                position_option: Some(append_resp::success::PositionOption::Position(append_resp::Position {
+                    commit_position: position,
+                    prepare_position: position,
+                })),
+            }),
+            Appended::WrongExpectedVersion { current, expected } => {
+                use append_resp::wrong_expected_version::{
+                    CurrentRevisionOption, CurrentRevisionOption2060, ExpectedRevisionOption,
+                    ExpectedRevisionOption2060,
+                };
+                append_resp::Result::WrongExpectedVersion(append_resp::WrongExpectedVersion {
+                    current_revision_option_20_6_0: Some(match current {
+                        Some(r) => CurrentRevisionOption2060::CurrentRevision2060(r),
+                        None => CurrentRevisionOption2060::NoStream2060(()),
+                    }),
+                    expected_revision_option_20_6_0: Some(match expected {
+                        Expected::Exact(r) => ExpectedRevisionOption2060::ExpectedRevision2060(r),
+                        Expected::StreamExists => ExpectedRevisionOption2060::StreamExists2060(()),
+                        Expected::Any | Expected::NoStream => ExpectedRevisionOption2060::Any2060(()),
+                    }),
+                    current_revision_option: Some(match current {
+                        Some(r) => CurrentRevisionOption::CurrentRevision(r),
+                        None => CurrentRevisionOption::CurrentNoStream(()),
+                    }),
+                    expected_revision_option: Some(match expected {
+                        Expected::Exact(r) => ExpectedRevisionOption::ExpectedRevision(r),
+                        Expected::Any => ExpectedRevisionOption::ExpectedAny(()),
+                        Expected::StreamExists => ExpectedRevisionOption::ExpectedStreamExists(()),
+                        Expected::NoStream => ExpectedRevisionOption::ExpectedNoStream(()),
+                    }),
+                })
+            }
+        };
+        Ok(Response::new(AppendResp { result: Some(result) }))
+    }
+
+    async fn delete(&self, _: Request<DeleteReq>) -> Result<Response<DeleteResp>, Status> {
+        Err(Status::unimplemented("deletes are not modelled by this server"))
+    }
+
+    async fn tombstone(&self, _: Request<TombstoneReq>) -> Result<Response<TombstoneResp>, Status> {
+        Err(Status::unimplemented("tombstones are not modelled by this server"))
+    }
+
+    type BatchAppendStream = BoxStream<BatchAppendResp>;
+
+    async fn batch_append(
+        &self,
+        _: Request<Streaming<BatchAppendReq>>,
+    ) -> Result<Response<Self::BatchAppendStream>, Status> {
+        Err(Status::unimplemented("batch appends are not modelled by this server"))
+    }
+}

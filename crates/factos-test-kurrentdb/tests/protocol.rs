@@ -1,0 +1,219 @@
+//! The server, driven by the unmodified official client, against the rules
+//! KurrentDB documents: revisions, expected states, idempotent re-sends,
+//! one `$all` order, reads in both directions, filters, system events.
+
+use bytes::Bytes;
+use factos_test_kurrentdb::FakeKurrentDb;
+use kurrentdb::{
+    AppendToStreamOptions, Client, EventData, Position, ReadAllOptions, ReadStreamOptions, ResolvedEvent,
+    StreamPosition, StreamState, SubscriptionFilter,
+};
+
+type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+async fn connect() -> Result<(FakeKurrentDb, Client), Box<dyn std::error::Error>> {
+    let server = FakeKurrentDb::start().await?;
+    let client = Client::new(server.connection_string().parse()?)?;
+    Ok((server, client))
+}
+
+fn event(event_type: &str, data: &'static [u8]) -> EventData {
+    EventData::binary(event_type, Bytes::from_static(data))
+}
+
+async fn drain(mut stream: kurrentdb::ReadStream) -> Result<Vec<ResolvedEvent>, kurrentdb::Error> {
+    let mut events = Vec::new();
+    while let Some(event) = stream.next().await? {
+        events.push(event);
+    }
+    Ok(events)
+}
+
+#[tokio::test]
+async fn revisions_count_from_zero_and_positions_increase_within_and_across_batches() -> TestResult {
+    let (_server, client) = connect().await?;
+    let first = client
+        .append_to_stream(
+            "s",
+            &AppendToStreamOptions::default(),
+            vec![event("A", b"1"), event("B", b"2")],
+        )
+        .await?;
+    assert_eq!(first.next_expected_version, 1);
+    let second = client
+        .append_to_stream("s", &Default::default(), event("C", b"3"))
+        .await?;
+    assert_eq!(second.next_expected_version, 2);
+    let read = drain(client.read_stream("s", &ReadStreamOptions::default()).await?).await?;
+    let revisions: Vec<u64> = read.iter().map(|e| e.get_original_event().revision).collect();
+    assert_eq!(revisions, vec![0, 1, 2]);
+    let positions: Vec<u64> = read.iter().map(|e| e.get_original_event().position.commit).collect();
+    assert!(positions.windows(2).all(|w| w[0] < w[1]), "{positions:?}");
+    assert_eq!(read[2].get_original_event().data, Bytes::from_static(b"3"));
+    Ok(())
+}
+
+#[tokio::test]
+async fn each_expected_state_is_checked_and_a_mismatch_reports_the_actual_revision() -> TestResult {
+    let (_server, client) = connect().await?;
+    let expect = |state| AppendToStreamOptions::default().stream_state(state);
+    match client
+        .append_to_stream("s", &expect(StreamState::StreamExists), event("A", b""))
+        .await
+    {
+        Err(kurrentdb::Error::WrongExpectedVersion { current, .. }) => {
+            assert_eq!(current, kurrentdb::CurrentRevision::NoStream)
+        }
+        other => panic!("a missing stream does not exist: {other:?}"),
+    }
+    client
+        .append_to_stream("s", &expect(StreamState::NoStream), event("A", b""))
+        .await?;
+    match client
+        .append_to_stream("s", &expect(StreamState::NoStream), event("A", b""))
+        .await
+    {
+        Err(kurrentdb::Error::WrongExpectedVersion { current, .. }) => {
+            assert_eq!(current, kurrentdb::CurrentRevision::Current(0))
+        }
+        other => panic!("the stream exists now: {other:?}"),
+    }
+    client
+        .append_to_stream("s", &expect(StreamState::StreamRevision(0)), event("B", b""))
+        .await?;
+    match client
+        .append_to_stream("s", &expect(StreamState::StreamRevision(0)), event("C", b""))
+        .await
+    {
+        Err(kurrentdb::Error::WrongExpectedVersion { current, expected }) => {
+            assert_eq!(current, kurrentdb::CurrentRevision::Current(1));
+            assert_eq!(expected, StreamState::StreamRevision(0));
+        }
+        other => panic!("the stream moved on: {other:?}"),
+    }
+    client
+        .append_to_stream("s", &expect(StreamState::StreamExists), event("D", b""))
+        .await?;
+    client
+        .append_to_stream("s", &expect(StreamState::Any), event("E", b""))
+        .await?;
+    assert_eq!(
+        drain(client.read_stream("s", &Default::default()).await?).await?.len(),
+        4
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn re_sending_a_written_batch_writes_nothing_again() -> TestResult {
+    let (_server, client) = connect().await?;
+    let ids = [uuid::Uuid::new_v4(), uuid::Uuid::new_v4()];
+    let batch = || vec![event("A", b"1").id(ids[0]), event("B", b"2").id(ids[1])];
+    let first = client.append_to_stream("s", &Default::default(), batch()).await?;
+    let again = client.append_to_stream("s", &Default::default(), batch()).await?;
+    assert_eq!(again.next_expected_version, first.next_expected_version);
+    assert_eq!(again.position, first.position);
+    let read = drain(client.read_stream("s", &Default::default()).await?).await?;
+    assert_eq!(
+        read.iter().map(|e| e.get_original_event().id).collect::<Vec<_>>(),
+        ids.to_vec()
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn streams_read_from_a_revision_in_both_directions_and_a_missing_one_is_not_found() -> TestResult {
+    let (_server, client) = connect().await?;
+    let events: Vec<EventData> = (0..5).map(|_| event("A", b"")).collect();
+    client.append_to_stream("s", &Default::default(), events).await?;
+    let revisions = |read: Vec<ResolvedEvent>| read.iter().map(|e| e.get_original_event().revision).collect::<Vec<_>>();
+    let from_two = ReadStreamOptions::default()
+        .position(StreamPosition::Position(2))
+        .max_count(2);
+    assert_eq!(
+        revisions(drain(client.read_stream("s", &from_two).await?).await?),
+        vec![2, 3]
+    );
+    let newest = ReadStreamOptions::default()
+        .backwards()
+        .position(StreamPosition::End)
+        .max_count(2);
+    assert_eq!(
+        revisions(drain(client.read_stream("s", &newest).await?).await?),
+        vec![4, 3]
+    );
+    let down_from_two = ReadStreamOptions::default()
+        .backwards()
+        .position(StreamPosition::Position(2));
+    assert_eq!(
+        revisions(drain(client.read_stream("s", &down_from_two).await?).await?),
+        vec![2, 1, 0]
+    );
+    match drain(client.read_stream("missing", &Default::default()).await?).await {
+        Err(kurrentdb::Error::ResourceNotFound) => {}
+        other => panic!("a missing stream is not found: {other:?}"),
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn all_holds_every_event_once_in_one_order_system_events_included_and_filters_narrow_it() -> TestResult {
+    let (_server, client) = connect().await?;
+    client
+        .append_to_stream(
+            "orders-1",
+            &Default::default(),
+            vec![event("OrderPlaced", b""), event("OrderPaid", b"")],
+        )
+        .await?;
+    client
+        .append_to_stream("users-1", &Default::default(), event("UserJoined", b""))
+        .await?;
+
+    let all = drain(client.read_all(&ReadAllOptions::default()).await?).await?;
+    let types: Vec<String> = all.iter().map(|e| e.get_original_event().event_type.clone()).collect();
+    assert!(
+        types.iter().any(|t| t.starts_with('$')),
+        "a real server's $all holds system events: {types:?}"
+    );
+    let positions: Vec<u64> = all.iter().map(|e| e.get_original_event().position.commit).collect();
+    assert!(positions.windows(2).all(|w| w[0] < w[1]));
+
+    let user_events = ReadAllOptions::default().filter(SubscriptionFilter::on_event_type().exclude_system_events());
+    let types: Vec<String> = drain(client.read_all(&user_events).await?)
+        .await?
+        .iter()
+        .map(|e| e.get_original_event().event_type.clone())
+        .collect();
+    assert_eq!(types, vec!["OrderPlaced", "OrderPaid", "UserJoined"]);
+
+    let orders = ReadAllOptions::default().filter(SubscriptionFilter::on_stream_name().add_prefix("orders-"));
+    assert_eq!(drain(client.read_all(&orders).await?).await?.len(), 2);
+    let paid = ReadAllOptions::default().filter(SubscriptionFilter::on_event_type().regex("^Order(Paid|Shipped)$"));
+    assert_eq!(drain(client.read_all(&paid).await?).await?.len(), 1);
+
+    // From a position: forwards includes it, backwards starts below it.
+    let second = all[all.len() - 2].get_original_event().position;
+    let forwards = ReadAllOptions::default().position(StreamPosition::Position(second));
+    assert_eq!(drain(client.read_all(&forwards).await?).await?.len(), 2);
+    let backwards = ReadAllOptions::default()
+        .backwards()
+        .position(StreamPosition::Position(Position {
+            commit: second.commit,
+            prepare: second.prepare,
+        }))
+        .max_count(1);
+    let before = drain(client.read_all(&backwards).await?).await?;
+    assert!(before[0].get_original_event().position.commit < second.commit);
+    let newest = ReadAllOptions::default()
+        .backwards()
+        .position(StreamPosition::End)
+        .max_count(1);
+    assert_eq!(
+        drain(client.read_all(&newest).await?).await?[0]
+            .get_original_event()
+            .event_type,
+        "UserJoined"
+    );
+    Ok(())
+}
