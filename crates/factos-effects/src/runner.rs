@@ -155,7 +155,9 @@ where
             .map_err(|e| self.store_error(e))
     }
 
-    /// Hands over the effects of every event available now, then returns.
+    /// Hands over the effects of every event committed before this call
+    /// (waiting, where the store holds events back, for the transactions
+    /// that were running at the call), then returns.
     ///
     /// # Errors
     ///
@@ -168,12 +170,21 @@ where
     {
         let mut subscription = self.subscription().await?;
         let mut report = Report::default();
+        let mark = self.store.commit_mark().await.map_err(|e| self.store_error(e))?;
+        let mut settled = false;
         loop {
+            let seen = self.store.commit_count();
             let batch = subscription.try_next().await.map_err(|e| self.store_error(e))?;
-            let Some((events, end)) = batch else {
-                return Ok(report);
-            };
-            self.hand_over(events, end, &mut handler, &mut report).await?;
+            match batch {
+                Some((events, end)) => self.hand_over(events, end, &mut handler, &mut report).await?,
+                None if settled => return Ok(report),
+                None => {
+                    settled = self.store.settled(mark).await.map_err(|e| self.store_error(e))?;
+                    if !settled {
+                        self.store.wait_for_commit(seen).await;
+                    }
+                }
+            }
         }
     }
 

@@ -170,6 +170,31 @@ pub(crate) async fn read_after<C: GenericClient + Sync>(
 }
 
 impl PgStore {
+    /// The next transaction id to be assigned: every transaction that
+    /// committed before now has a smaller one.
+    pub(crate) async fn mark(&self) -> Result<u64, PgError> {
+        let client = crate::session::get(self.pool()).await?;
+        let row = client
+            .query_typed("SELECT pg_snapshot_xmax(pg_current_snapshot())::text::int8", &[])
+            .await?;
+        let mark: Option<i64> = row.first().map(|r| r.try_get(0)).transpose()?;
+        Ok(mark.map_or(0, |m| u64::try_from(m).unwrap_or(0)))
+    }
+
+    /// Whether the followers' horizon passed `mark`: every transaction
+    /// below it ended.
+    pub(crate) async fn settled_at(&self, mark: u64) -> Result<bool, PgError> {
+        let client = crate::session::get(self.pool()).await?;
+        let mark = i64::try_from(mark).unwrap_or(i64::MAX);
+        let row = client
+            .query_typed(
+                "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::int8 >= $1",
+                &[(&mark, Type::INT8)],
+            )
+            .await?;
+        Ok(row.first().map(|r| r.try_get(0)).transpose()?.unwrap_or(true))
+    }
+
     /// How long the oldest transaction still running in the cluster that
     /// holds a transaction id has been open: followers lag behind it (they
     /// cannot read past it), so this is the lag to watch and alert on.
@@ -317,6 +342,14 @@ impl Follow for PgStore {
 
     fn commit_count(&self) -> u64 {
         self.follow_state().commits.count()
+    }
+
+    async fn commit_mark(&self) -> Result<u64, StoreError> {
+        Ok(self.mark().await?)
+    }
+
+    async fn settled(&self, mark: u64) -> Result<bool, StoreError> {
+        Ok(self.settled_at(mark).await?)
     }
 
     async fn wait_for_commit(&self, seen: u64) {

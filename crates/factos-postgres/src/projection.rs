@@ -138,8 +138,9 @@ where
         &self.projection
     }
 
-    /// Applies every batch available now and returns how many events it
-    /// applied.
+    /// Applies every event committed before this call (waiting for the
+    /// transactions that were running at the call to end, see
+    /// [`crate::follow`]) and returns how many events it applied.
     ///
     /// # Errors
     ///
@@ -147,11 +148,21 @@ where
     /// stays before the failing batch), [`PgError::Decode`], or the
     /// database's error.
     pub async fn catch_up(&mut self) -> Result<usize, PgError> {
+        let mark = self.store.mark().await?;
         let mut applied = 0;
-        while let Some(count) = self.apply_next().await? {
-            applied += count;
+        loop {
+            let seen = self.store.commit_count();
+            while let Some(count) = self.apply_next().await? {
+                applied += count;
+            }
+            if self.store.settled_at(mark).await? {
+                while let Some(count) = self.apply_next().await? {
+                    applied += count;
+                }
+                return Ok(applied);
+            }
+            self.store.wait_for_commit(seen).await;
         }
-        Ok(applied)
     }
 
     /// Applies batches as events commit, forever.

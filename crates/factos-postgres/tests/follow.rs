@@ -42,20 +42,21 @@ async fn a_writer_holding_a_lower_position_is_delivered_once_it_commits() -> Tes
         .await?;
     assert!(a.records[0].position < b.records[0].position);
     let mut subscription = Subscription::new(&store, Query::all(), None);
-    let early = subscription.catch_up().await?;
+    // What is readable now (`catch_up` would wait for A, which was running
+    // when it was called).
+    let mut early = Vec::new();
+    while let Some((batch, _)) = subscription.try_next().await? {
+        early.extend(batch);
+    }
     assert!(
         early.iter().all(|d| d.record.id != b.records[0].id),
         "B must not be delivered while A, below it, is in flight"
     );
     transaction.commit().await?;
     let mut delivered: Vec<EventId> = early.iter().map(|d| d.record.id).collect();
-    // Other tests' transactions on this cluster may hold the horizon back
-    // for a moment: wait, boundedly, for both.
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while delivered.len() < 2 && std::time::Instant::now() < deadline {
-        delivered.extend(subscription.catch_up().await?.iter().map(|d| d.record.id));
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    // Everything committed before this call, waiting for whatever was
+    // running then (another test's transaction, say).
+    delivered.extend(subscription.catch_up().await?.iter().map(|d| d.record.id));
     assert_eq!(
         delivered,
         vec![a.records[0].id, b.records[0].id],
@@ -158,5 +159,41 @@ async fn the_horizon_age_shows_how_long_an_open_writer_holds_followers_back() ->
     let age = store.horizon_age().await?.ok_or("a writer is open")?;
     assert!(age >= Duration::from_millis(300), "{age:?}");
     transaction.rollback().await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn catching_up_waits_for_the_transactions_running_at_the_call_and_no_longer() -> TestResult {
+    let store = fresh_store().await?;
+    let mut client = store.pool().get().await?;
+    let transaction = client.transaction().await?;
+    let held = store
+        .in_transaction(&transaction)
+        .await?
+        .append(AppendRequest::new(StreamId::new("held")?, vec![event("held")?]))
+        .await?;
+    let later = store
+        .append(AppendRequest::new(StreamId::new("later")?, vec![event("later")?]))
+        .await?;
+    let commit_soon = async {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        transaction.commit().await
+    };
+    let mut subscription = Subscription::new(&store, Query::all(), None);
+    let (caught_up, committed) = tokio::join!(
+        tokio::time::timeout(Duration::from_secs(20), subscription.catch_up()),
+        commit_soon
+    );
+    committed?;
+    let ids: Vec<EventId> = caught_up
+        .map_err(|_| "catch_up never returned")??
+        .iter()
+        .map(|d| d.record.id)
+        .collect();
+    assert_eq!(
+        ids,
+        vec![held.records[0].id, later.records[0].id],
+        "both, although one was in flight when catch_up began"
+    );
     Ok(())
 }

@@ -90,6 +90,16 @@ impl Follow for SqliteStore {
         self.commits().count()
     }
 
+    async fn commit_mark(&self) -> Result<u64, StoreError> {
+        Ok(0)
+    }
+
+    async fn settled(&self, _mark: u64) -> Result<bool, StoreError> {
+        // One writer at a time assigns positions: every commit is readable
+        // in position order as soon as it is committed.
+        Ok(true)
+    }
+
     async fn wait_for_commit(&self, seen: u64) {
         let local = self.commits().changed_since(seen);
         if self.is_inline() {

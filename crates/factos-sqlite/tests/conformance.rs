@@ -55,6 +55,12 @@ impl Follow for FileStore {
     fn commit_count(&self) -> u64 {
         self.store.commit_count()
     }
+    async fn commit_mark(&self) -> Result<u64, StoreError> {
+        self.store.commit_mark().await
+    }
+    async fn settled(&self, mark: u64) -> Result<bool, StoreError> {
+        self.store.settled(mark).await
+    }
     async fn wait_for_commit(&self, seen: u64) {
         self.store.wait_for_commit(seen).await
     }

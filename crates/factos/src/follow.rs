@@ -144,6 +144,24 @@ pub trait LocalFollow {
     /// A number that changes whenever this store learns of a commit.
     fn commit_count(&self) -> u64;
 
+    /// A mark of "now": once [`settled`](LocalFollow::settled) says so for
+    /// it, `read_after` can return every event committed before the mark
+    /// was taken. Stores whose readable log is always everything committed
+    /// return 0.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Backend`] when the store cannot be asked.
+    async fn commit_mark(&self) -> Result<u64, StoreError>;
+
+    /// Whether every event committed before `mark` was taken can be read
+    /// (on PostgreSQL: once every transaction running at the mark ended).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Backend`] when the store cannot be asked.
+    async fn settled(&self, mark: u64) -> Result<bool, StoreError>;
+
     /// Returns once [`commit_count`](LocalFollow::commit_count) differs from
     /// `seen`, or after the store's polling interval (commits by other
     /// processes, and stores that cannot be notified, are found by polling).
@@ -271,8 +289,11 @@ impl<'s, S: LocalFollow> Subscription<'s, S> {
         }))
     }
 
-    /// Everything that matches and is available now, without waiting: for
-    /// catching up and for tests. Empty when the subscription is at the end.
+    /// Every matching event committed before this call, then returns:
+    /// for catching up and for tests. Where the store holds events back
+    /// (PostgreSQL, until older transactions end) it waits for the
+    /// transactions that were running at the call, and no longer. Empty
+    /// when the subscription was at the end.
     ///
     /// # Errors
     ///
@@ -280,10 +301,20 @@ impl<'s, S: LocalFollow> Subscription<'s, S> {
     /// by an earlier call.
     pub async fn catch_up(&mut self) -> Result<Vec<Delivered>, StoreError> {
         let mut events = Vec::new();
-        while let Some((batch, _)) = self.try_next().await? {
-            events.extend(batch);
+        let mark = self.store.commit_mark().await?;
+        loop {
+            let seen = self.store.commit_count();
+            while let Some((batch, _)) = self.try_next().await? {
+                events.extend(batch);
+            }
+            if self.store.settled(mark).await? {
+                while let Some((batch, _)) = self.try_next().await? {
+                    events.extend(batch);
+                }
+                return Ok(events);
+            }
+            self.store.wait_for_commit(seen).await;
         }
-        Ok(events)
     }
 
     /// The subscription as a stream of single events; it never ends by

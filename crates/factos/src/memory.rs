@@ -176,6 +176,15 @@ impl Follow for MemoryStore {
         self.commits.count()
     }
 
+    async fn commit_mark(&self) -> Result<u64, StoreError> {
+        Ok(0)
+    }
+
+    async fn settled(&self, _mark: u64) -> Result<bool, StoreError> {
+        // Every append is readable once it returns.
+        Ok(true)
+    }
+
     async fn wait_for_commit(&self, seen: u64) {
         // Every commit to this store happens in this process and bumps the
         // signal, so there is nothing to poll.
