@@ -17,13 +17,6 @@ use tokio_postgres::Transaction;
 
 type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 
-/// These tests check that a projector that caught up has seen everything
-/// committed. A follower on PostgreSQL reads only below the horizon of the
-/// oldest transaction running anywhere in the cluster, so another test's
-/// transaction could hold it back for a moment; the tests of this file run
-/// one at a time.
-static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
 /// Counts events per tag in a `tallies` table; fails on an event whose
 /// payload is `poison` when asked to.
 struct Tally {
@@ -92,7 +85,6 @@ async fn fresh_store(label: &str) -> Result<(PgStore, String), Box<dyn std::erro
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_projection_catches_up_and_a_rebuild_gives_the_same_read_model() -> TestResult {
-    let _serial = ONE_AT_A_TIME.lock().await;
     let (store, schema) = fresh_store("catch_up").await?;
     let mut rng = factos_conformance::rng(1);
     append_tagged(&store, &mut rng, 40).await?;
@@ -114,7 +106,6 @@ async fn a_new_projection_catches_up_and_a_rebuild_gives_the_same_read_model() -
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_projection_stops_and_keeps_its_checkpoint_before_the_failing_event() -> TestResult {
-    let _serial = ONE_AT_A_TIME.lock().await;
     let (store, schema) = fresh_store("failing").await?;
     let mut rng = factos_conformance::rng(2);
     append_tagged(&store, &mut rng, 5).await?;
@@ -141,7 +132,6 @@ async fn a_failing_projection_stops_and_keeps_its_checkpoint_before_the_failing_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_projectors_of_one_projection_never_both_apply_a_batch() -> TestResult {
-    let _serial = ONE_AT_A_TIME.lock().await;
     let (store, schema) = fresh_store("two").await?;
     let writer = {
         let store = store.clone();
@@ -191,7 +181,6 @@ fn child_process() -> TestResult {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_projection_killed_at_random_moments_agrees_with_a_full_recompute() -> TestResult {
-    let _serial = ONE_AT_A_TIME.lock().await;
     let (store, schema) = fresh_store("killed").await?;
     let url = Cluster::shared()?.connection_string();
     let mut rng = factos_conformance::rng(4);

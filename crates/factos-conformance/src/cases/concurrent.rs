@@ -106,31 +106,42 @@ pub async fn readers_never_see_positions_appear_below_seen_ones<S: LocalEventSto
     monotonic_positions_with_seed(store, 0, 8).await
 }
 
+/// `writers` concurrent writers, each appending `rounds` batches of one to
+/// three random events to a stream of its own through [`Interleave`] (with
+/// the events and schedules of `seed`), counting in `finished` those that
+/// are done.
+pub(crate) fn random_appenders<'a, S: LocalEventStore>(
+    store: &'a S,
+    seed: u64,
+    writers: usize,
+    rounds: usize,
+    finished: &'a Cell<usize>,
+) -> impl Iterator<Item = impl Future<Output = Result<(), StoreError>> + 'a> + 'a {
+    (0..writers as u64).map(move |writer| async move {
+        let mut rng = rng(seed + 3_000 + writer);
+        let store = Interleave::new(store, seed + 4_000 + writer);
+        let mut outcome = Ok(());
+        for _ in 0..rounds {
+            let events = (0..rng.random_range(1..=3)).map(|_| random_event(&mut rng)).collect();
+            if let Err(e) = store
+                .append(AppendRequest::new(stream(&format!("writer-{writer}")), events))
+                .await
+            {
+                outcome = Err(e);
+                break;
+            }
+        }
+        finished.set(finished.get() + 1);
+        outcome
+    })
+}
+
 /// [`readers_never_see_positions_appear_below_seen_ones`] with `writers`
 /// concurrent writers and the random events and schedules of `seed`.
 pub async fn monotonic_positions_with_seed<S: LocalEventStore>(store: &S, seed: u64, writers: usize) -> CaseResult {
     let seed = seed * 100_000;
     let finished = Cell::new(0usize);
-    let appenders = (0..writers as u64).map(|writer| {
-        let finished = &finished;
-        async move {
-            let mut rng = rng(seed + 3_000 + writer);
-            let store = Interleave::new(store, seed + 4_000 + writer);
-            let mut outcome = Ok(());
-            for _ in 0..25 {
-                let events = (0..rng.random_range(1..=3)).map(|_| random_event(&mut rng)).collect();
-                if let Err(e) = store
-                    .append(AppendRequest::new(stream(&format!("writer-{writer}")), events))
-                    .await
-                {
-                    outcome = Err(e);
-                    break;
-                }
-            }
-            finished.set(finished.get() + 1);
-            outcome
-        }
-    });
+    let appenders = random_appenders(store, seed, writers, 25, &finished);
     let reader = async {
         let store = Interleave::new(store, seed + 5_000);
         let mut seen = BTreeSet::new();
