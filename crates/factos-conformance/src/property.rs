@@ -16,6 +16,7 @@ use factos::{
 use proptest::prelude::*;
 use proptest::sample::Index;
 
+use crate::capabilities::Capabilities;
 use crate::fixtures::{stream, tag, ty};
 
 /// The event types the generated operations use.
@@ -72,7 +73,7 @@ fn item_spec() -> impl Strategy<Value = ItemSpec> {
     (0u8..8, 0u8..8).prop_map(|(t, g)| ItemSpec(t, g))
 }
 
-fn op() -> impl Strategy<Value = Op> {
+fn op(caps: Capabilities) -> impl Strategy<Value = Op> {
     let append = (
         0..STREAMS.len(),
         prop::collection::vec((0..TYPES.len(), 0u8..8), 0..4),
@@ -86,12 +87,14 @@ fn op() -> impl Strategy<Value = Op> {
         ),
         prop::option::weighted(0.1, any::<Index>()),
     )
-        .prop_map(|(stream, events, expected, condition, reuse_id)| Op::Append {
+        .prop_map(move |(stream, events, expected, condition, reuse_id)| Op::Append {
             stream,
             events,
             expected,
-            condition,
-            reuse_id,
+            // What the backend cannot enforce is left out: its refusals are
+            // checked by the cases.
+            condition: condition.filter(|_| caps.query_conditions),
+            reuse_id: reuse_id.filter(|_| caps.unique_event_ids),
         });
     let read = (
         prop::collection::vec(item_spec(), 0..3),
@@ -113,9 +116,12 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
-/// Random operation sequences.
-pub fn ops() -> impl Strategy<Value = Vec<Op>> {
-    prop::collection::vec(op(), 1..40)
+/// Random operation sequences of what a backend with `caps` enforces:
+/// without query conditions, appends carry expected revisions only; without
+/// store-wide unique ids, no new batch reuses an earlier id (re-sends of
+/// whole batches remain).
+pub fn ops(caps: Capabilities) -> impl Strategy<Value = Vec<Op>> {
+    prop::collection::vec(op(caps), 1..40)
 }
 
 fn query(specs: &[ItemSpec]) -> Query {

@@ -17,8 +17,13 @@
 //! * stream revisions from 0 and the four expected states (any, no stream,
 //!   stream exists, exact revision), a mismatch answered with
 //!   `WrongExpectedVersion` and the stream's actual revision;
-//! * idempotent re-sends: a batch whose ids are already, in order, the
-//!   events at one place of the same stream succeeds without writing again;
+//! * idempotent re-sends as KurrentDB's commit check treats them: with an
+//!   exact expected revision (or no stream) the stream has passed, the
+//!   events after it are compared with the batch's ids; with any or
+//!   stream-exists, a first id already in the stream starts the comparison
+//!   at that event. All ids there, in order: success without writing; a
+//!   partial match: wrong expected version; a first id unknown to the
+//!   stream (even if another stream has it): a new write;
 //! * reads of a stream (from start, end or a revision, forwards or
 //!   backwards, with a count; `StreamNotFound` for a missing stream) and of
 //!   `$all` (from start, end or a position, both directions, with a count,
@@ -46,6 +51,7 @@
 #![deny(missing_docs)]
 
 mod log;
+mod quick_ack;
 mod server;
 
 pub use server::{FakeError, FakeKurrentDb};

@@ -77,14 +77,18 @@ impl Log {
             .unwrap_or_default()
     }
 
-    /// Appends `proposed` to `stream` if `expected` holds.
+    /// Appends `proposed` to `stream` if `expected` holds, after the
+    /// idempotency check KurrentDB documents for re-sent writes.
     ///
-    /// Idempotence follows KurrentDB's documented rule for re-sent writes:
-    /// when every proposed id is already the event at the same place of the
-    /// same stream (the write was applied before), the append succeeds
-    /// without writing again. A batch that re-uses only some ids, or ids of
-    /// other streams, is written as new events (the server does not check
-    /// ids outside that window).
+    /// With an exact expected revision (or no stream: revision -1) that the
+    /// stream has passed, the events after that revision are compared with
+    /// the proposed ids: all of them there, in order, is a re-send and
+    /// succeeds without writing; anything else is a wrong expected version.
+    /// With any or stream-exists, a first id that is already an event of
+    /// this stream starts the same comparison from that event; a first id
+    /// that is unknown (or of another stream) is a new write. A partial
+    /// match ("corrupted idempotency") is answered as a wrong expected
+    /// version, never written.
     pub(crate) fn append(
         &mut self,
         stream: &str,
@@ -93,8 +97,20 @@ impl Log {
         created: u64,
     ) -> Appended {
         let current = self.head(stream);
-        if let Some(done) = self.replayed(stream, &proposed) {
-            return done;
+        let refused = Appended::WrongExpectedVersion { current, expected };
+        let resent_from = match expected {
+            Expected::Exact(revision) if current.is_some_and(|c| c > revision) => Some(revision + 1),
+            Expected::NoStream if current.is_some() => Some(0),
+            Expected::Exact(_) | Expected::NoStream => None,
+            Expected::Any | Expected::StreamExists => proposed
+                .first()
+                .and_then(|first| self.by_id.get(&first.id))
+                .map(|&index| &self.events[index])
+                .filter(|event| event.stream == stream)
+                .map(|event| event.revision),
+        };
+        if let Some(from) = resent_from {
+            return self.replayed(stream, from, &proposed).unwrap_or(refused);
         }
         let holds = match expected {
             Expected::Any => true,
@@ -103,7 +119,7 @@ impl Log {
             Expected::Exact(revision) => current == Some(revision),
         };
         if !holds {
-            return Appended::WrongExpectedVersion { current, expected };
+            return refused;
         }
         let mut last = Appended::Done {
             revision: current.unwrap_or(0),
@@ -133,18 +149,17 @@ impl Log {
         last
     }
 
-    /// The original outcome when all of `proposed` were written to `stream`
-    /// already, consecutively.
-    fn replayed(&self, stream: &str, proposed: &[Proposed]) -> Option<Appended> {
-        let first = proposed.first()?;
-        let start = *self.by_id.get(&first.id)?;
+    /// The original outcome when `proposed` are, in order, the events of
+    /// `stream` from revision `from` on.
+    fn replayed(&self, stream: &str, from: u64, proposed: &[Proposed]) -> Option<Appended> {
         let indices = self.streams.get(stream)?;
-        let at = indices.iter().position(|&i| i == start)?;
-        let matches = proposed
+        let from = usize::try_from(from).ok()?;
+        let written = indices.get(from..from.checked_add(proposed.len())?)?;
+        let matches = written
             .iter()
-            .enumerate()
-            .all(|(k, event)| indices.get(at + k).is_some_and(|&i| self.events[i].id == event.id));
-        let last = &self.events[*indices.get(at + proposed.len() - 1)?];
+            .zip(proposed)
+            .all(|(&index, event)| self.events[index].id == event.id);
+        let last = &self.events[*written.last()?];
         matches.then_some(Appended::Done {
             revision: last.revision,
             position: last.position,

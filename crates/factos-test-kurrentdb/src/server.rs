@@ -6,7 +6,7 @@
 
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use thiserror::Error;
@@ -29,6 +29,7 @@ use crate::proto::event_store::client::streams::{
     TombstoneResp, append_req, append_resp, read_resp,
 };
 use crate::proto::event_store::client::{StreamIdentifier, Uuid as ProtoUuid, uuid as proto_uuid};
+use crate::quick_ack::QuickAck;
 
 /// Why the server could not start.
 #[derive(Debug, Error)]
@@ -37,7 +38,30 @@ pub enum FakeError {
     /// No loopback port could be bound.
     #[error("cannot listen on a loopback port: {0}")]
     Listen(#[from] std::io::Error),
+    /// The process-wide runtime for detached servers could not start.
+    #[error("cannot run a detached server: {0}")]
+    Detached(String),
 }
+
+/// The runtime detached servers run on: its own threads, for the life of
+/// the process.
+fn detached_runtime() -> Result<&'static tokio::runtime::Runtime, FakeError> {
+    static RUNTIME: OnceLock<Result<tokio::runtime::Runtime, String>> = OnceLock::new();
+    RUNTIME
+        .get_or_init(|| {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .thread_name("fake-kurrentdb")
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())
+        })
+        .as_ref()
+        .map_err(|e| FakeError::Detached(e.clone()))
+}
+
+/// Detached servers, kept running until the process exits.
+static DETACHED: Mutex<Vec<FakeKurrentDb>> = Mutex::new(Vec::new());
 
 /// A running in-process server; stops when dropped.
 #[derive(Debug)]
@@ -70,7 +94,12 @@ impl FakeKurrentDb {
             ticks_now(),
         );
         let (stop, stopped) = oneshot::channel::<()>();
-        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+        let incoming =
+            tokio_stream::StreamExt::map(tokio_stream::wrappers::TcpListenerStream::new(listener), |stream| {
+                let stream = stream?;
+                stream.set_nodelay(true)?;
+                Ok::<_, std::io::Error>(QuickAck(stream))
+            });
         tokio::spawn(
             tonic::transport::Server::builder()
                 .add_service(StreamsServer::new(service))
@@ -79,6 +108,28 @@ impl FakeKurrentDb {
                 }),
         );
         Ok(Self { address, _stop: stop })
+    }
+
+    /// Starts a server with an empty log (but for one system event) that
+    /// runs on threads of its own until the process exits, and returns its
+    /// connection string: for test suites that make a store per test on
+    /// runtimes that end with the test.
+    ///
+    /// # Errors
+    ///
+    /// [`FakeError::Listen`] when no port can be bound,
+    /// [`FakeError::Detached`] when its runtime cannot run.
+    pub async fn start_detached() -> Result<String, FakeError> {
+        let server = detached_runtime()?
+            .spawn(Self::start())
+            .await
+            .map_err(|e| FakeError::Detached(e.to_string()))??;
+        let url = server.connection_string();
+        DETACHED
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .push(server);
+        Ok(url)
     }
 
     /// The address the server listens on.

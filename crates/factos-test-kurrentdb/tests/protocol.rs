@@ -122,6 +122,45 @@ async fn re_sending_a_written_batch_writes_nothing_again() -> TestResult {
 }
 
 #[tokio::test]
+async fn partial_and_misplaced_re_sends_are_refused_and_other_streams_write_anew() -> TestResult {
+    let (_server, client) = connect().await?;
+    let ids = [uuid::Uuid::new_v4(), uuid::Uuid::new_v4()];
+    client
+        .append_to_stream(
+            "s",
+            &Default::default(),
+            vec![event("A", b"1").id(ids[0]), event("B", b"2").id(ids[1])],
+        )
+        .await?;
+    let wrong = |result: Result<kurrentdb::WriteResult, kurrentdb::Error>| {
+        matches!(result, Err(kurrentdb::Error::WrongExpectedVersion { .. }))
+    };
+    // A known first id followed by a new one: corrupted idempotency.
+    let partial = vec![event("A", b"1").id(ids[0]), event("C", b"3")];
+    assert!(wrong(client.append_to_stream("s", &Default::default(), partial).await));
+    // An exact expectation the stream passed, with other ids after it.
+    let exact = AppendToStreamOptions::default().stream_state(StreamState::StreamRevision(0));
+    assert!(wrong(
+        client
+            .append_to_stream("s", &exact, vec![event("A", b"1").id(ids[0])])
+            .await
+    ));
+    // ...and with the ids that are there: a re-send.
+    let again = client
+        .append_to_stream("s", &exact, vec![event("B", b"2").id(ids[1])])
+        .await?;
+    assert_eq!(again.next_expected_version, 1);
+    // The same id in another stream is a new event there.
+    client
+        .append_to_stream("t", &Default::default(), vec![event("A", b"1").id(ids[0])])
+        .await?;
+    let s = drain(client.read_stream("s", &Default::default()).await?).await?;
+    let t = drain(client.read_stream("t", &Default::default()).await?).await?;
+    assert_eq!((s.len(), t.len()), (2, 1));
+    Ok(())
+}
+
+#[tokio::test]
 async fn streams_read_from_a_revision_in_both_directions_and_a_missing_one_is_not_found() -> TestResult {
     let (_server, client) = connect().await?;
     let events: Vec<EventData> = (0..5).map(|_| event("A", b"")).collect();

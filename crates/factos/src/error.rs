@@ -114,6 +114,17 @@ pub enum InvalidAppend {
         #[source]
         source: InvalidMetadata,
     },
+    /// A name valid for factos that the backend reserves for its own use
+    /// (KurrentDB: event types and streams starting with `$`).
+    #[error("{backend} reserves the name {name:?}: {reason}")]
+    ReservedName {
+        /// The backend that refused.
+        backend: &'static str,
+        /// The event type or stream name.
+        name: String,
+        /// What the backend uses such names for.
+        reason: &'static str,
+    },
 }
 
 /// What a store operation can fail with.

@@ -18,6 +18,7 @@ use futures::future::join_all;
 use proptest::prelude::Rng;
 use proptest::test_runner::TestRng;
 
+use crate::capabilities::{Capabilities, assert_query_conditions_refused};
 use crate::fixtures::{CaseResult, event, rng, stream, tag, ty};
 use crate::interleave::Interleave;
 
@@ -67,7 +68,13 @@ impl Accepted {
 /// and tags) append with conditions from their own reads. Afterwards, for
 /// every accepted append, the events matching its query with positions below
 /// its first new event are exactly the events its read returned.
-pub async fn accepted_conditional_appends_saw_their_whole_context<S: LocalEventStore>(store: &S) -> CaseResult {
+pub async fn accepted_conditional_appends_saw_their_whole_context<S: LocalEventStore>(
+    store: &S,
+    caps: Capabilities,
+) -> CaseResult {
+    if !caps.query_conditions {
+        return Ok(assert_query_conditions_refused(store).await?);
+    }
     consistency_with_seed(store, 0).await
 }
 
@@ -176,7 +183,13 @@ pub async fn monotonic_positions_with_seed<S: LocalEventStore>(store: &S, seed: 
 
 /// Appenders that each use their own tag, with conditions on it, never
 /// conflict with one another.
-pub async fn unrelated_conditional_appends_never_conflict<S: LocalEventStore>(store: &S) -> CaseResult {
+pub async fn unrelated_conditional_appends_never_conflict<S: LocalEventStore>(
+    store: &S,
+    caps: Capabilities,
+) -> CaseResult {
+    if !caps.query_conditions {
+        return Ok(assert_query_conditions_refused(store).await?);
+    }
     unrelated_writers_with_seed(store, 0).await
 }
 
@@ -225,7 +238,13 @@ pub async fn unrelated_writers_with_seed<S: LocalEventStore>(store: &S, seed: u6
 /// the events its read returned: the decision flow of the backend (a held
 /// transaction, or an optimistic read checked at commit) never accepts a
 /// decision on a stale context.
-pub async fn accepted_decisions_saw_their_whole_context<S: LocalEventStore>(store: &S) -> CaseResult {
+pub async fn accepted_decisions_saw_their_whole_context<S: LocalEventStore>(
+    store: &S,
+    caps: Capabilities,
+) -> CaseResult {
+    if !caps.query_conditions {
+        return Ok(assert_query_conditions_refused(store).await?);
+    }
     decisions_with_seed(store, 0).await
 }
 
