@@ -69,6 +69,12 @@ impl Scope {
         }
     }
 
+    /// Whether the server filter for `query` leaves out events of the
+    /// scope (it names event types).
+    pub(crate) fn narrows(&self, query: &Query) -> bool {
+        self.prefix.is_none() && narrowing_types(query).is_some()
+    }
+
     /// Whether the server's filter already decides `query`, so no event it
     /// sends is dropped here (a read can then ask for exactly what it
     /// needs).

@@ -94,15 +94,15 @@
 //!   writing them again; the read-back then returns the original records,
 //!   or [`StoreError::DuplicateEventId`](factos::StoreError::DuplicateEventId)
 //!   if the ids now carry different content.
-//! * KurrentDB recognises ids only within its idempotency window: its cache
-//!   of recently written event ids (the server's `StreamInfoCacheCapacity`
-//!   and its in-memory commit check, not a durable index). A re-send with
-//!   an exact expected revision (or `NoStream`), as
-//!   [`dispatch_stream`](factos::Dispatcher::dispatch_stream) makes, is safe
-//!   beyond the window: the server refuses it as a wrong expected revision,
-//!   and the backend finds the batch right after that revision and returns
-//!   it. A re-send with `Any` or `StreamExists` after the window is written
-//!   again.
+//! * How long KurrentDB recognises ids depends on the expectation. With an
+//!   exact expected revision (or `NoStream`), as
+//!   [`dispatch_stream`](factos::Dispatcher::dispatch_stream) sends, the
+//!   server compares the batch with the events after that revision in its
+//!   index, so a re-send is recognised however late it comes. With `Any`
+//!   or `StreamExists` it looks the first id up in its in-memory cache of
+//!   recently written events: the idempotency window, bounded by that
+//!   cache's size and lost on restart. A re-send after the window is
+//!   written again.
 //! * KurrentDB has no global index of event ids: the same id in another
 //!   stream is a new event to it. Event ids are unique per stream (within
 //!   the window), not across the store as on the SQL backends.
@@ -122,6 +122,7 @@
 
 mod error;
 mod filter;
+mod follow;
 mod mapping;
 mod store;
 

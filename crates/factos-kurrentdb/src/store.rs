@@ -1,6 +1,8 @@
 //! [`KurrentStore`]: the store contract over the official client.
 
 use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
 
 use factos::{
     AppendRequest, Committed, DecisionScope, EventStore, ExpectedRevision, Query, ReadOptions, StoreError, StoredEvent,
@@ -14,6 +16,7 @@ use kurrentdb::{
 use crate::BACKEND;
 use crate::error::KurrentError;
 use crate::filter::Scope;
+use crate::follow::Watch;
 use crate::mapping::{from_recorded, is_system, kurrent_position, refuse_reserved, to_event_data};
 
 /// How many events one `$all` read asks the server for.
@@ -31,7 +34,12 @@ const CONDITIONS: &str = "KurrentDB's appends check one stream's revision; it ca
 pub struct KurrentStore {
     client: Client,
     scope: Scope,
+    watch: Arc<Watch>,
+    poll_interval: Duration,
 }
+
+/// How often a waiting follower reads again when no commit woke it.
+const POLL_INTERVAL: Duration = Duration::from_millis(500);
 
 impl fmt::Debug for KurrentStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -47,7 +55,17 @@ impl KurrentStore {
         Self {
             client,
             scope: Scope::default(),
+            watch: Arc::default(),
+            poll_interval: POLL_INTERVAL,
         }
+    }
+
+    /// How often a waiting follower reads again when no commit woke it
+    /// (500 ms by default). Followers are woken by a KurrentDB
+    /// subscription; polling is the safety net for when it fails.
+    pub fn with_poll_interval(mut self, interval: Duration) -> Self {
+        self.poll_interval = interval;
+        self
     }
 
     /// The same database, seen as only the streams whose names start with
@@ -77,6 +95,7 @@ impl KurrentStore {
             });
         }
         self.scope = Scope::prefixed(prefix);
+        self.watch = Arc::default();
         Ok(self)
     }
 
@@ -103,10 +122,22 @@ impl KurrentStore {
         &self.client
     }
 
+    pub(crate) fn scope(&self) -> &Scope {
+        &self.scope
+    }
+
+    pub(crate) fn watch(&self) -> &Watch {
+        &self.watch
+    }
+
+    pub(crate) fn poll_interval(&self) -> Duration {
+        self.poll_interval
+    }
+
     /// One page of `$all` in `backwards` or forwards order from `start`,
     /// through `filter`: the raw events, system ones included if the filter
     /// let them through.
-    async fn read_all_page(
+    pub(crate) async fn read_all_page(
         &self,
         start: StreamPosition<kurrentdb::Position>,
         backwards: bool,
@@ -190,27 +221,6 @@ impl KurrentStore {
             return Err(unconfirmed("none of the batch's events are there".into()));
         }
         request.replayed(written)
-    }
-
-    /// After a wrong expected revision: the original records if `request`
-    /// is a re-send of a batch committed right after the revision it
-    /// expects (its acknowledgement was lost, and the server no longer
-    /// recognised the ids, so it checked the revision).
-    async fn resent(&self, request: &AppendRequest) -> Result<Option<Committed>, StoreError> {
-        let first = match request.expected {
-            ExpectedRevision::Exact(revision) => revision.next(),
-            ExpectedRevision::NoStream => StreamRevision::FIRST,
-            ExpectedRevision::Any | ExpectedRevision::StreamExists => return Ok(None),
-        };
-        let existing = with_ids_of(
-            request,
-            self.read_stream_events(&request.stream, first, request.events.len())
-                .await?,
-        );
-        if existing.is_empty() {
-            return Ok(None);
-        }
-        request.replayed(existing).map(Some)
     }
 
     /// The error for a batch the server refused because some of its ids
@@ -323,7 +333,10 @@ impl KurrentStore {
         let options = AppendToStreamOptions::default().stream_state(stream_state(request.expected));
         let stream = self.scope.stream_name(&request.stream);
         match self.client.append_to_stream(stream, &options, events).await {
-            Ok(written) => self.confirm(&request, written.next_expected_version).await,
+            Ok(written) => {
+                self.watch.committed();
+                self.confirm(&request, written.next_expected_version).await
+            }
             Err(kurrentdb::Error::WrongExpectedVersion { current, .. }) => {
                 let actual = match current {
                     kurrentdb::CurrentRevision::Current(revision) => Some(StreamRevision::new(revision)),
@@ -334,9 +347,6 @@ impl KurrentStore {
                     // repeats only part of a written one ("corrupted
                     // idempotency") this way.
                     return self.partly_written(&request).await;
-                }
-                if let Some(committed) = self.resent(&request).await? {
-                    return Ok(committed);
                 }
                 Err(factos::RevisionMismatch {
                     stream: request.stream,

@@ -8,3 +8,4 @@ mod support;
 use support::fresh_store;
 
 factos_conformance::conformance_tests!(fresh_store, factos_conformance::Capabilities::STREAMS_ONLY);
+factos_conformance::follow_tests!(fresh_store);

@@ -9,8 +9,9 @@
 //!
 //! It is a *model* of KurrentDB, written from KurrentDB's documented
 //! behaviour, and it refuses (`UNIMPLEMENTED`) what it does not model
-//! rather than inventing an answer: subscriptions, deletes, tombstones,
-//! batch appends, links. What it models, and where it had to choose:
+//! rather than inventing an answer: stream subscriptions, persistent
+//! subscriptions, deletes, tombstones, batch appends, links. What it
+//! models, and where it had to choose:
 //!
 //! * one global order (`$all`); every event has its own position, reported
 //!   as both its commit and its prepare position;
@@ -30,6 +31,11 @@
 //!   filtered by event type or stream name, by regular expression or
 //!   prefixes); forwards reads include the event at the start position,
 //!   backwards reads from a position start below it;
+//! * catch-up subscriptions to `$all` (from the start, the end or after a
+//!   position, filtered like reads): a confirmation, the history, a
+//!   caught-up message, then live events, with no gap and no repeat
+//!   between history and live; no checkpoint messages; a subscriber more
+//!   than 4096 events behind is dropped (the client resubscribes);
 //! * system events: the server writes one (`$UserCreated` to `$users`) at
 //!   start, so `$all` readers meet one, as they would on a real server.
 //!

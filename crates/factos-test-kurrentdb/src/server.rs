@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use thiserror::Error;
-use tokio::sync::oneshot;
+use tokio::sync::{broadcast, oneshot};
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status, Streaming};
 use uuid::Uuid;
@@ -150,9 +150,24 @@ fn ticks_now() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_nanos() / 100).unwrap_or(u64::MAX))
 }
 
-#[derive(Debug, Default, Clone)]
+/// How many new events a subscriber may fall behind before the server ends
+/// its subscription (the client then resubscribes from its last event).
+const LIVE_BUFFER: usize = 4096;
+
+#[derive(Debug, Clone)]
 struct Service {
     log: Arc<Mutex<Log>>,
+    /// Every event as it is written, for live subscribers.
+    live: broadcast::Sender<Stored>,
+}
+
+impl Default for Service {
+    fn default() -> Self {
+        Self {
+            log: Arc::default(),
+            live: broadcast::channel(LIVE_BUFFER).0,
+        }
+    }
 }
 
 impl Service {
@@ -223,15 +238,118 @@ fn read_event(event: &Stored, uuid_as_string: bool) -> ReadResp {
     }
 }
 
-/// Whether `text` passes an expression: its regular expression, or any of
-/// its prefixes.
-fn passes(expression: &Expression, text: &str) -> Result<bool, Status> {
-    if !expression.regex.is_empty() {
-        let regex = regex::Regex::new(&expression.regex)
-            .map_err(|e| Status::invalid_argument(format!("invalid filter expression: {e}")))?;
-        return Ok(regex.is_match(text));
+/// A `$all` filter, ready to test events: on the event type or the stream
+/// name, by regular expression or by prefixes.
+#[derive(Debug, Clone)]
+enum Compiled {
+    Everything,
+    EventType(Matcher),
+    Stream(Matcher),
+}
+
+#[derive(Debug, Clone)]
+enum Matcher {
+    Regex(regex::Regex),
+    Prefixes(Vec<String>),
+}
+
+impl Matcher {
+    fn new(expression: Expression) -> Result<Self, Status> {
+        if expression.regex.is_empty() {
+            return Ok(Matcher::Prefixes(expression.prefix));
+        }
+        regex::Regex::new(&expression.regex)
+            .map(Matcher::Regex)
+            .map_err(|e| Status::invalid_argument(format!("invalid filter expression: {e}")))
     }
-    Ok(expression.prefix.iter().any(|p| text.starts_with(p.as_str())))
+
+    fn matches(&self, text: &str) -> bool {
+        match self {
+            Matcher::Regex(regex) => regex.is_match(text),
+            Matcher::Prefixes(prefixes) => prefixes.iter().any(|p| text.starts_with(p.as_str())),
+        }
+    }
+}
+
+impl Compiled {
+    fn passes(&self, event: &Stored) -> bool {
+        match self {
+            Compiled::Everything => true,
+            Compiled::EventType(matcher) => matcher.matches(&event.event_type),
+            Compiled::Stream(matcher) => matcher.matches(&event.stream),
+        }
+    }
+}
+
+fn compile(filter: Option<Filter>) -> Result<Compiled, Status> {
+    Ok(match filter {
+        None => Compiled::Everything,
+        Some(Filter::EventType(expression)) => Compiled::EventType(Matcher::new(expression)?),
+        Some(Filter::StreamIdentifier(expression)) => Compiled::Stream(Matcher::new(expression)?),
+    })
+}
+
+impl Service {
+    /// A catch-up subscription to `$all`: a confirmation, the events after
+    /// the start (all of them from the start, none from the end), a
+    /// caught-up message, then every new event as it is written, each
+    /// through the filter. The history is taken and the live feed joined
+    /// under the log's lock, so no event is missed or sent twice. A
+    /// subscriber that falls more than [`LIVE_BUFFER`] events behind is
+    /// dropped with `UNAVAILABLE`; the client resubscribes from its last
+    /// event. Checkpoint messages are not sent.
+    fn subscribe_to_all(
+        &self,
+        start: Option<AllOption>,
+        filter: Option<Filter>,
+        uuid_as_string: bool,
+    ) -> Result<Response<BoxStream<ReadResp>>, Status> {
+        let filter = compile(filter)?;
+        let (history, live, last) = {
+            let log = self.log();
+            let after = match start {
+                Some(AllOption::Start(())) | None => None,
+                Some(AllOption::End(())) => Some(log.events.last().map_or(0, |e| e.position)),
+                Some(AllOption::Position(p)) => Some(p.commit_position),
+            };
+            let history: Vec<ReadResp> = log
+                .events
+                .iter()
+                .filter(|e| after.is_none_or(|after| e.position > after) && filter.passes(e))
+                .map(|e| read_event(e, uuid_as_string))
+                .collect();
+            (history, self.live.subscribe(), log.events.last().map(|e| e.position))
+        };
+        let confirmation = ReadResp {
+            content: Some(read_resp::Content::Confirmation(read_resp::SubscriptionConfirmation {
+                subscription_id: Uuid::new_v4().to_string(),
+            })),
+        };
+        let caught_up = ReadResp {
+            content: Some(read_resp::Content::CaughtUp(read_resp::CaughtUp {
+                timestamp: Some(prost_types::Timestamp::from(SystemTime::now())),
+                stream_revision: None,
+                position: last.map(|p| read_resp::Position {
+                    commit_position: p,
+                    prepare_position: p,
+                }),
+            })),
+        };
+        let live =
+            tokio_stream::StreamExt::filter_map(tokio_stream::wrappers::BroadcastStream::new(live), move |event| {
+                match event {
+                    Ok(event) => filter.passes(&event).then(|| Ok(read_event(&event, uuid_as_string))),
+                    Err(_) => Some(Err(Status::unavailable("the subscriber fell too far behind"))),
+                }
+            });
+        let replay = tokio_stream::iter(
+            std::iter::once(confirmation)
+                .chain(history)
+                .chain(std::iter::once(caught_up))
+                .map(Ok),
+        );
+        Ok(Response::new(Box::pin(tokio_stream::StreamExt::chain(replay, live))))
+    }
 }
 
 #[tonic::async_trait]
@@ -243,16 +361,29 @@ impl Streams for Service {
             .into_inner()
             .options
             .ok_or_else(|| Status::invalid_argument("read options are required"))?;
-        let count = match options.count_option {
-            Some(CountOption::Count(count)) => count,
-            Some(CountOption::Subscription(_)) => {
-                return Err(Status::unimplemented("subscriptions are not modelled by this server"));
-            }
-            None => u64::MAX,
-        };
         if options.resolve_links {
             return Err(Status::unimplemented("links are not modelled by this server"));
         }
+        let count = match options.count_option {
+            Some(CountOption::Count(count)) => count,
+            Some(CountOption::Subscription(_)) => {
+                let uuid_as_string = matches!(
+                    options.uuid_option.and_then(|o| o.content),
+                    Some(uuid_option::Content::String(_))
+                );
+                let Some(StreamOption::All(all)) = options.stream_option else {
+                    return Err(Status::unimplemented(
+                        "only subscriptions to $all are modelled by this server",
+                    ));
+                };
+                let filter = match options.filter_option {
+                    Some(FilterOption::Filter(filter)) => filter.filter,
+                    Some(FilterOption::NoFilter(())) | None => None,
+                };
+                return self.subscribe_to_all(all.all_option, filter, uuid_as_string);
+            }
+            None => u64::MAX,
+        };
         let backwards = options.read_direction == ReadDirection::Backwards as i32;
         let uuid_as_string = matches!(
             options.uuid_option.and_then(|o| o.content),
@@ -296,6 +427,7 @@ impl Streams for Service {
                     Some(FilterOption::Filter(filter)) => filter.filter,
                     Some(FilterOption::NoFilter(())) | None => None,
                 };
+                let filter = compile(filter)?;
                 let admitted = |e: &Stored| -> Result<bool, Status> {
                     let in_range = match (&all.all_option, backwards) {
                         (Some(AllOption::Start(())) | None, false) => true,
@@ -308,11 +440,7 @@ impl Streams for Service {
                     if !in_range {
                         return Ok(false);
                     }
-                    match &filter {
-                        None => Ok(true),
-                        Some(Filter::EventType(expression)) => passes(expression, &e.event_type),
-                        Some(Filter::StreamIdentifier(expression)) => passes(expression, &e.stream),
-                    }
+                    Ok(filter.passes(e))
                 };
                 let ordered: Box<dyn Iterator<Item = &Stored>> = if backwards {
                     Box::new(log.events.iter().rev())
@@ -374,7 +502,16 @@ impl Streams for Service {
                 data: event.data,
             });
         }
-        let outcome = self.log().append(&stream, expected, proposed, ticks_now());
+        let outcome = {
+            let mut log = self.log();
+            let before = log.events.len();
+            let outcome = log.append(&stream, expected, proposed, ticks_now());
+            for written in &log.events[before..] {
+                // No live subscriber is not an error.
+                let _ = self.live.send(written.clone());
+            }
+            outcome
+        };
         let result = match outcome {
             Appended::Done { revision, position } => append_resp::Result::Success(append_resp::Success {
                 current_revision_option: Some(append_resp::success::CurrentRevisionOption::CurrentRevision(revision)),

@@ -6,7 +6,7 @@ use bytes::Bytes;
 use factos_test_kurrentdb::FakeKurrentDb;
 use kurrentdb::{
     AppendToStreamOptions, Client, EventData, Position, ReadAllOptions, ReadStreamOptions, ResolvedEvent,
-    StreamPosition, StreamState, SubscriptionFilter,
+    StreamPosition, StreamState, SubscribeToAllOptions, SubscriptionEvent, SubscriptionFilter,
 };
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
@@ -254,5 +254,64 @@ async fn all_holds_every_event_once_in_one_order_system_events_included_and_filt
             .event_type,
         "UserJoined"
     );
+    Ok(())
+}
+
+#[tokio::test]
+async fn all_subscriptions_replay_history_then_go_live_filtered_and_resume_after_a_position() -> TestResult {
+    let (_server, client) = connect().await?;
+    let first = client
+        .append_to_stream("s", &Default::default(), vec![event("A", b"1"), event("B", b"2")])
+        .await?;
+    let no_system = SubscriptionFilter::on_event_type().exclude_system_events();
+    let mut from_start = client
+        .subscribe_to_all(&SubscribeToAllOptions::default().filter(no_system.clone()))
+        .await;
+    let mut seen = Vec::new();
+    loop {
+        match from_start.next_subscription_event().await? {
+            SubscriptionEvent::Confirmed(_) => assert!(seen.is_empty(), "the confirmation comes first"),
+            SubscriptionEvent::EventAppeared(e) => seen.push(e.get_original_event().event_type.clone()),
+            SubscriptionEvent::CaughtUp(_) => break,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(seen, ["A", "B"], "history, without the system event");
+    // From a position: only what comes after it; from the end: only new events.
+    let after_first = Position {
+        commit: first.position.commit - 1,
+        prepare: first.position.prepare - 1,
+    };
+    let mut resumed = client
+        .subscribe_to_all(
+            &SubscribeToAllOptions::default()
+                .position(StreamPosition::Position(after_first))
+                .filter(no_system.clone()),
+        )
+        .await;
+    let mut live = client
+        .subscribe_to_all(
+            &SubscribeToAllOptions::default()
+                .position(StreamPosition::End)
+                .filter(SubscriptionFilter::on_event_type().regex("^C$")),
+        )
+        .await;
+    // A subscription is made on its first call; wait for it before writing.
+    assert!(matches!(
+        live.next_subscription_event().await?,
+        SubscriptionEvent::Confirmed(_)
+    ));
+    assert!(matches!(
+        live.next_subscription_event().await?,
+        SubscriptionEvent::CaughtUp(_)
+    ));
+    client
+        .append_to_stream("t", &Default::default(), vec![event("C", b"3"), event("D", b"4")])
+        .await?;
+    assert_eq!(from_start.next().await?.get_original_event().event_type, "C");
+    assert_eq!(from_start.next().await?.get_original_event().event_type, "D");
+    assert_eq!(resumed.next().await?.get_original_event().event_type, "B");
+    assert_eq!(resumed.next().await?.get_original_event().event_type, "C");
+    assert_eq!(live.next().await?.get_original_event().event_type, "C");
     Ok(())
 }

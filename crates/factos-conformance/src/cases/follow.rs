@@ -159,17 +159,22 @@ where
     let others = (0..5).map(|_| event(&mut rng, "B", &[], b"")).collect();
     store.append(AppendRequest::new(stream("s"), others)).await?;
     let narrow = Query::from(factos::QueryItem::types([crate::fixtures::ty("A")]));
-    // A store may hold new events back for a while (see above).
+    let newest = store.read(&Query::all(), ReadOptions::backwards().limit(1)).await?;
+    let newest = newest.first().map(|e| e.position);
+    // A store may hold new events back for a while (see above). It may
+    // also leave non-matching events out before they reach the follower
+    // (a server-side filter): then they are not counted as examined, but
+    // the cursor still moves past them.
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     let mut batch = store.read_after(&narrow, None, 100).await?;
-    while batch.examined < 5 && std::time::Instant::now() < deadline {
+    while batch.end.map(|e| e.position()) != newest && std::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(10)).await;
         batch = store.read_after(&narrow, None, 100).await?;
     }
     assert!(batch.events.is_empty());
-    let end = batch.end.ok_or("five events were there to examine")?;
-    let newest = store.read(&Query::all(), ReadOptions::backwards().limit(1)).await?;
-    assert_eq!(Some(end.position()), newest.first().map(|e| e.position));
+    assert!(batch.examined <= 5, "only five events were there to examine");
+    let end = batch.end.ok_or("the cursor must move past the five events")?;
+    assert_eq!(Some(end.position()), newest);
     let again = store.read_after(&narrow, Some(end), 100).await?;
     assert_eq!(again, factos::FollowBatch::default(), "nothing new to examine");
     Ok(())
