@@ -10,7 +10,12 @@
 //!
 //! ```text
 //! cargo run --example orders
+//! cargo run --example orders -- --kurrentdb-url "kurrentdb://admin:changeit@localhost:2113?tls=false"
 //! ```
+//!
+//! Every command's consistency boundary is its order's stream, so the
+//! example runs unchanged on KurrentDB, whose appends check one stream's
+//! revision.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -21,6 +26,7 @@ use factos::{
     Codec, Decider, Dispatcher, EventId, EventStore, EventType, NewEvent, Query, ReadOptions, SplitRejection,
     StoredEvent, StreamId, Tag, View, decider, project, view,
 };
+use factos_kurrentdb::KurrentStore;
 use factos_sqlite::SqliteStore;
 use serde_json::{Value, json};
 
@@ -276,9 +282,13 @@ async fn summary<S: EventStore>(store: &S) -> anyhow::Result<KitchenSummary> {
 #[command(about = "A restaurant order workflow, one stream per order.")]
 struct Args {
     /// The SQLite database file; a fresh one in a temporary directory if
-    /// not given.
-    #[arg(long)]
+    /// neither this nor --kurrentdb-url is given.
+    #[arg(long, conflicts_with = "kurrentdb_url")]
     database: Option<PathBuf>,
+    /// A KurrentDB connection string
+    /// (kurrentdb://admin:changeit@localhost:2113?tls=false).
+    #[arg(long)]
+    kurrentdb_url: Option<String>,
 }
 
 #[path = "../logging.rs"]
@@ -288,12 +298,21 @@ mod logging;
 async fn main() -> anyhow::Result<()> {
     logging::init_tracing();
     let args = Args::parse();
+    if let Some(url) = &args.kurrentdb_url {
+        let store = KurrentStore::connect(url).context("--kurrentdb-url")?;
+        println!("store: KurrentDB");
+        return run(&store).await;
+    }
     let scratch = tempfile::tempdir()?;
     let path = args.database.unwrap_or_else(|| scratch.path().join("orders.db"));
     let store = SqliteStore::open(&path).with_context(|| format!("opening {}", path.display()))?;
     store.migrate().await?;
     println!("store: SQLite at {}", path.display());
+    run(&store).await
+}
 
+/// Runs the script of commands against `store` and prints the kitchen.
+async fn run<S: EventStore>(store: &S) -> anyhow::Result<()> {
     let items = |names: &[&str]| Command::AddItems {
         items: names.iter().map(|n| n.to_string()).collect(),
     };
@@ -318,13 +337,13 @@ async fn main() -> anyhow::Result<()> {
         (4, Command::Serve),
     ];
     for (order, command) in script {
-        let outcome = handle(&store, order, command.clone()).await?;
+        let outcome = handle(store, order, command.clone()).await?;
         match outcome {
             Ok(()) => println!("order {order}: {command:?} -> ok"),
             Err(refused) => println!("order {order}: {command:?} -> refused: {refused}"),
         }
     }
-    println!("kitchen: {:#?}", summary(&store).await?);
+    println!("kitchen: {:#?}", summary(store).await?);
     Ok(())
 }
 
@@ -347,36 +366,45 @@ mod tests {
     #[tokio::test]
     async fn an_order_goes_through_its_stages_and_refuses_out_of_order_commands() -> anyhow::Result<()> {
         let dir = tempfile::tempdir()?;
-        let store = fresh_store(&dir).await?;
-        assert_eq!(handle(&store, 1, add(&["soup"])).await?, Err(Refused::NoSuchOrder));
-        assert_eq!(handle(&store, 1, Command::Place { table: 4 }).await?, Ok(()));
+        stages(&fresh_store(&dir).await?).await
+    }
+
+    #[tokio::test]
+    async fn the_same_workflow_runs_on_kurrentdb() -> anyhow::Result<()> {
+        // The in-process KurrentDB protocol server the backend is tested on.
+        let server = factos_test_kurrentdb::FakeKurrentDb::start().await?;
+        let store = KurrentStore::connect(&server.connection_string())?;
+        stages(&store).await?;
+        run(&store).await
+    }
+
+    async fn stages<S: EventStore>(store: &S) -> anyhow::Result<()> {
+        assert_eq!(handle(store, 1, add(&["soup"])).await?, Err(Refused::NoSuchOrder));
+        assert_eq!(handle(store, 1, Command::Place { table: 4 }).await?, Ok(()));
         assert_eq!(
-            handle(&store, 1, Command::Place { table: 4 }).await?,
+            handle(store, 1, Command::Place { table: 4 }).await?,
             Err(Refused::AlreadyPlaced)
         );
         assert_eq!(
-            handle(&store, 1, Command::SendToKitchen).await?,
+            handle(store, 1, Command::SendToKitchen).await?,
             Err(Refused::NothingToCook)
         );
-        assert_eq!(handle(&store, 1, add(&[])).await?, Err(Refused::NoItems));
-        assert_eq!(handle(&store, 1, add(&["soup"])).await?, Ok(()));
-        assert_eq!(handle(&store, 1, Command::Serve).await?, Err(Refused::NotReady));
-        assert_eq!(handle(&store, 1, Command::SendToKitchen).await?, Ok(()));
+        assert_eq!(handle(store, 1, add(&[])).await?, Err(Refused::NoItems));
+        assert_eq!(handle(store, 1, add(&["soup"])).await?, Ok(()));
+        assert_eq!(handle(store, 1, Command::Serve).await?, Err(Refused::NotReady));
+        assert_eq!(handle(store, 1, Command::SendToKitchen).await?, Ok(()));
+        assert_eq!(handle(store, 1, add(&["bread"])).await?, Err(Refused::AlreadyInKitchen));
+        assert_eq!(handle(store, 1, Command::MarkReady).await?, Ok(()));
         assert_eq!(
-            handle(&store, 1, add(&["bread"])).await?,
-            Err(Refused::AlreadyInKitchen)
-        );
-        assert_eq!(handle(&store, 1, Command::MarkReady).await?, Ok(()));
-        assert_eq!(
-            handle(&store, 1, Command::Cancel { reason: "late".into() }).await?,
+            handle(store, 1, Command::Cancel { reason: "late".into() }).await?,
             Err(Refused::Finished("ready"))
         );
-        assert_eq!(handle(&store, 1, Command::Serve).await?, Ok(()));
+        assert_eq!(handle(store, 1, Command::Serve).await?, Ok(()));
         assert_eq!(
-            handle(&store, 1, Command::MarkReady).await?,
+            handle(store, 1, Command::MarkReady).await?,
             Err(Refused::Finished("served"))
         );
-        let loaded = Dispatcher::new(&store, OrderCodec)
+        let loaded = Dispatcher::new(store, OrderCodec)
             .load_stream(&orders(1), &order_stream(1)?)
             .await?;
         assert_eq!(

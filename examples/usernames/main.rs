@@ -8,17 +8,23 @@
 //!
 //! Runs on SQLite: a database file in a temporary directory unless
 //! `--database PATH` names one; `--database-url postgres://...` runs it
-//! unchanged on PostgreSQL.
+//! unchanged on PostgreSQL. With `--kurrentdb-url` it shows why it cannot
+//! run on KurrentDB: "a username is taken once" spans every user's
+//! stream, KurrentDB's appends check one stream's revision, and the
+//! backend refuses the decision rather than ignore its condition.
 //!
 //! ```text
 //! cargo run --example usernames
+//! cargo run --example usernames -- --kurrentdb-url "kurrentdb://admin:changeit@localhost:2113?tls=false"
 //! ```
 
 use anyhow::Context as _;
 use clap::Parser;
 use factos::{
-    Decider, Dispatcher, EventStore, JsonCodec, JsonEvent, Query, QueryItem, SplitRejection, StreamId, Tag, decider,
+    Decider, Dispatcher, Error, EventStore, JsonCodec, JsonEvent, Query, QueryItem, ReadOptions, SplitRejection,
+    StoreError, StreamId, Tag, decider,
 };
+use factos_kurrentdb::KurrentStore;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -159,6 +165,33 @@ async fn handle<S: EventStore>(store: &S, command: &Command) -> anyhow::Result<R
         .map(|committed| committed.len()))
 }
 
+/// What this example meets on KurrentDB: the refusal of its first
+/// registration, explained, with the error value.
+async fn refusal(store: &KurrentStore) -> anyhow::Result<String> {
+    let command = register(1, "ada");
+    let (query, stream) = boundary(&command)?;
+    match Dispatcher::new(store, JsonCodec::new())
+        .dispatch_context(&users(), &command, &query, &stream)
+        .await
+    {
+        Err(
+            error @ Error::Store {
+                source: StoreError::UnsupportedCondition(_),
+                ..
+            },
+        ) => Ok(format!(
+            "registering \"ada\" was refused, and nothing was written.\n\
+             \"A username is taken once\" is a rule over the events of every user's stream, so it needs an \
+             append that fails if a matching event arrived after the decision read: a query condition. KurrentDB \
+             checks one stream's revision per append; run this rule on a backend that enforces query conditions \
+             (SQLite, PostgreSQL).\n\
+             error: {error}\n\
+             value: {error:?}"
+        )),
+        other => anyhow::bail!("expected KurrentDB to refuse the registration, got {other:?}"),
+    }
+}
+
 fn register(user: u64, username: &str) -> Command {
     Command::Register {
         user,
@@ -175,6 +208,9 @@ mod support;
 struct Args {
     #[command(flatten)]
     store: support::StoreArgs,
+    /// A KurrentDB connection string: shows the refusal.
+    #[arg(long, conflicts_with_all = ["database", "database_url"])]
+    kurrentdb_url: Option<String>,
 }
 
 #[path = "../logging.rs"]
@@ -184,6 +220,12 @@ mod logging;
 async fn main() -> anyhow::Result<()> {
     logging::init_tracing();
     let args = Args::parse();
+    if let Some(url) = &args.kurrentdb_url {
+        let store = KurrentStore::connect(url).context("--kurrentdb-url")?;
+        println!("store: KurrentDB");
+        println!("{}", refusal(&store).await?);
+        return Ok(());
+    }
     match args.store.open("usernames").await? {
         support::Store::Sqlite(store, _scratch) => demo(&store).await,
         support::Store::Postgres(store) => demo(&store).await,
@@ -308,6 +350,20 @@ mod tests {
             display_name: "X".into(),
         };
         assert_eq!(handle(&store, &stranger).await?, Err(Rejected::UnknownUser(2)));
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn kurrentdb_refuses_the_rule_and_says_why() -> anyhow::Result<()> {
+        // The in-process KurrentDB protocol server the backend is tested on.
+        let server = factos_test_kurrentdb::FakeKurrentDb::start().await?;
+        let store = KurrentStore::connect(&server.connection_string())?;
+        let message = refusal(&store).await?;
+        assert!(
+            message.contains("query condition") && message.contains("UnsupportedCondition"),
+            "{message}"
+        );
+        assert!(store.read(&Query::all(), ReadOptions::forwards()).await?.is_empty());
         Ok(())
     }
 
