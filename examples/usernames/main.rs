@@ -21,8 +21,8 @@
 use anyhow::Context as _;
 use clap::Parser;
 use factos::{
-    Decider, Dispatcher, Error, EventStore, JsonCodec, JsonEvent, Query, QueryItem, ReadOptions, SplitRejection,
-    StoreError, StreamId, Tag, decider,
+    Decider, Dispatcher, Error, EventStore, JsonCodec, JsonEvent, Query, QueryItem, SplitRejection, StoreError,
+    StreamId, Tag, decider,
 };
 use factos_kurrentdb::KurrentStore;
 use serde::{Deserialize, Serialize};
@@ -359,6 +359,7 @@ mod tests {
         let server = factos_test_kurrentdb::FakeKurrentDb::start().await?;
         let store = KurrentStore::connect(&server.connection_string())?;
         let message = refusal(&store).await?;
+        use factos::ReadOptions;
         assert!(
             message.contains("query condition") && message.contains("UnsupportedCondition"),
             "{message}"
