@@ -12,6 +12,7 @@
 
 mod append;
 mod follow;
+mod kurrent;
 mod latency;
 mod parallel;
 mod raw;
@@ -29,7 +30,7 @@ struct Args {
     /// Small sizes and short runs: checks that the harness works, in seconds.
     #[arg(long)]
     quick: bool,
-    /// Run only these sections (1 append, 2 parallel, 3 scaling, 4 latency, 5 followers).
+    /// Run only these sections (1 append, 2 parallel, 3 scaling, 4 latency, 5 followers, 6 KurrentDB reads).
     #[arg(long, value_delimiter = ',')]
     sections: Vec<u8>,
 }
@@ -43,6 +44,7 @@ pub struct Config {
     parallel_duration: Duration,
     scaling_sizes: Vec<u64>,
     latency_dispatches: u32,
+    kurrent_sizes: Vec<u64>,
 }
 
 impl Config {
@@ -54,6 +56,7 @@ impl Config {
             parallel_duration: Duration::from_millis(200),
             scaling_sizes: vec![1_000, 10_000],
             latency_dispatches: 50,
+            kurrent_sizes: vec![1_000],
         }
     }
 
@@ -65,6 +68,7 @@ impl Config {
             parallel_duration: Duration::from_secs(3),
             scaling_sizes: vec![10_000, 100_000, 1_000_000],
             latency_dispatches: 1_000,
+            kurrent_sizes: vec![10_000, 50_000],
         }
     }
 }
@@ -150,6 +154,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if wanted(3) {
         scaling::run(&config, &mut report).await?;
+    }
+    if wanted(6) {
+        kurrent::run(&config, &mut report).await?;
     }
     println!("{}", report.lines.join("\n"));
     Ok(())
