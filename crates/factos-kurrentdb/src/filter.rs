@@ -12,9 +12,10 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use factos::{Query, StreamId};
+use factos::{Query, StreamId, UnsupportedQuery};
 use kurrentdb::{RecordedEvent, SubscriptionFilter};
 
+use crate::BACKEND;
 use crate::mapping::is_system;
 
 /// Which events of the database a store sees: every non-system event, or
@@ -36,9 +37,15 @@ impl Scope {
 
     /// The database's name for `stream`.
     pub(crate) fn stream_name(&self, stream: &StreamId) -> String {
+        self.raw_stream(stream.as_str())
+    }
+
+    /// The database's name for a stream the store keeps for itself
+    /// (checkpoints, parked effects).
+    pub(crate) fn raw_stream(&self, name: &str) -> String {
         match &self.prefix {
-            Some(prefix) => format!("{prefix}{stream}"),
-            None => stream.as_str().to_owned(),
+            Some(prefix) => format!("{prefix}{name}"),
+            None => name.to_owned(),
         }
     }
 
@@ -82,6 +89,17 @@ impl Scope {
         query.matches_all()
             || (self.prefix.is_none() && query.items().iter().all(|item| item.required_tags().is_empty()))
     }
+}
+
+/// Refuses queries with SQL predicates: KurrentDB has no SQL.
+pub(crate) fn refuse_predicates(query: &Query) -> Result<(), UnsupportedQuery> {
+    if query.has_predicates() {
+        return Err(UnsupportedQuery {
+            backend: BACKEND,
+            reason: "KurrentDB has no SQL; queries select by event type and tags only".into(),
+        });
+    }
+    Ok(())
 }
 
 /// The event types a query is limited to, when every item names some.

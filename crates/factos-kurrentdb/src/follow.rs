@@ -23,10 +23,10 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use factos::{CommitSignal, Cursor, Follow, FollowBatch, Position, Query, StoreError, UnsupportedQuery};
+use factos::{CommitSignal, Cursor, Follow, FollowBatch, Position, Query, StoreError};
 use kurrentdb::{Client, StreamPosition, SubscribeToAllOptions, SubscriptionEvent, SubscriptionFilter};
 
-use crate::BACKEND;
+use crate::filter::refuse_predicates;
 use crate::mapping::{from_recorded, kurrent_position};
 use crate::store::KurrentStore;
 
@@ -93,13 +93,7 @@ async fn watch(client: Client, filter: SubscriptionFilter, signal: Arc<CommitSig
 
 impl Follow for KurrentStore {
     async fn read_after(&self, query: &Query, after: Option<Cursor>, limit: usize) -> Result<FollowBatch, StoreError> {
-        if query.has_predicates() {
-            return Err(UnsupportedQuery {
-                backend: BACKEND,
-                reason: "KurrentDB has no SQL; queries select by event type and tags only".into(),
-            }
-            .into());
-        }
+        refuse_predicates(query)?;
         let mut batch = FollowBatch::default();
         if limit == 0 {
             return Ok(batch);

@@ -118,8 +118,21 @@
 //! sent and matched here**, since KurrentDB has no index over metadata.
 //! Name the event types in context queries. Reads page through `$all` 512
 //! events at a time.
+//!
+//! ## Following the log
+//!
+//! The store implements the follow contract ([`factos::Follow`]:
+//! [`factos::Subscription`] and effect runners work on it): followers read
+//! `$all` after their cursor with the same filters, and are woken by a
+//! KurrentDB catch-up subscription to `$all`, with polling
+//! ([`KurrentStore::with_poll_interval`]) as the safety net. It also keeps
+//! effect runners' checkpoints and parked effects ([`factos::Checkpoints`])
+//! in KurrentDB, in streams named `factos-checkpoint-{name}` and
+//! `factos-parked-{runner}` whose `$`-typed events no factos read returns;
+//! those stream names are reserved.
 #![deny(missing_docs)]
 
+mod checkpoints;
 mod error;
 mod filter;
 mod follow;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use factos::{
     AppendRequest, Committed, DecisionScope, EventStore, ExpectedRevision, Query, ReadOptions, StoreError, StoredEvent,
-    StreamId, StreamRevision, UnsupportedAppendCondition, UnsupportedQuery,
+    StreamId, StreamRevision, UnsupportedAppendCondition,
 };
 use kurrentdb::{
     AppendToStreamOptions, Client, ClientSettings, ReadAllOptions, ReadStreamOptions, RecordedEvent, StreamPosition,
@@ -15,7 +15,7 @@ use kurrentdb::{
 
 use crate::BACKEND;
 use crate::error::KurrentError;
-use crate::filter::Scope;
+use crate::filter::{Scope, refuse_predicates};
 use crate::follow::Watch;
 use crate::mapping::{from_recorded, is_system, kurrent_position, refuse_reserved, to_event_data};
 
@@ -245,13 +245,7 @@ impl KurrentStore {
     }
 
     async fn read_matching(&self, query: &Query, options: ReadOptions) -> Result<Vec<StoredEvent>, StoreError> {
-        if query.has_predicates() {
-            return Err(UnsupportedQuery {
-                backend: BACKEND,
-                reason: "KurrentDB has no SQL; queries select by event type and tags only".into(),
-            }
-            .into());
-        }
+        refuse_predicates(query)?;
         let limit = options.limit.unwrap_or(usize::MAX);
         let mut found = Vec::new();
         if limit == 0 {

@@ -36,6 +36,9 @@
 //!   caught-up message, then live events, with no gap and no repeat
 //!   between history and live; no checkpoint messages; a subscriber more
 //!   than 4096 events behind is dropped (the client resubscribes);
+//! * stream metadata: an append to a `$$stream` is kept like any other
+//!   (the client's `set_stream_metadata` works), but its settings
+//!   (`$maxCount`, `$maxAge`, ACLs) are not applied to reads;
 //! * system events: the server writes one (`$UserCreated` to `$users`) at
 //!   start, so `$all` readers meet one, as they would on a real server.
 //!
