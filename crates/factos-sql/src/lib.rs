@@ -24,6 +24,7 @@
 #![deny(missing_docs)]
 
 mod predicate;
+pub mod row;
 
 use factos::{InvalidPredicate, Predicate, PredicateValue, Query, QueryItem};
 

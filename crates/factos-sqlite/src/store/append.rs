@@ -4,7 +4,8 @@ use factos::{AppendRequest, Committed, Position, StoreError, StreamRevision, Tim
 use rusqlite::{Connection, params};
 
 use crate::error::SqliteError;
-use crate::store::read::{COLUMNS, TAG_SEPARATOR, event_from_row, first_match_after};
+use crate::store::read::{COLUMNS, event_from_row, first_match_after};
+use factos_sql::row::{metadata_column, tags_column};
 
 /// Checks and writes `request` on `conn`, which must be inside a write
 /// transaction (`BEGIN IMMEDIATE`): nothing else can write between the
@@ -85,17 +86,8 @@ fn insert(
             what: "revision",
             value: revision,
         })?;
-        let tags = event
-            .tags
-            .iter()
-            .map(|t| t.as_str())
-            .collect::<Vec<_>>()
-            .join(&TAG_SEPARATOR.to_string());
-        let metadata = serde_json::to_string(&event.metadata.iter().collect::<std::collections::BTreeMap<_, _>>())
-            .map_err(|e| SqliteError::CorruptRow {
-                position,
-                source: e.into(),
-            })?;
+        let tags = tags_column(event);
+        let metadata = metadata_column(event);
         insert_event.execute(params![
             position,
             event.id.as_bytes().as_slice(),

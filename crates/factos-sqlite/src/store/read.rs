@@ -1,56 +1,36 @@
 //! Reading events: rows to records, queries, streams and conflict checks.
 
-use std::collections::BTreeMap;
-
-use factos::{
-    BoxError, Direction, EventId, EventType, Metadata, Position, Query, ReadOptions, Recorded, StoredEvent, StreamId,
-    StreamRevision, Tag, Timestamp,
-};
+use factos::{Direction, Position, Query, ReadOptions, StoredEvent, StreamId, StreamRevision};
 use rusqlite::types::Value;
 use rusqlite::{Connection, Row};
 
 use crate::error::SqliteError;
+use factos_sql::row::EventRow;
 use factos_sql::{Bounds, Dialect, SqlValue};
 
 /// The columns [`event_from_row`] expects, in order.
 pub(crate) const COLUMNS: &str =
     "position, event_id, stream, revision, event_type, version, tags, metadata, data, recorded_at";
 
-/// Separates tags in the `tags` column; tags cannot contain control
-/// characters, so it cannot occur inside one.
-pub(crate) const TAG_SEPARATOR: char = '\u{1f}';
-
 /// Turns a row of [`COLUMNS`] back into a record, refusing rows that no
 /// append could have written.
 pub(crate) fn event_from_row(row: &Row<'_>) -> Result<StoredEvent, SqliteError> {
     let position: i64 = row.get(0)?;
-    let corrupt = |source: BoxError| SqliteError::CorruptRow { position, source };
-    let id: Vec<u8> = row.get(1)?;
-    let id: [u8; 16] = id
-        .try_into()
-        .map_err(|_| corrupt("the event id is not 16 bytes".into()))?;
-    let tags: String = row.get(6)?;
-    let tags = tags
-        .split(TAG_SEPARATOR)
-        .filter(|t| !t.is_empty())
-        .map(Tag::new)
-        .collect::<Result<_, _>>()
-        .map_err(|e| corrupt(e.into()))?;
-    let metadata: String = row.get(7)?;
-    let metadata: BTreeMap<String, String> = serde_json::from_str(&metadata).map_err(|e| corrupt(e.into()))?;
-    let unsigned =
-        |value: i64, what: &str| u64::try_from(value).map_err(|_| corrupt(format!("negative {what}").into()));
-    Ok(Recorded {
-        position: Position::new(unsigned(position, "position")?),
-        id: EventId::from_bytes(id),
-        stream: StreamId::new(row.get::<_, String>(2)?).map_err(|e| corrupt(e.into()))?,
-        revision: StreamRevision::new(unsigned(row.get(3)?, "revision")?),
-        event_type: EventType::new(row.get::<_, String>(4)?).map_err(|e| corrupt(e.into()))?,
+    let row = EventRow {
+        position,
+        event_id: row.get(1)?,
+        stream: row.get(2)?,
+        revision: row.get(3)?,
+        event_type: row.get(4)?,
         version: row.get(5)?,
-        tags,
-        metadata: Metadata::from_iter(metadata),
-        recorded_at: Timestamp::from_unix_micros(row.get(9)?),
-        event: row.get(8)?,
+        tags: row.get(6)?,
+        metadata: row.get(7)?,
+        data: row.get(8)?,
+        recorded_at: row.get(9)?,
+    };
+    row.into_record().map_err(|reason| SqliteError::CorruptRow {
+        position,
+        source: reason.into(),
     })
 }
 

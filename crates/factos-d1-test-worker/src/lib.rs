@@ -1,0 +1,78 @@
+//! The worker the `factos-d1` tests run under miniflare: each request is
+//! one store-contract call (see `factos_test_d1::wire`) on the `factos-d1`
+//! store of D1 binding `DB{n}`, answered as JSON.
+
+use factos::LocalEventStore;
+use factos_d1::D1Store;
+use factos_test_d1::wire::{self, Answer, Call, Op, WireAppend, WireFailure, WireRecord};
+use worker::{Context, Env, Request, Response, Result, event};
+
+#[event(fetch)]
+async fn fetch(mut request: Request, env: Env, _ctx: Context) -> Result<Response> {
+    let call: Call = request.json().await?;
+    let store = D1Store::new(env.d1(&format!("DB{}", call.db))?);
+    Response::from_json(&run(&store, call.op).await)
+}
+
+fn failed(error: &factos::StoreError) -> Answer {
+    Answer::Failed(WireFailure::from_error(error))
+}
+
+fn malformed(error: wire::WireError) -> Answer {
+    Answer::Failed(WireFailure::Backend {
+        message: error.to_string(),
+    })
+}
+
+fn events(result: std::result::Result<Vec<factos::StoredEvent>, factos::StoreError>) -> Answer {
+    match result {
+        Ok(events) => Answer::Events {
+            events: events.iter().map(WireRecord::from_record).collect(),
+        },
+        Err(error) => failed(&error),
+    }
+}
+
+async fn append(store: &D1Store, request: &WireAppend, decision: bool) -> Answer {
+    let request = match request.to_request() {
+        Ok(request) => request,
+        Err(error) => return malformed(error),
+    };
+    let result = if decision {
+        store.commit_decision((), request).await
+    } else {
+        store.append(request).await
+    };
+    match result {
+        Ok(committed) => wire::committed(&committed),
+        Err(error) => failed(&error),
+    }
+}
+
+async fn run(store: &D1Store, op: Op) -> Answer {
+    match op {
+        Op::Migrate => match store.migrate().await {
+            Ok(found) => Answer::Migrated { found },
+            Err(error) => failed(&error.into()),
+        },
+        Op::Read {
+            query,
+            from,
+            limit,
+            backwards,
+        } => match query.to_query() {
+            Ok(query) => events(store.read(&query, wire::options(from, limit, backwards)).await),
+            Err(error) => malformed(error),
+        },
+        Op::ReadStream { stream, from } => match factos::StreamId::new(stream) {
+            Ok(stream) => events(store.read_stream(&stream, factos::StreamRevision::new(from)).await),
+            Err(error) => malformed(wire::WireError(error.to_string())),
+        },
+        Op::Append(request) => append(store, &request, false).await,
+        Op::BeginDecision { query, stream } => match wire::scope(&query, &stream) {
+            Ok(scope) => events(store.begin_decision(&scope).await.map(|((), events)| events)),
+            Err(error) => malformed(error),
+        },
+        Op::CommitDecision(request) => append(store, &request, true).await,
+    }
+}

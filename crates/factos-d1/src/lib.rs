@@ -1,0 +1,68 @@
+//! # factos-d1: factos on Cloudflare D1
+//!
+//! A factos event store on a [D1](https://developers.cloudflare.com/d1/)
+//! database, for Rust workers compiled to `wasm32-unknown-unknown` with the
+//! `worker` crate. D1 is SQLite behind Cloudflare's edge; it has no
+//! interactive transactions (`BEGIN` and `SAVEPOINT` are refused), but one
+//! statement is atomic and `batch([...])` runs as one transaction. The
+//! store gives the full DCB guarantee on that: a conditional append is
+//! decided and written inside one batch (see [`append`](crate#the-append)),
+//! never by a read followed by a separate write. Decisions are optimistic:
+//! `dispatch_context` reads, decides, and appends with
+//! `FailIfEventsMatch(query, after)`, retrying under the dispatcher's
+//! `RetryPolicy` when another writer got there first.
+//!
+//! ```no_run
+//! use factos::{AppendRequest, EventId, EventType, LocalEventStore, NewEvent, StreamId};
+//! use factos_d1::D1Store;
+//! use worker::{Env, Request, Response, Result, event};
+//!
+//! #[event(fetch)]
+//! async fn fetch(_request: Request, env: Env, _ctx: worker::Context) -> Result<Response> {
+//!     let store = D1Store::new(env.d1("DB")?);
+//!     store.migrate().await.map_err(|e| e.to_string())?;
+//!     let event = NewEvent::new(EventId::random(), EventType::new("Greeted").map_err(|e| e.to_string())?, b"hi".to_vec());
+//!     let stream = StreamId::new("greetings").map_err(|e| e.to_string())?;
+//!     let committed = store.append(AppendRequest::new(stream, vec![event])).await.map_err(|e| e.to_string())?;
+//!     Response::ok(format!("position {}", committed.records[0].position))
+//! }
+//! ```
+//!
+//! ## The append
+//!
+//! The schema is the SQLite backend's, and queries become the same SQL
+//! (`factos-sql`). The batch's first statement inserts the events with
+//! `INSERT … SELECT … WHERE` the expected revision holds `AND NOT EXISTS`
+//! (one of the ids) `AND NOT EXISTS` (an event matching the condition's
+//! query after its position), `RETURNING` what it inserted; the tag rows
+//! follow, only for this request's events. Success is read from the
+//! returned rows; a refusal is explained afterwards by reads, which cannot
+//! change their answer since the log only grows.
+//!
+//! ## Limits
+//!
+//! * D1 binds at most 100 parameters per statement: a batch of more than
+//!   about a dozen events continues in further statements of the same
+//!   batch (inserting only if the first one did), and tags go 49 to a
+//!   statement. A query (read or condition) needing more than 100
+//!   parameters is refused with `UnsupportedQuery` / `UnsupportedCondition`.
+//! * One row holds at most 2,000,000 bytes: a larger event is refused with
+//!   [`D1Error::EventTooLarge`] before anything is sent.
+//! * Reads are paged 500 rows at a time.
+//! * Numbers cross into JavaScript as doubles: positions, revisions and
+//!   times stay far below 2^53; the request fingerprint is stored as text.
+#![deny(missing_docs)]
+
+mod append;
+mod error;
+mod read;
+mod schema;
+mod statement;
+mod store;
+
+pub use error::D1Error;
+pub use store::D1Store;
+pub use worker;
+
+/// The name this backend gives in typed refusals.
+const BACKEND: &str = "Cloudflare D1";

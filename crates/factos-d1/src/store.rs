@@ -1,0 +1,146 @@
+//! [`D1Store`]: the store contract on a D1 binding.
+
+use std::fmt;
+
+use factos::{
+    AppendRequest, Committed, DecisionScope, Direction, LocalEventStore, Query, ReadOptions, StoreError, StoredEvent,
+    StreamId, StreamRevision,
+};
+use factos_sql::Bounds;
+use worker::D1Database;
+
+use crate::error::D1Error;
+use crate::read::{COLUMNS, push_filter, rows, stream_statement, to_sql};
+use crate::statement::{Arg, Statement};
+use crate::{append, schema};
+
+/// How many rows one read asks D1 for: D1 answers each query in one
+/// response of bounded size, so long reads are paged.
+const PAGE: i64 = 500;
+
+/// A factos event store on a D1 database, inside a Cloudflare worker.
+///
+/// Its futures are not `Send` (JavaScript values live in them), so it
+/// implements [`LocalEventStore`]; the dispatch flows accept that.
+pub struct D1Store {
+    db: D1Database,
+}
+
+impl fmt::Debug for D1Store {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("D1Store").finish_non_exhaustive()
+    }
+}
+
+impl D1Store {
+    /// A store on the D1 binding the worker got from its environment
+    /// (`env.d1("DB")?`).
+    pub fn new(db: D1Database) -> Self {
+        Self { db }
+    }
+
+    /// Creates or upgrades the schema, idempotently; returns the schema
+    /// version found before (0 for an empty database).
+    ///
+    /// # Errors
+    ///
+    /// [`D1Error::UnknownSchema`] for a newer schema, [`D1Error::D1`] when D1
+    /// fails.
+    pub async fn migrate(&self) -> Result<i64, D1Error> {
+        schema::migrate(&self.db).await
+    }
+
+    /// The time D1 records with an append: the worker's clock.
+    fn now() -> i64 {
+        // Milliseconds as a double; microseconds fit in an i64.
+        (js_sys::Date::now() * 1000.0) as i64
+    }
+
+    async fn read_matching(&self, query: &Query, options: ReadOptions) -> Result<Vec<StoredEvent>, StoreError> {
+        let mut found = Vec::new();
+        let mut limit = options.limit.map_or(i64::MAX, |l| i64::try_from(l).unwrap_or(i64::MAX));
+        let mut from = options.from.map(to_sql).transpose()?;
+        let backwards = options.direction == Direction::Backwards;
+        while limit > 0 {
+            let page = limit.min(PAGE);
+            let bounds = match backwards {
+                false => Bounds { min: from, max: None },
+                true => Bounds { min: None, max: from },
+            };
+            let mut statement = Statement::new(format!("SELECT {COLUMNS} FROM events WHERE "));
+            push_filter(&mut statement, query, bounds)?;
+            statement
+                .push(if backwards {
+                    " ORDER BY position DESC LIMIT "
+                } else {
+                    " ORDER BY position LIMIT "
+                })
+                .arg(Arg::Int(page));
+            let rows = rows(&self.db, &statement, "read").await?;
+            let complete = (rows.len() as i64) < page;
+            if let Some((last, _)) = rows.last() {
+                let last = to_sql(last.position)?;
+                from = Some(if backwards { last - 1 } else { last + 1 });
+            }
+            limit -= rows.len() as i64;
+            found.extend(rows.into_iter().map(|(record, _)| record));
+            if complete {
+                break;
+            }
+        }
+        Ok(found)
+    }
+
+    async fn read_whole_stream(&self, stream: &StreamId, from: StreamRevision) -> Result<Vec<StoredEvent>, StoreError> {
+        let mut found = Vec::new();
+        let mut from = i64::try_from(from.value()).unwrap_or(i64::MAX);
+        loop {
+            let rows = rows(&self.db, &stream_statement(stream, from, PAGE), "read_stream").await?;
+            let complete = (rows.len() as i64) < PAGE;
+            from += rows.len() as i64;
+            found.extend(rows.into_iter().map(|(record, _)| record));
+            if complete {
+                return Ok(found);
+            }
+        }
+    }
+}
+
+impl LocalEventStore for D1Store {
+    /// Nothing: a decision is optimistic on D1 (no interactive
+    /// transactions); its append's condition or expected revision catches
+    /// concurrent writers and the dispatch retries.
+    type Transaction = ();
+
+    async fn read(&self, query: &Query, options: ReadOptions) -> Result<Vec<StoredEvent>, StoreError> {
+        self.read_matching(query, options).await
+    }
+
+    async fn read_stream(&self, stream: &StreamId, from: StreamRevision) -> Result<Vec<StoredEvent>, StoreError> {
+        self.read_whole_stream(stream, from).await
+    }
+
+    async fn append(&self, request: AppendRequest) -> Result<Committed, StoreError> {
+        append::append(&self.db, request, Self::now()).await
+    }
+
+    async fn begin_decision(&self, scope: &DecisionScope) -> Result<((), Vec<StoredEvent>), StoreError> {
+        let events = match scope {
+            DecisionScope::Query(query) => self.read_matching(query, ReadOptions::forwards()).await?,
+            DecisionScope::Stream(stream) => self.read_whole_stream(stream, StreamRevision::FIRST).await?,
+        };
+        Ok(((), events))
+    }
+
+    async fn abandon_decision(&self, (): ()) {}
+
+    async fn commit_decision(&self, (): (), request: AppendRequest) -> Result<Committed, StoreError> {
+        append::append(&self.db, request, Self::now()).await
+    }
+}
+
+impl From<worker::Error> for D1Error {
+    fn from(error: worker::Error) -> Self {
+        D1Error::d1("a D1 call", error)
+    }
+}

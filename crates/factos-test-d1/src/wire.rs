@@ -1,0 +1,511 @@
+//! The store contract as JSON: what the native client sends the test worker
+//! and what the worker's `factos-d1` store answers.
+
+use std::collections::BTreeSet;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use factos::{
+    AppendCondition, AppendConditionFailed, AppendRequest, Committed, DecisionScope, Direction, DuplicateEventId,
+    EventId, EventType, ExpectedRevision, Metadata, NewEvent, Position, Query, QueryItem, ReadOptions, Recorded,
+    RevisionMismatch, StoreError, StoredEvent, StreamId, StreamRevision, Tag, Timestamp, UnsupportedAppendCondition,
+    UnsupportedQuery,
+};
+use serde::{Deserialize, Serialize};
+
+/// A JSON value that is not a valid contract call or answer.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid wire value: {0}")]
+pub struct WireError(pub String);
+
+fn invalid(error: impl std::fmt::Display) -> WireError {
+    WireError(error.to_string())
+}
+
+/// One contract call on the store behind D1 binding `db`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Call {
+    /// Which D1 binding (`DB{n}`) the store uses.
+    pub db: u32,
+    /// The call.
+    pub op: Op,
+}
+
+/// The contract's operations.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Op {
+    /// `D1Store::migrate`.
+    Migrate,
+    /// `read`.
+    Read {
+        /// The query.
+        query: WireQuery,
+        /// `from` position.
+        from: Option<u64>,
+        /// `limit`.
+        limit: Option<usize>,
+        /// Direction.
+        backwards: bool,
+    },
+    /// `read_stream`.
+    ReadStream {
+        /// The stream.
+        stream: String,
+        /// From this revision.
+        from: u64,
+    },
+    /// `append`.
+    Append(WireAppend),
+    /// `begin_decision`.
+    BeginDecision {
+        /// The query scope, or
+        query: Option<WireQuery>,
+        /// the stream scope.
+        stream: Option<String>,
+    },
+    /// `commit_decision`.
+    CommitDecision(WireAppend),
+}
+
+/// What a call answers.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "answer", rename_all = "snake_case")]
+pub enum Answer {
+    /// Events read.
+    Events {
+        /// The records.
+        events: Vec<WireRecord>,
+    },
+    /// An append committed.
+    Committed {
+        /// The records.
+        records: Vec<WireRecord>,
+        /// The stream's revision after it.
+        revision: u64,
+    },
+    /// Migrated from this version.
+    Migrated {
+        /// The version found.
+        found: i64,
+    },
+    /// The store refused or failed.
+    Failed(WireFailure),
+}
+
+/// A query: items of types (OR) and tags (AND).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WireQuery {
+    /// The items, OR-combined.
+    pub items: Vec<WireItem>,
+}
+
+/// One query item.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WireItem {
+    /// Event types.
+    pub types: Vec<String>,
+    /// Tags.
+    pub tags: Vec<String>,
+}
+
+impl WireQuery {
+    /// The wire form of `query`.
+    ///
+    /// # Errors
+    ///
+    /// For a query with SQL predicates, which the wire does not carry.
+    pub fn from_query(query: &Query) -> Result<Self, WireError> {
+        if query.has_predicates() {
+            return Err(WireError("SQL predicates do not cross the test wire".into()));
+        }
+        Ok(Self {
+            items: query
+                .items()
+                .iter()
+                .map(|item| WireItem {
+                    types: item.event_types().iter().map(|t| t.as_str().to_owned()).collect(),
+                    tags: item.required_tags().iter().map(|t| t.as_str().to_owned()).collect(),
+                })
+                .collect(),
+        })
+    }
+
+    /// The query.
+    ///
+    /// # Errors
+    ///
+    /// For invalid names.
+    pub fn to_query(&self) -> Result<Query, WireError> {
+        let items = self
+            .items
+            .iter()
+            .map(|item| {
+                let types = item.types.iter().map(EventType::new).collect::<Result<Vec<_>, _>>();
+                let tags = item.tags.iter().map(Tag::new).collect::<Result<Vec<_>, _>>();
+                Ok(QueryItem::types(types.map_err(invalid)?).with_tags(tags.map_err(invalid)?))
+            })
+            .collect::<Result<Vec<_>, WireError>>()?;
+        Ok(Query::new(items))
+    }
+}
+
+/// Read options on the wire.
+pub fn options(from: Option<u64>, limit: Option<usize>, backwards: bool) -> ReadOptions {
+    ReadOptions {
+        from: from.map(Position::new),
+        limit,
+        direction: if backwards {
+            Direction::Backwards
+        } else {
+            Direction::Forwards
+        },
+    }
+}
+
+/// A new event.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WireEvent {
+    /// Its id (UUID text).
+    pub id: String,
+    /// Type.
+    pub event_type: String,
+    /// Payload version.
+    pub version: u32,
+    /// Tags.
+    pub tags: Vec<String>,
+    /// Metadata pairs.
+    pub metadata: Vec<(String, String)>,
+    /// Payload, base64.
+    pub data: String,
+}
+
+/// An append request.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WireAppend {
+    /// The stream.
+    pub stream: String,
+    /// The events.
+    pub events: Vec<WireEvent>,
+    /// `any`, `no_stream`, `stream_exists` or a revision.
+    pub expected: WireExpected,
+    /// `FailIfEventsMatch(query, after)`.
+    pub condition: Option<(WireQuery, Option<u64>)>,
+}
+
+/// An expected revision.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WireExpected {
+    /// Any.
+    Any,
+    /// No stream.
+    NoStream,
+    /// Stream exists.
+    StreamExists,
+    /// Exactly this revision.
+    Exact(u64),
+}
+
+impl WireAppend {
+    /// The wire form of `request`.
+    ///
+    /// # Errors
+    ///
+    /// For a condition with SQL predicates.
+    pub fn from_request(request: &AppendRequest) -> Result<Self, WireError> {
+        Ok(Self {
+            stream: request.stream.as_str().to_owned(),
+            events: request
+                .events
+                .iter()
+                .map(|event| WireEvent {
+                    id: event.id.to_string(),
+                    event_type: event.event_type.as_str().to_owned(),
+                    version: event.version,
+                    tags: event.tags.iter().map(|t| t.as_str().to_owned()).collect(),
+                    metadata: event
+                        .metadata
+                        .iter()
+                        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                        .collect(),
+                    data: STANDARD.encode(&event.data),
+                })
+                .collect(),
+            expected: match request.expected {
+                ExpectedRevision::Any => WireExpected::Any,
+                ExpectedRevision::NoStream => WireExpected::NoStream,
+                ExpectedRevision::StreamExists => WireExpected::StreamExists,
+                ExpectedRevision::Exact(revision) => WireExpected::Exact(revision.value()),
+            },
+            condition: request
+                .condition
+                .as_ref()
+                .map(|c| Ok::<_, WireError>((WireQuery::from_query(&c.query)?, c.after.map(|p| p.value()))))
+                .transpose()?,
+        })
+    }
+
+    /// The request.
+    ///
+    /// # Errors
+    ///
+    /// For invalid names, ids or payloads.
+    pub fn to_request(&self) -> Result<AppendRequest, WireError> {
+        let events = self
+            .events
+            .iter()
+            .map(|event| {
+                let id = uuid::Uuid::parse_str(&event.id).map_err(invalid)?;
+                let tags = event
+                    .tags
+                    .iter()
+                    .map(Tag::new)
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(invalid)?;
+                let metadata = event
+                    .metadata
+                    .iter()
+                    .fold(Metadata::new(), |m, (k, v)| m.with(k.clone(), v.clone()));
+                Ok(NewEvent::new(
+                    EventId::from_uuid(id),
+                    EventType::new(&event.event_type).map_err(invalid)?,
+                    STANDARD.decode(&event.data).map_err(invalid)?,
+                )
+                .with_version(event.version)
+                .with_tags(tags)
+                .with_metadata(metadata))
+            })
+            .collect::<Result<Vec<_>, WireError>>()?;
+        let expected = match self.expected {
+            WireExpected::Any => ExpectedRevision::Any,
+            WireExpected::NoStream => ExpectedRevision::NoStream,
+            WireExpected::StreamExists => ExpectedRevision::StreamExists,
+            WireExpected::Exact(revision) => ExpectedRevision::Exact(StreamRevision::new(revision)),
+        };
+        let mut request = AppendRequest::new(StreamId::new(&self.stream).map_err(invalid)?, events).expect(expected);
+        if let Some((query, after)) = &self.condition {
+            request = request.condition(AppendCondition::new(query.to_query()?, after.map(Position::new)));
+        }
+        Ok(request)
+    }
+}
+
+/// A committed event.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WireRecord {
+    /// Position.
+    pub position: u64,
+    /// Id.
+    pub id: String,
+    /// Stream.
+    pub stream: String,
+    /// Revision.
+    pub revision: u64,
+    /// Type.
+    pub event_type: String,
+    /// Version.
+    pub version: u32,
+    /// Tags.
+    pub tags: Vec<String>,
+    /// Metadata pairs.
+    pub metadata: Vec<(String, String)>,
+    /// Microseconds since the epoch.
+    pub recorded_at: i64,
+    /// Payload, base64.
+    pub data: String,
+}
+
+impl WireRecord {
+    /// The wire form of `record`.
+    pub fn from_record(record: &StoredEvent) -> Self {
+        Self {
+            position: record.position.value(),
+            id: record.id.to_string(),
+            stream: record.stream.as_str().to_owned(),
+            revision: record.revision.value(),
+            event_type: record.event_type.as_str().to_owned(),
+            version: record.version,
+            tags: record.tags.iter().map(|t| t.as_str().to_owned()).collect(),
+            metadata: record
+                .metadata
+                .iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect(),
+            recorded_at: record.recorded_at.as_unix_micros(),
+            data: STANDARD.encode(&record.event),
+        }
+    }
+
+    /// The record.
+    ///
+    /// # Errors
+    ///
+    /// For invalid names, ids or payloads.
+    pub fn to_record(&self) -> Result<StoredEvent, WireError> {
+        Ok(Recorded {
+            position: Position::new(self.position),
+            id: EventId::from_uuid(uuid::Uuid::parse_str(&self.id).map_err(invalid)?),
+            stream: StreamId::new(&self.stream).map_err(invalid)?,
+            revision: StreamRevision::new(self.revision),
+            event_type: EventType::new(&self.event_type).map_err(invalid)?,
+            version: self.version,
+            tags: self
+                .tags
+                .iter()
+                .map(Tag::new)
+                .collect::<Result<BTreeSet<_>, _>>()
+                .map_err(invalid)?,
+            metadata: self
+                .metadata
+                .iter()
+                .fold(Metadata::new(), |m, (k, v)| m.with(k.clone(), v.clone())),
+            recorded_at: Timestamp::from_unix_micros(self.recorded_at),
+            event: STANDARD.decode(&self.data).map_err(invalid)?,
+        })
+    }
+}
+
+/// A store error on the wire: the typed conflicts and refusals keep their
+/// fields; the rest keep their message.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "error", rename_all = "snake_case")]
+pub enum WireFailure {
+    /// `ConditionFailed`, with the conflicting position.
+    ConditionFailed {
+        /// Where the matching event sits.
+        conflicting: u64,
+    },
+    /// `RevisionMismatch`, with the actual revision.
+    RevisionMismatch {
+        /// The stream's last revision.
+        actual: Option<u64>,
+    },
+    /// `DuplicateEventId`.
+    DuplicateEventId {
+        /// The id.
+        id: String,
+        /// Where it is used.
+        existing: u64,
+    },
+    /// `InvalidAppend`; the client re-derives the exact reason from the
+    /// request with the core's own validation.
+    InvalidAppend {
+        /// The store's message.
+        message: String,
+    },
+    /// `UnsupportedCondition`.
+    UnsupportedCondition {
+        /// Why.
+        reason: String,
+    },
+    /// `UnsupportedQuery`.
+    UnsupportedQuery {
+        /// Why.
+        reason: String,
+    },
+    /// `Contention`.
+    Contention {
+        /// The message.
+        message: String,
+    },
+    /// Anything else.
+    Backend {
+        /// The message.
+        message: String,
+    },
+}
+
+impl WireFailure {
+    /// The wire form of `error`.
+    pub fn from_error(error: &StoreError) -> Self {
+        match error {
+            StoreError::ConditionFailed(failed) => WireFailure::ConditionFailed {
+                conflicting: failed.conflicting.value(),
+            },
+            StoreError::RevisionMismatch(mismatch) => WireFailure::RevisionMismatch {
+                actual: mismatch.actual.map(|r| r.value()),
+            },
+            StoreError::DuplicateEventId(duplicate) => WireFailure::DuplicateEventId {
+                id: duplicate.id.to_string(),
+                existing: duplicate.existing.value(),
+            },
+            StoreError::InvalidAppend(invalid) => WireFailure::InvalidAppend {
+                message: invalid.to_string(),
+            },
+            StoreError::UnsupportedCondition(refusal) => WireFailure::UnsupportedCondition {
+                reason: refusal.reason.clone(),
+            },
+            StoreError::UnsupportedQuery(refusal) => WireFailure::UnsupportedQuery {
+                reason: refusal.reason.clone(),
+            },
+            StoreError::Contention(source) => WireFailure::Contention {
+                message: source.to_string(),
+            },
+            other => WireFailure::Backend {
+                message: other.to_string(),
+            },
+        }
+    }
+
+    /// The store error this stands for, for a call that sent `request`
+    /// (conflicts name the request's stream, expectation and condition).
+    pub fn into_error(self, request: Option<&AppendRequest>) -> StoreError {
+        let backend = "Cloudflare D1";
+        match (self, request) {
+            (WireFailure::ConditionFailed { conflicting }, Some(request)) if request.condition.is_some() => {
+                AppendConditionFailed {
+                    condition: request
+                        .condition
+                        .clone()
+                        .unwrap_or_else(|| AppendCondition::new(Query::all(), None)),
+                    conflicting: Position::new(conflicting),
+                }
+                .into()
+            }
+            (WireFailure::RevisionMismatch { actual }, Some(request)) => RevisionMismatch {
+                stream: request.stream.clone(),
+                expected: request.expected,
+                actual: actual.map(StreamRevision::new),
+            }
+            .into(),
+            (WireFailure::DuplicateEventId { id, existing }, _) => match uuid::Uuid::parse_str(&id) {
+                Ok(id) => DuplicateEventId {
+                    id: EventId::from_uuid(id),
+                    existing: Position::new(existing),
+                }
+                .into(),
+                Err(e) => StoreError::backend(e),
+            },
+            (WireFailure::InvalidAppend { message }, Some(request)) => match request.validate() {
+                Err(invalid) => invalid.into(),
+                Ok(()) => StoreError::backend(format!("the worker refused a valid request as invalid: {message}")),
+            },
+            (WireFailure::UnsupportedCondition { reason }, _) => UnsupportedAppendCondition { backend, reason }.into(),
+            (WireFailure::UnsupportedQuery { reason }, _) => UnsupportedQuery { backend, reason }.into(),
+            (WireFailure::Contention { message }, _) => StoreError::contention(message),
+            (other, _) => StoreError::backend(format!("{other:?}")),
+        }
+    }
+}
+
+/// The answer for a committed append.
+pub fn committed(committed: &Committed) -> Answer {
+    Answer::Committed {
+        records: committed.records.iter().map(WireRecord::from_record).collect(),
+        revision: committed.revision.value(),
+    }
+}
+
+/// The decision scope of a `BeginDecision`.
+///
+/// # Errors
+///
+/// For a call that names neither or both, or invalid names.
+pub fn scope(query: &Option<WireQuery>, stream: &Option<String>) -> Result<DecisionScope, WireError> {
+    match (query, stream) {
+        (Some(query), None) => Ok(DecisionScope::Query(query.to_query()?)),
+        (None, Some(stream)) => Ok(DecisionScope::Stream(StreamId::new(stream).map_err(invalid)?)),
+        _ => Err(WireError("a decision scope is a query or a stream".into())),
+    }
+}
