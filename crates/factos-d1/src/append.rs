@@ -28,7 +28,9 @@
 //! (a re-sent batch, a taken id, the revision, the condition), which cannot
 //! change their answer since the log only grows.
 
-use factos::{AppendRequest, Committed, ExpectedRevision, StoreError, StreamRevision, UnsupportedAppendCondition};
+use factos::{
+    AppendRequest, Committed, ExpectedRevision, InvalidAppend, StoreError, StreamRevision, UnsupportedAppendCondition,
+};
 use factos_sql::Bounds;
 use factos_sql::row::{metadata_column, tags_column};
 use serde::Deserialize;
@@ -55,7 +57,7 @@ struct Inserted {
 }
 
 /// Refuses events D1 cannot store in one row.
-fn within_row_limit(request: &AppendRequest) -> Result<(), D1Error> {
+fn within_row_limit(request: &AppendRequest) -> Result<(), InvalidAppend> {
     for event in &request.events {
         let bytes = event.data.len()
             + event.event_type.as_str().len()
@@ -64,7 +66,8 @@ fn within_row_limit(request: &AppendRequest) -> Result<(), D1Error> {
             + event.metadata.iter().map(|(k, v)| k.len() + v.len() + 6).sum::<usize>()
             + 64;
         if bytes > MAX_ROW_BYTES {
-            return Err(D1Error::EventTooLarge {
+            return Err(InvalidAppend::TooLarge {
+                backend: BACKEND,
                 id: event.id,
                 bytes,
                 limit: MAX_ROW_BYTES,

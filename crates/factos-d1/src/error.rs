@@ -25,16 +25,6 @@ pub enum D1Error {
         /// What is wrong.
         reason: String,
     },
-    /// An event larger than D1 stores in one row.
-    #[error("event {id} holds {bytes} bytes; D1 stores at most {limit} bytes per row")]
-    EventTooLarge {
-        /// The event.
-        id: factos::EventId,
-        /// Its payload and metadata size.
-        bytes: usize,
-        /// The limit.
-        limit: usize,
-    },
     /// The database holds a schema newer than this crate knows.
     #[error("the database has factos schema version {found}; this release knows up to {known}")]
     UnknownSchema {

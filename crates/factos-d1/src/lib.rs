@@ -47,7 +47,12 @@
 //!   statement. A query (read or condition) needing more than 100
 //!   parameters is refused with `UnsupportedQuery` / `UnsupportedCondition`.
 //! * One row holds at most 2,000,000 bytes: a larger event is refused with
-//!   [`D1Error::EventTooLarge`] before anything is sent.
+//!   [`InvalidAppend::TooLarge`](factos::InvalidAppend::TooLarge) before
+//!   anything is sent.
+//! * D1 refuses `BEGIN`, `SAVEPOINT` and most pragmas (`user_version`,
+//!   `journal_mode`, `synchronous`, `busy_timeout`, `application_id`:
+//!   `SQLITE_AUTH`); `foreign_keys`, `table_list` and `data_version` work.
+//!   The schema version therefore lives in a table, `factos_schema`.
 //! * Reads are paged 500 rows at a time.
 //! * Numbers cross into JavaScript as doubles: positions, revisions and
 //!   times stay far below 2^53; the request fingerprint is stored as text.

@@ -112,10 +112,18 @@ impl D1Worker {
     ///
     /// # Panics
     ///
-    /// When the toolchain is there but the build or miniflare fails.
+    /// When the toolchain is there but the build or miniflare fails, or
+    /// when it is missing and `FACTOS_REQUIRE_D1` is set (as in CI).
     pub fn shared() -> Result<&'static D1Worker, Unavailable> {
         static WORKER: OnceLock<Result<D1Worker, Unavailable>> = OnceLock::new();
-        WORKER.get_or_init(start).as_ref().map_err(Clone::clone)
+        let worker = WORKER.get_or_init(start).as_ref().map_err(Clone::clone);
+        // CI installs the toolchain; there a missing piece is a failure.
+        if let Err(why) = &worker
+            && std::env::var_os("FACTOS_REQUIRE_D1").is_some()
+        {
+            panic!("FACTOS_REQUIRE_D1 is set, but {why}");
+        }
+        worker
     }
 
     /// The worker's base URL.

@@ -388,8 +388,17 @@ pub enum WireFailure {
         /// Where it is used.
         existing: u64,
     },
-    /// `InvalidAppend`; the client re-derives the exact reason from the
-    /// request with the core's own validation.
+    /// `InvalidAppend::TooLarge`.
+    TooLarge {
+        /// The event's id.
+        id: String,
+        /// Its size.
+        bytes: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// Any other `InvalidAppend`; the client re-derives the exact reason
+    /// from the request with the core's own validation.
     InvalidAppend {
         /// The store's message.
         message: String,
@@ -430,6 +439,13 @@ impl WireFailure {
                 id: duplicate.id.to_string(),
                 existing: duplicate.existing.value(),
             },
+            StoreError::InvalidAppend(factos::InvalidAppend::TooLarge { id, bytes, limit, .. }) => {
+                WireFailure::TooLarge {
+                    id: id.to_string(),
+                    bytes: *bytes,
+                    limit: *limit,
+                }
+            }
             StoreError::InvalidAppend(invalid) => WireFailure::InvalidAppend {
                 message: invalid.to_string(),
             },
@@ -473,6 +489,16 @@ impl WireFailure {
                 Ok(id) => DuplicateEventId {
                     id: EventId::from_uuid(id),
                     existing: Position::new(existing),
+                }
+                .into(),
+                Err(e) => StoreError::backend(e),
+            },
+            (WireFailure::TooLarge { id, bytes, limit }, _) => match uuid::Uuid::parse_str(&id) {
+                Ok(id) => factos::InvalidAppend::TooLarge {
+                    backend,
+                    id: EventId::from_uuid(id),
+                    bytes,
+                    limit,
                 }
                 .into(),
                 Err(e) => StoreError::backend(e),

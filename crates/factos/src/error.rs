@@ -114,6 +114,19 @@ pub enum InvalidAppend {
         #[source]
         source: InvalidMetadata,
     },
+    /// An event larger than the backend stores (Cloudflare D1: 2,000,000
+    /// bytes per row).
+    #[error("event {id} needs {bytes} bytes; {backend} stores at most {limit} per event")]
+    TooLarge {
+        /// The backend that refused.
+        backend: &'static str,
+        /// The event.
+        id: EventId,
+        /// About how many bytes it needs.
+        bytes: usize,
+        /// The backend's limit.
+        limit: usize,
+    },
     /// A name valid for factos that the backend reserves for its own use
     /// (KurrentDB: event types and streams starting with `$`).
     #[error("{backend} reserves the name {name:?}: {reason}")]
