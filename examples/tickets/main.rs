@@ -20,60 +20,18 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use clap::Parser;
-use factos::{
-    Decider, Dispatcher, JsonCodec, JsonEvent, Query, QueryItem, Reactor, SharedStore, StreamId, Tag, decider,
-    react_all, reactor,
-};
-use serde::{Deserialize, Serialize};
+use factos::{Dispatcher, JsonCodec, Query, QueryItem, Reactor, SharedStore, StreamId, Tag, react_all, reactor};
 
-/// Buy one ticket for a concert.
-#[derive(Debug, Clone, Copy)]
-struct Buy {
-    concert: u32,
-    buyer: u32,
-}
+#[path = "domain.rs"]
+mod domain;
 
-/// A ticket was sold.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct TicketSold {
-    concert: u32,
-    buyer: u32,
-}
-
-impl JsonEvent for TicketSold {
-    fn event_type(&self) -> &'static str {
-        "TicketSold"
-    }
-    fn tags(&self) -> Vec<String> {
-        vec![format!("concert:{}", self.concert), format!("buyer:{}", self.buyer)]
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("the concert is sold out")]
-struct SoldOut;
+use domain::{Buy, SoldOut, TicketSold, box_office};
 
 /// The effect a sale calls for; the application decides how to send it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct AnnounceSale {
     buyer: u32,
     position: u64,
-}
-
-fn box_office(capacity: u32) -> impl Decider<Command = Buy, State = u32, Event = TicketSold, Error = SoldOut> {
-    decider(
-        0u32,
-        move |buy: &Buy, sold: &u32| {
-            if *sold >= capacity {
-                return Err(SoldOut);
-            }
-            Ok(vec![TicketSold {
-                concert: buy.concert,
-                buyer: buy.buyer,
-            }])
-        },
-        |sold: u32, _: &TicketSold| sold + 1,
-    )
 }
 
 fn announcements() -> impl Reactor<Event = TicketSold, Effect = AnnounceSale> {
