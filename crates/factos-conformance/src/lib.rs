@@ -119,7 +119,10 @@ where
 #[macro_export]
 macro_rules! follow_tests {
     ($new_store:expr) => {
-        $crate::conformance_tests!(@cases $new_store, $crate::runnable;
+        $crate::follow_tests!($new_store, unless_skipped: $crate::runnable);
+    };
+    ($new_store:expr, unless_skipped: $runnable:expr) => {
+        $crate::conformance_tests!(@cases $new_store, $runnable;
             followers_get_every_matching_event_once_across_restarts,
             a_waiting_subscriber_wakes_up_on_a_commit,
             followers_move_past_events_they_do_not_match

@@ -2,7 +2,7 @@
 //! one store-contract call (see `factos_test_d1::wire`) on the `factos-d1`
 //! store of D1 binding `DB{n}`, answered as JSON.
 
-use factos::LocalEventStore;
+use factos::{EffectKey, EventId, LocalCheckpoints, LocalEventStore, LocalFollow, ParkedEffect, Position};
 use factos_d1::D1Store;
 use factos_test_d1::wire::{self, Answer, Call, Op, WireAppend, WireFailure, WireRecord};
 use worker::{Context, Env, Request, Response, Result, event};
@@ -74,5 +74,69 @@ async fn run(store: &D1Store, op: Op) -> Answer {
             Err(error) => malformed(error),
         },
         Op::CommitDecision(request) => append(store, &request, true).await,
+        Op::LoadCheckpoint { name } => match store.load_checkpoint(&name).await {
+            Ok(cursor) => Answer::Checkpoint {
+                cursor: cursor.map(|c| c.to_string()),
+            },
+            Err(error) => failed(&error),
+        },
+        Op::SaveCheckpoint { name, cursor } => match wire::cursor(&Some(cursor)) {
+            Ok(Some(cursor)) => match store.save_checkpoint(&name, cursor).await {
+                Ok(()) => Answer::Done,
+                Err(error) => failed(&error),
+            },
+            Ok(None) => malformed(wire::WireError("a cursor is required".into())),
+            Err(error) => malformed(error),
+        },
+        Op::ParkEffect {
+            runner,
+            event,
+            index,
+            position,
+            attempts,
+            error,
+        } => {
+            let Ok(event) = event.parse::<uuid::Uuid>() else {
+                return malformed(wire::WireError(format!("{event} is not an event id")));
+            };
+            let parked = ParkedEffect {
+                runner,
+                key: EffectKey {
+                    event: EventId::from_uuid(event),
+                    index,
+                },
+                position: Position::new(position),
+                attempts,
+                error,
+            };
+            match store.park_effect(parked).await {
+                Ok(()) => Answer::Done,
+                Err(error) => failed(&error),
+            }
+        }
+        Op::ParkedEffects { runner } => match store.parked_effects(&runner).await {
+            Ok(parked) => Answer::Parked {
+                effects: parked
+                    .into_iter()
+                    .map(|p| {
+                        (
+                            p.key.event.to_string(),
+                            p.key.index,
+                            p.position.value(),
+                            p.attempts,
+                            p.error,
+                        )
+                    })
+                    .collect(),
+            },
+            Err(error) => failed(&error),
+        },
+        Op::ReadAfter { query, after, limit } => match (query.to_query(), wire::cursor(&after)) {
+            (Ok(query), Ok(after)) => match store.read_after(&query, after, limit).await {
+                Ok(batch) => wire::batch(&batch),
+                Err(error) => failed(&error),
+            },
+            (Err(error), _) | (_, Err(error)) => malformed(error),
+        },
     }
 }

@@ -15,17 +15,17 @@
 //! ```no_run
 //! use factos::{AppendRequest, EventId, EventType, LocalEventStore, NewEvent, StreamId};
 //! use factos_d1::D1Store;
-//! use worker::{Env, Request, Response, Result, event};
 //!
-//! #[event(fetch)]
-//! async fn fetch(_request: Request, env: Env, _ctx: worker::Context) -> Result<Response> {
-//!     let store = D1Store::new(env.d1("DB")?);
-//!     store.migrate().await.map_err(|e| e.to_string())?;
-//!     let event = NewEvent::new(EventId::random(), EventType::new("Greeted").map_err(|e| e.to_string())?, b"hi".to_vec());
-//!     let stream = StreamId::new("greetings").map_err(|e| e.to_string())?;
-//!     let committed = store.append(AppendRequest::new(stream, vec![event])).await.map_err(|e| e.to_string())?;
-//!     Response::ok(format!("position {}", committed.records[0].position))
+//! /// Called from the worker's `#[event(fetch)]` handler with
+//! /// `D1Store::new(env.d1("DB")?)` (it only runs inside a worker: see
+//! /// `examples/d1-tickets` for a whole one).
+//! async fn greet(store: &D1Store) -> Result<u64, Box<dyn std::error::Error>> {
+//!     store.migrate().await?;
+//!     let event = NewEvent::new(EventId::random(), EventType::new("Greeted")?, b"hi".to_vec());
+//!     let committed = store.append(AppendRequest::new(StreamId::new("greetings")?, vec![event])).await?;
+//!     Ok(committed.records[0].position.value())
 //! }
+//! # fn main() {}
 //! ```
 //!
 //! ## The append
@@ -60,6 +60,7 @@
 
 mod append;
 mod error;
+mod follow;
 mod read;
 mod schema;
 mod statement;

@@ -8,11 +8,15 @@ use crate::error::D1Error;
 use crate::statement::Statement;
 
 /// The newest schema version this release writes.
-pub(crate) const VERSION: i64 = 1;
+pub(crate) const VERSION: i64 = 2;
 
 /// The statements of each version, in order; each runs in one batch with
 /// the version's row, so a version is applied entirely or not at all.
-const VERSIONS: [&str; 1] = [include_str!("sql/schema_v1.sql")];
+/// Version 2 is the read side, as on SQLite.
+const VERSIONS: [&str; 2] = [
+    include_str!("sql/schema_v1.sql"),
+    factos_sql::sqlite_dialect::READ_SIDE_SCHEMA,
+];
 
 #[derive(Debug, Deserialize)]
 struct Version {

@@ -1,10 +1,11 @@
 //! [`D1Store`]: the store contract on a D1 binding.
 
 use std::fmt;
+use std::time::Duration;
 
 use factos::{
-    AppendRequest, Committed, DecisionScope, Direction, LocalEventStore, Query, ReadOptions, StoreError, StoredEvent,
-    StreamId, StreamRevision,
+    AppendRequest, CommitSignal, Committed, DecisionScope, Direction, LocalEventStore, Query, ReadOptions, StoreError,
+    StoredEvent, StreamId, StreamRevision,
 };
 use factos_sql::Bounds;
 use worker::D1Database;
@@ -24,7 +25,12 @@ const PAGE: i64 = 500;
 /// implements [`LocalEventStore`]; the dispatch flows accept that.
 pub struct D1Store {
     db: D1Database,
+    commits: CommitSignal,
+    poll_interval: Duration,
 }
+
+/// How often a waiting follower reads again.
+const POLL_INTERVAL: Duration = Duration::from_millis(100);
 
 impl fmt::Debug for D1Store {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -36,7 +42,30 @@ impl D1Store {
     /// A store on the D1 binding the worker got from its environment
     /// (`env.d1("DB")?`).
     pub fn new(db: D1Database) -> Self {
-        Self { db }
+        Self {
+            db,
+            commits: CommitSignal::new(),
+            poll_interval: POLL_INTERVAL,
+        }
+    }
+
+    /// How often a waiting follower reads again (100 ms by default): a
+    /// worker is not told of other requests' commits.
+    pub fn with_poll_interval(mut self, interval: Duration) -> Self {
+        self.poll_interval = interval;
+        self
+    }
+
+    pub(crate) fn db(&self) -> &D1Database {
+        &self.db
+    }
+
+    pub(crate) fn commits(&self) -> &CommitSignal {
+        &self.commits
+    }
+
+    pub(crate) fn poll_interval(&self) -> Duration {
+        self.poll_interval
     }
 
     /// Creates or upgrades the schema, idempotently; returns the schema
@@ -51,7 +80,7 @@ impl D1Store {
     }
 
     /// The time D1 records with an append: the worker's clock.
-    fn now() -> i64 {
+    pub(crate) fn now() -> i64 {
         // Milliseconds as a double; microseconds fit in an i64.
         (js_sys::Date::now() * 1000.0) as i64
     }
@@ -121,7 +150,9 @@ impl LocalEventStore for D1Store {
     }
 
     async fn append(&self, request: AppendRequest) -> Result<Committed, StoreError> {
-        append::append(&self.db, request, Self::now()).await
+        let committed = append::append(&self.db, request, Self::now()).await?;
+        self.commits.bump();
+        Ok(committed)
     }
 
     async fn begin_decision(&self, scope: &DecisionScope) -> Result<((), Vec<StoredEvent>), StoreError> {
@@ -135,7 +166,9 @@ impl LocalEventStore for D1Store {
     async fn abandon_decision(&self, (): ()) {}
 
     async fn commit_decision(&self, (): (), request: AppendRequest) -> Result<Committed, StoreError> {
-        append::append(&self.db, request, Self::now()).await
+        let committed = append::append(&self.db, request, Self::now()).await?;
+        self.commits.bump();
+        Ok(committed)
     }
 }
 

@@ -1,5 +1,5 @@
-//! The D1 store passes the shared conformance suite and the model-based
-//! property test inside a real worker on a real local D1 (miniflare's
+//! The D1 store passes the shared conformance suite, the model-based
+//! property test and the follow cases inside a real worker on a real local D1 (miniflare's
 //! `workerd`): every contract call of the suite is an HTTP request to the
 //! test worker's `factos-d1` store (see `factos-test-d1`). Without the
 //! toolchain (Node.js, `npm ci` in `crates/factos-test-d1/js`,
@@ -24,3 +24,5 @@ factos_conformance::conformance_tests!(
     factos_conformance::Capabilities::ALL,
     unless_skipped: d1_available
 );
+
+factos_conformance::follow_tests!(fresh_store, unless_skipped: d1_available);

@@ -25,6 +25,7 @@
 
 mod predicate;
 pub mod row;
+pub mod sqlite_dialect;
 
 use factos::{InvalidPredicate, Predicate, PredicateValue, Query, QueryItem};
 

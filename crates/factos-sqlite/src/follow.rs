@@ -30,7 +30,7 @@ pub(crate) fn read_after(
     let from = after.map(|c| to_sql(c.position())).transpose()?.unwrap_or(0);
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     let (end, examined): (Option<i64>, i64) = conn
-        .prepare_cached(include_str!("sql/window_end.sql"))?
+        .prepare_cached(factos_sql::sqlite_dialect::WINDOW_END)?
         .query_row([from, limit], |row| Ok((row.get(0)?, row.get(1)?)))?;
     let Some(end) = end else {
         return Ok(FollowBatch::default());
@@ -53,7 +53,7 @@ pub(crate) fn read_after(
 /// The checkpoint stored under `name`.
 pub(crate) fn load_checkpoint(conn: &Connection, name: &str) -> Result<Option<Cursor>, SqliteError> {
     let text: Option<String> = conn
-        .prepare_cached("SELECT cursor FROM factos_checkpoints WHERE name = ?1")?
+        .prepare_cached(factos_sql::sqlite_dialect::LOAD_CHECKPOINT)?
         .query_row([name], |row| row.get(0))
         .optional()?;
     text.map(|t| {
@@ -65,15 +65,12 @@ pub(crate) fn load_checkpoint(conn: &Connection, name: &str) -> Result<Option<Cu
 
 /// Stores `cursor` under `name`.
 pub(crate) fn save_checkpoint(conn: &Connection, name: &str, cursor: Cursor) -> Result<(), SqliteError> {
-    conn.prepare_cached(
-        "INSERT INTO factos_checkpoints (name, cursor, updated_at) VALUES (?1, ?2, ?3) \
-         ON CONFLICT (name) DO UPDATE SET cursor = excluded.cursor, updated_at = excluded.updated_at",
-    )?
-    .execute(rusqlite::params![
-        name,
-        cursor.to_string(),
-        Timestamp::now().as_unix_micros()
-    ])?;
+    conn.prepare_cached(factos_sql::sqlite_dialect::SAVE_CHECKPOINT)?
+        .execute(rusqlite::params![
+            name,
+            cursor.to_string(),
+            Timestamp::now().as_unix_micros()
+        ])?;
     Ok(())
 }
 
@@ -135,7 +132,7 @@ impl Checkpoints for SqliteStore {
     async fn park_effect(&self, parked: ParkedEffect) -> Result<(), StoreError> {
         Ok(self
             .run(move |conn| {
-                conn.prepare_cached(include_str!("sql/park_effect.sql"))?
+                conn.prepare_cached(factos_sql::sqlite_dialect::PARK_EFFECT)?
                     .execute(rusqlite::params![
                         parked.runner,
                         parked.key.event.as_bytes().as_slice(),
@@ -154,10 +151,7 @@ impl Checkpoints for SqliteStore {
         let runner = runner.to_owned();
         Ok(self
             .run(move |conn| {
-                let mut stmt = conn.prepare_cached(
-                    "SELECT event_id, effect_index, position, attempts, error FROM factos_parked_effects \
-                     WHERE runner = ?1 ORDER BY parked_at, position, effect_index",
-                )?;
+                let mut stmt = conn.prepare_cached(factos_sql::sqlite_dialect::PARKED_EFFECTS)?;
                 let rows = stmt.query_map([&runner], |row| {
                     let id: Vec<u8> = row.get(0)?;
                     Ok((

@@ -9,8 +9,10 @@ pub const SCHEMA_VERSION: i64 = 2;
 
 /// The migration to each version, in order: entry `i` moves a database from
 /// version `i` to `i + 1`.
-const MIGRATIONS: [&str; SCHEMA_VERSION as usize] =
-    [include_str!("sql/schema_v1.sql"), include_str!("sql/schema_v2.sql")];
+const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [
+    include_str!("sql/schema_v1.sql"),
+    factos_sql::sqlite_dialect::READ_SIDE_SCHEMA,
+];
 
 /// The schema version recorded in the database (0: none).
 pub(crate) fn version(conn: &Connection) -> Result<i64, SqliteError> {

@@ -1,9 +1,12 @@
 //! [`D1Client`]: a native store that forwards every contract call to the
 //! test worker's `factos-d1` store.
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use factos::{
-    AppendRequest, Committed, DecisionScope, EventStore, Query, ReadOptions, StoreError, StoredEvent, StreamId,
-    StreamRevision,
+    AppendRequest, Checkpoints, CommitSignal, Committed, Cursor, DecisionScope, EffectKey, EventId, EventStore, Follow,
+    FollowBatch, ParkedEffect, Position, Query, ReadOptions, StoreError, StoredEvent, StreamId, StreamRevision,
 };
 
 use crate::harness::D1Worker;
@@ -15,7 +18,14 @@ pub struct D1Client {
     http: reqwest::Client,
     url: String,
     db: u32,
+    /// Commits made through this client (and its clones).
+    commits: Arc<CommitSignal>,
 }
+
+/// How often a waiting follower of the client reads again: the worker
+/// cannot call back, so the client polls (`factos-d1` itself polls the same
+/// way inside a worker).
+const POLL_INTERVAL: Duration = Duration::from_millis(50);
 
 fn records(records: Vec<WireRecord>) -> Result<Vec<StoredEvent>, StoreError> {
     records
@@ -35,6 +45,7 @@ impl D1Client {
             http: reqwest::Client::new(),
             url: format!("{}/call", worker.url()),
             db: worker.fresh_database(),
+            commits: Arc::default(),
         };
         match client.call(Op::Migrate, None).await? {
             Answer::Migrated { .. } => Ok(client),
@@ -138,5 +149,102 @@ impl EventStore for D1Client {
 
     async fn commit_decision(&self, (): (), request: AppendRequest) -> Result<Committed, StoreError> {
         self.committed(request, true).await
+    }
+}
+
+impl Follow for D1Client {
+    async fn read_after(&self, query: &Query, after: Option<Cursor>, limit: usize) -> Result<FollowBatch, StoreError> {
+        let op = Op::ReadAfter {
+            query: wire_query(query)?,
+            after: after.map(|c| c.to_string()),
+            limit,
+        };
+        match self.call(op, None).await? {
+            Answer::Batch { events, end, examined } => {
+                crate::wire::to_batch(events, end, examined).map_err(StoreError::backend)
+            }
+            other => Err(StoreError::backend(format!("expected a follow batch, got {other:?}"))),
+        }
+    }
+
+    fn commit_count(&self) -> u64 {
+        self.commits.count()
+    }
+
+    async fn commit_mark(&self) -> Result<u64, StoreError> {
+        Ok(0)
+    }
+
+    async fn settled(&self, _mark: u64) -> Result<bool, StoreError> {
+        Ok(true)
+    }
+
+    async fn wait_for_commit(&self, seen: u64) {
+        let _ = tokio::time::timeout(POLL_INTERVAL, self.commits.changed_since(seen)).await;
+    }
+}
+
+impl Checkpoints for D1Client {
+    async fn load_checkpoint(&self, name: &str) -> Result<Option<Cursor>, StoreError> {
+        match self.call(Op::LoadCheckpoint { name: name.to_owned() }, None).await? {
+            Answer::Checkpoint { cursor } => crate::wire::cursor(&cursor).map_err(StoreError::backend),
+            other => Err(StoreError::backend(format!("expected a checkpoint, got {other:?}"))),
+        }
+    }
+
+    async fn save_checkpoint(&self, name: &str, cursor: Cursor) -> Result<(), StoreError> {
+        let op = Op::SaveCheckpoint {
+            name: name.to_owned(),
+            cursor: cursor.to_string(),
+        };
+        match self.call(op, None).await? {
+            Answer::Done => Ok(()),
+            other => Err(StoreError::backend(format!("expected done, got {other:?}"))),
+        }
+    }
+
+    async fn park_effect(&self, parked: ParkedEffect) -> Result<(), StoreError> {
+        let op = Op::ParkEffect {
+            runner: parked.runner,
+            event: parked.key.event.to_string(),
+            index: parked.key.index,
+            position: parked.position.value(),
+            attempts: parked.attempts,
+            error: parked.error,
+        };
+        match self.call(op, None).await? {
+            Answer::Done => Ok(()),
+            other => Err(StoreError::backend(format!("expected done, got {other:?}"))),
+        }
+    }
+
+    async fn parked_effects(&self, runner: &str) -> Result<Vec<ParkedEffect>, StoreError> {
+        match self
+            .call(
+                Op::ParkedEffects {
+                    runner: runner.to_owned(),
+                },
+                None,
+            )
+            .await?
+        {
+            Answer::Parked { effects } => effects
+                .into_iter()
+                .map(|(event, index, position, attempts, error)| {
+                    let event = uuid::Uuid::parse_str(&event).map_err(StoreError::backend)?;
+                    Ok(ParkedEffect {
+                        runner: runner.to_owned(),
+                        key: EffectKey {
+                            event: EventId::from_uuid(event),
+                            index,
+                        },
+                        position: Position::new(position),
+                        attempts,
+                        error,
+                    })
+                })
+                .collect(),
+            other => Err(StoreError::backend(format!("expected parked effects, got {other:?}"))),
+        }
     }
 }

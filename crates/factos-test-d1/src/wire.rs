@@ -66,6 +66,47 @@ pub enum Op {
     },
     /// `commit_decision`.
     CommitDecision(WireAppend),
+    /// `load_checkpoint`.
+    LoadCheckpoint {
+        /// Its name.
+        name: String,
+    },
+    /// `save_checkpoint`.
+    SaveCheckpoint {
+        /// Its name.
+        name: String,
+        /// The cursor.
+        cursor: String,
+    },
+    /// `park_effect`.
+    ParkEffect {
+        /// The runner.
+        runner: String,
+        /// The event id.
+        event: String,
+        /// The effect's index.
+        index: u32,
+        /// The event's position.
+        position: u64,
+        /// Attempts.
+        attempts: u32,
+        /// The last error.
+        error: String,
+    },
+    /// `parked_effects`.
+    ParkedEffects {
+        /// The runner.
+        runner: String,
+    },
+    /// The follow contract's `read_after`.
+    ReadAfter {
+        /// The query.
+        query: WireQuery,
+        /// The cursor (`commit:position`), if any.
+        after: Option<String>,
+        /// At most this many events examined.
+        limit: usize,
+    },
 }
 
 /// What a call answers.
@@ -83,6 +124,27 @@ pub enum Answer {
         records: Vec<WireRecord>,
         /// The stream's revision after it.
         revision: u64,
+    },
+    /// What a `read_after` found.
+    Batch {
+        /// The matching events, each with its cursor.
+        events: Vec<(String, WireRecord)>,
+        /// The cursor after the last event examined.
+        end: Option<String>,
+        /// How many events were examined.
+        examined: usize,
+    },
+    /// A checkpoint, or none.
+    Checkpoint {
+        /// The cursor.
+        cursor: Option<String>,
+    },
+    /// Done, nothing to return.
+    Done,
+    /// Parked effects: (event id, index, position, attempts, error).
+    Parked {
+        /// The effects.
+        effects: Vec<(String, u32, u64, u32, String)>,
     },
     /// Migrated from this version.
     Migrated {
@@ -534,4 +596,52 @@ pub fn scope(query: &Option<WireQuery>, stream: &Option<String>) -> Result<Decis
         (None, Some(stream)) => Ok(DecisionScope::Stream(StreamId::new(stream).map_err(invalid)?)),
         _ => Err(WireError("a decision scope is a query or a stream".into())),
     }
+}
+
+/// The answer for a follow batch.
+pub fn batch(batch: &factos::FollowBatch) -> Answer {
+    Answer::Batch {
+        events: batch
+            .events
+            .iter()
+            .map(|d| (d.cursor.to_string(), WireRecord::from_record(&d.record)))
+            .collect(),
+        end: batch.end.map(|c| c.to_string()),
+        examined: batch.examined,
+    }
+}
+
+/// The follow batch an answer carries.
+///
+/// # Errors
+///
+/// For invalid cursors or records.
+pub fn to_batch(
+    events: Vec<(String, WireRecord)>,
+    end: Option<String>,
+    examined: usize,
+) -> Result<factos::FollowBatch, WireError> {
+    let cursor = |text: &str| text.parse::<factos::Cursor>().map_err(invalid);
+    Ok(factos::FollowBatch {
+        events: events
+            .iter()
+            .map(|(c, record)| {
+                Ok(factos::Delivered {
+                    cursor: cursor(c)?,
+                    record: record.to_record()?,
+                })
+            })
+            .collect::<Result<_, WireError>>()?,
+        end: end.as_deref().map(cursor).transpose()?,
+        examined,
+    })
+}
+
+/// A cursor from the wire.
+///
+/// # Errors
+///
+/// For text that is not a cursor.
+pub fn cursor(text: &Option<String>) -> Result<Option<factos::Cursor>, WireError> {
+    text.as_deref().map(|t| t.parse().map_err(invalid)).transpose()
 }
