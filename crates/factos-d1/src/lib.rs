@@ -39,6 +39,16 @@
 //! returned rows; a refusal is explained afterwards by reads, which cannot
 //! change their answer since the log only grows.
 //!
+//! ## Following the log
+//!
+//! [`D1Store`] implements the follow contract ([`factos::LocalFollow`]) and
+//! durable checkpoints ([`factos::LocalCheckpoints`]): D1 has one writer,
+//! so positions are assigned in commit order and a follower's cursor is a
+//! position; a waiting follower polls every
+//! [`D1Store::with_poll_interval`] (100 ms), and appends through the same
+//! store wake it at once. Checkpoints and parked effects use the SQLite
+//! backend's tables (schema version 2).
+//!
 //! ## Limits
 //!
 //! * D1 binds at most 100 parameters per statement: a batch of more than
