@@ -239,3 +239,47 @@ async fn thirty_two_concurrent_buyers_never_oversell_and_unrelated_concerts_neve
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn long_reads_are_paged_without_losing_or_repeating_an_event() -> TestResult {
+    let Some(store) = fresh_store("long_reads_are_paged_without_losing_or_repeating_an_event").await? else {
+        return Ok(());
+    };
+    let mut committed = Vec::new();
+    for batch in 0..11 {
+        let events = (0..100)
+            .map(|i| {
+                event(
+                    if i % 2 == 0 { "Even" } else { "Odd" },
+                    &[format!("b:{batch}")],
+                    vec![i],
+                )
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        committed.extend(
+            store
+                .append(AppendRequest::new(StreamId::new("long")?, events))
+                .await?
+                .records,
+        );
+    }
+    // 1,100 events: more than two pages of 500 rows.
+    assert_eq!(store.read(&Query::all(), ReadOptions::forwards()).await?, committed);
+    let mut newest_first = committed.clone();
+    newest_first.reverse();
+    assert_eq!(store.read(&Query::all(), ReadOptions::backwards()).await?, newest_first);
+    let from = committed[150].position;
+    assert_eq!(
+        store
+            .read(&Query::all(), ReadOptions::forwards().from(from).limit(700))
+            .await?,
+        committed[150..850]
+    );
+    let odd = Query::from(QueryItem::types([EventType::new("Odd")?]));
+    assert_eq!(store.read(&odd, ReadOptions::forwards()).await?.len(), 550);
+    let stream = store
+        .read_stream(&StreamId::new("long")?, factos::StreamRevision::new(90))
+        .await?;
+    assert_eq!(stream, committed[90..]);
+    Ok(())
+}
