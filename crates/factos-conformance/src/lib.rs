@@ -29,6 +29,7 @@
 mod capabilities;
 pub mod cases;
 pub mod child;
+pub mod effects;
 mod fixtures;
 mod interleave;
 pub mod property;

@@ -1,0 +1,83 @@
+//! An effect-runner case for stores that keep checkpoints and parked
+//! effects ([`factos::Checkpoints`]).
+
+use std::time::Duration;
+
+use factos::{
+    AppendRequest, Checkpoints, EventId, EventStore, EventType, Follow, NewEvent, Query, ReadOptions, Recorded,
+    StoredCodec, StoredEvent, StreamId, reactor,
+};
+use factos_effects::{EffectRunner, Retry};
+
+use crate::CaseResult;
+
+/// One effect per event: its payload.
+fn effects() -> impl factos::Reactor<Event = StoredEvent, Effect = Vec<u8>> {
+    reactor(|event: &Recorded<StoredEvent>| vec![event.event.event.clone()])
+}
+
+/// A runner on `store` delivers two mails and parks the one the handler
+/// keeps refusing; a runner on `restarted` (the same database reached
+/// again, as after a restart) goes on from the stored checkpoint, hands
+/// nothing over twice, and sees the parked effect with its attempts and
+/// error.
+pub async fn runners_go_on_from_their_stored_checkpoint<S>(store: &S, restarted: &S) -> CaseResult
+where
+    S: EventStore + Follow + Checkpoints + Sync,
+{
+    for payload in [b"good".as_slice(), b"bad", b"fine"] {
+        let event = NewEvent::new(EventId::random(), EventType::new("Mail")?, payload.to_vec());
+        store
+            .append(AppendRequest::new(StreamId::new("mails")?, vec![event]))
+            .await?;
+    }
+    let quick = Retry::attempts(2).pauses(Duration::from_millis(1), Duration::from_millis(2));
+    let runner = EffectRunner::new(store, "mailer", Query::all(), effects(), StoredCodec).with_retry(quick);
+    let report = runner
+        .run_available(|_, mail: Vec<u8>| async move {
+            if mail == b"bad" {
+                Err("refused by the mail server")
+            } else {
+                Ok(())
+            }
+        })
+        .await?;
+    assert_eq!((report.delivered, report.parked), (2, 1));
+
+    let log = restarted.read(&Query::all(), ReadOptions::forwards()).await?;
+    assert_eq!(
+        log.len(),
+        3,
+        "checkpoints and parked effects stay out of the log: {log:?}"
+    );
+    let checkpoint = restarted
+        .load_checkpoint("mailer")
+        .await?
+        .ok_or("a stored checkpoint")?;
+    assert_eq!(checkpoint.position(), log[2].position);
+    let again = EffectRunner::new(restarted, "mailer", Query::all(), effects(), StoredCodec).with_retry(quick);
+    let report = again.run_available(|_, _| async { Ok::<(), String>(()) }).await?;
+    assert_eq!(
+        (report.delivered, report.parked),
+        (0, 0),
+        "nothing is handed over twice"
+    );
+    let parked = again.parked().await?;
+    assert_eq!(parked.len(), 1);
+    assert_eq!((parked[0].key.event, parked[0].position), (log[1].id, log[1].position));
+    assert_eq!(
+        (parked[0].attempts, parked[0].error.as_str()),
+        (2, "refused by the mail server")
+    );
+
+    // Saving again keeps the newest checkpoint; an unknown name has none.
+    restarted
+        .save_checkpoint("mailer", factos::Cursor::new(0, log[0].position))
+        .await?;
+    assert_eq!(
+        restarted.load_checkpoint("mailer").await?.map(|c| c.position()),
+        Some(log[0].position)
+    );
+    assert_eq!(restarted.load_checkpoint("nobody").await?, None);
+    Ok(())
+}
