@@ -57,23 +57,12 @@ impl KurrentStore {
         } else {
             options.forwards().position(StreamPosition::Start)
         };
-        let mut read = match self.client().read_stream(stream, &options).await {
-            Ok(read) => read,
-            Err(kurrentdb::Error::ResourceNotFound) => return Ok(Vec::new()),
-            Err(e) => return Err(backend(e)),
-        };
-        let mut events = Vec::new();
-        loop {
-            match read.next().await {
-                Ok(Some(resolved)) => {
-                    if let Some(event) = resolved.event {
-                        events.push((event.revision, event.data));
-                    }
-                }
-                Ok(None) | Err(kurrentdb::Error::ResourceNotFound) => return Ok(events),
-                Err(e) => return Err(backend(e)),
-            }
-        }
+        Ok(self
+            .raw_stream(stream, &options)
+            .await?
+            .into_iter()
+            .map(|event| (event.revision, event.data))
+            .collect())
     }
 
     async fn write_bookkeeping(

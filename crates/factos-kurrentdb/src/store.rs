@@ -163,6 +163,28 @@ impl KurrentStore {
         Ok(page)
     }
 
+    /// The raw events of the database stream `stream` as `options` select
+    /// them; empty when the stream does not exist.
+    pub(crate) async fn raw_stream(
+        &self,
+        stream: &str,
+        options: &ReadStreamOptions,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let mut read = match self.client.read_stream(stream, options).await {
+            Ok(read) => read,
+            Err(kurrentdb::Error::ResourceNotFound) => return Ok(Vec::new()),
+            Err(e) => return Err(backend(e)),
+        };
+        let mut events = Vec::new();
+        loop {
+            match read.next().await {
+                Ok(Some(resolved)) => events.extend(resolved.event),
+                Ok(None) | Err(kurrentdb::Error::ResourceNotFound) => return Ok(events),
+                Err(e) => return Err(backend(e)),
+            }
+        }
+    }
+
     /// `count` events of `stream` from revision `from` on, with the
     /// fingerprints they were written with; empty when the stream does not
     /// exist.
@@ -176,25 +198,12 @@ impl KurrentStore {
             .forwards()
             .position(StreamPosition::Position(from.value()))
             .max_count(count);
-        let mut read = match self.client.read_stream(self.scope.stream_name(stream), &options).await {
-            Ok(read) => read,
-            Err(kurrentdb::Error::ResourceNotFound) => return Ok(Vec::new()),
-            Err(e) => return Err(backend(e)),
-        };
-        let mut events = Vec::new();
-        loop {
-            match read.next().await {
-                Ok(Some(resolved)) => {
-                    if let Some(event) = resolved.event
-                        && !is_system(&event.event_type)
-                    {
-                        events.push(from_recorded(&event, stream.as_str())?);
-                    }
-                }
-                Ok(None) | Err(kurrentdb::Error::ResourceNotFound) => return Ok(events),
-                Err(e) => return Err(backend(e)),
-            }
-        }
+        self.raw_stream(&self.scope.stream_name(stream), &options)
+            .await?
+            .iter()
+            .filter(|event| !is_system(&event.event_type))
+            .map(|event| from_recorded(event, stream.as_str()))
+            .collect()
     }
 
     /// The records of `request` as the stream holds them after the server
