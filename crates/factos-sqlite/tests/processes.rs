@@ -8,7 +8,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use factos::{
@@ -21,24 +21,13 @@ use factos_sqlite::SqliteStore;
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
 fn spawn_child(mode: &str, db: &Path, extra: &[(&str, String)]) -> std::io::Result<Child> {
-    let mut command = Command::new(std::env::current_exe()?);
-    command
-        .args([
-            "--ignored",
-            "--exact",
-            "child_process",
-            "--nocapture",
-            "--test-threads=1",
-            "--quiet",
-        ])
-        .env("FACTOS_CHILD_MODE", mode)
-        .env("FACTOS_CHILD_DB", db)
+    let db = db.display().to_string();
+    let mut env = vec![("FACTOS_CHILD_MODE", mode), ("FACTOS_CHILD_DB", db.as_str())];
+    env.extend(extra.iter().map(|(key, value)| (*key, value.as_str())));
+    factos_conformance::child::child_process_command(&env)?
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
-    for (key, value) in extra {
-        command.env(key, value);
-    }
-    command.spawn()
+        .stderr(Stdio::inherit())
+        .spawn()
 }
 
 /// The entry point of child processes; does nothing unless started by one of
