@@ -190,11 +190,14 @@ where
         let tx = client.transaction().await?;
         self.enter(&tx).await?;
         let name = self.projection.name().to_owned();
-        self.projection.reset(&tx).await.map_err(|source| PgError::Projection {
-            name: name.clone(),
-            position: None,
-            source,
-        })?;
+        self.projection
+            .reset(&tx)
+            .await
+            .map_err(|source| factos::ProjectionFailed {
+                name: name.clone(),
+                position: None,
+                source,
+            })?;
         tx.execute_typed("DELETE FROM factos_checkpoints WHERE name = $1", &[(&name, Type::TEXT)])
             .await?;
         tx.commit().await?;
@@ -243,7 +246,7 @@ where
             self.projection
                 .apply(&tx, &events)
                 .await
-                .map_err(|source| PgError::Projection {
+                .map_err(|source| factos::ProjectionFailed {
                     name: name.clone(),
                     position: first,
                     source,

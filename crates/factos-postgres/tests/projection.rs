@@ -119,7 +119,7 @@ async fn a_failing_projection_stops_and_keeps_its_checkpoint_before_the_failing_
     append_tagged(&store, &mut rng, 5).await?;
     let mut failing = PgProjector::new(&store, Tally { fail_on_poison: true }, StoredCodec).with_batch_size(1);
     match failing.catch_up().await {
-        Err(PgError::Projection { name, .. }) => assert_eq!(name, "tally"),
+        Err(PgError::Projection(failed)) => assert_eq!(failed.name, "tally"),
         other => return Err(format!("expected the projection's error, got {other:?}").into()),
     }
     assert_eq!(tallies(&store, &schema).await?, before_poison);

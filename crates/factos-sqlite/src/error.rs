@@ -39,16 +39,8 @@ pub enum SqliteError {
     },
     /// A projection's `apply` or `reset` failed; its transaction was
     /// rolled back, so its checkpoint stays before the failing batch.
-    #[error("projection {name} failed{}: {source}", .position.map(|p| format!(" in the batch from position {p}")).unwrap_or_default())]
-    Projection {
-        /// The projection.
-        name: String,
-        /// The first event of the failing batch.
-        position: Option<factos::Position>,
-        /// The projection's error.
-        #[source]
-        source: BoxError,
-    },
+    #[error(transparent)]
+    Projection(#[from] factos::ProjectionFailed),
     /// A stored event could not be decoded for a projection.
     #[error(transparent)]
     Decode(#[from] factos::DecodeError),

@@ -171,7 +171,7 @@ where
         self.with_projection(|projection, conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let name = projection.name().to_owned();
-            projection.reset(&tx).map_err(|source| SqliteError::Projection {
+            projection.reset(&tx).map_err(|source| factos::ProjectionFailed {
                 name: name.clone(),
                 position: None,
                 source,
@@ -202,7 +202,7 @@ where
             if !events.is_empty() {
                 projection
                     .apply(&tx, &events)
-                    .map_err(|source| SqliteError::Projection {
+                    .map_err(|source| factos::ProjectionFailed {
                         name: name.clone(),
                         position: first,
                         source,

@@ -107,7 +107,7 @@ async fn a_failing_projection_stops_and_keeps_its_checkpoint_before_the_failing_
 
     let mut failing = SqliteProjector::new(&store, Tally { fail_on_poison: true }, StoredCodec).with_batch_size(1);
     match failing.catch_up().await {
-        Err(SqliteError::Projection { name, .. }) => assert_eq!(name, "tally"),
+        Err(SqliteError::Projection(failed)) => assert_eq!(failed.name, "tally"),
         other => panic!("expected the projection's error, got {other:?}"),
     }
     assert_eq!(

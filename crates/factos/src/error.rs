@@ -216,6 +216,21 @@ pub struct DecodeError {
     pub source: BoxError,
 }
 
+/// A projection's `apply` or `reset` failed in a backend's projector; its
+/// transaction was rolled back, so its checkpoint stays before the failing
+/// batch.
+#[derive(Debug, Error)]
+#[error("projection {name} failed{}: {source}", .position.map(|p| format!(" in the batch from position {p}")).unwrap_or_default())]
+pub struct ProjectionFailed {
+    /// The projection.
+    pub name: String,
+    /// The first event of the failing batch (`None` for a reset).
+    pub position: Option<Position>,
+    /// The projection's error.
+    #[source]
+    pub source: BoxError,
+}
+
 /// A domain event could not be encoded by the application's codec.
 #[derive(Debug, Error)]
 #[error("cannot encode event")]

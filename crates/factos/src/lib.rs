@@ -114,8 +114,8 @@ pub use decider::{Decider, FnDecider, compute_events, compute_state, decider};
 pub use dispatch::{Dispatcher, RetryPolicy};
 pub use error::{
     AppendConditionFailed, BoxError, DecodeError, DuplicateEventId, EncodeError, Error, InvalidAppend,
-    InvalidPredicate, Operation, RevisionMismatch, SplitRejection, StoreError, UnsupportedAppendCondition,
-    UnsupportedQuery,
+    InvalidPredicate, Operation, ProjectionFailed, RevisionMismatch, SplitRejection, StoreError,
+    UnsupportedAppendCondition, UnsupportedQuery,
 };
 pub use event::{EventId, InvalidMetadata, MAX_METADATA_VALUE_LEN, Metadata, MetadataProblem, NewEvent, Timestamp};
 pub use facts::{Fact, FactHandler, FactSet, Facts, fact, facts, handler};
