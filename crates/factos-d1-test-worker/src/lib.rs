@@ -2,9 +2,9 @@
 //! one store-contract call (see `factos_test_d1::wire`) on the `factos-d1`
 //! store of D1 binding `DB{n}`, answered as JSON.
 
-use factos::{EffectKey, EventId, LocalCheckpoints, LocalEventStore, LocalFollow, ParkedEffect, Position};
+use factos::{LocalCheckpoints, LocalEventStore, LocalFollow};
 use factos_d1::D1Store;
-use factos_test_d1::wire::{self, Answer, Call, Op, WireAppend, WireFailure, WireRecord};
+use factos_test_d1::wire::{self, Answer, Call, Op, WireAppend, WireFailure, WireParked, WireRecord};
 use worker::{Context, Env, Request, Response, Result, event};
 
 #[event(fetch)]
@@ -88,46 +88,16 @@ async fn run(store: &D1Store, op: Op) -> Answer {
             Ok(None) => malformed(wire::WireError("a cursor is required".into())),
             Err(error) => malformed(error),
         },
-        Op::ParkEffect {
-            runner,
-            event,
-            index,
-            position,
-            attempts,
-            error,
-        } => {
-            let Ok(event) = event.parse::<uuid::Uuid>() else {
-                return malformed(wire::WireError(format!("{event} is not an event id")));
-            };
-            let parked = ParkedEffect {
-                runner,
-                key: EffectKey {
-                    event: EventId::from_uuid(event),
-                    index,
-                },
-                position: Position::new(position),
-                attempts,
-                error,
-            };
-            match store.park_effect(parked).await {
+        Op::ParkEffect(parked) => match parked.to_parked() {
+            Ok(parked) => match store.park_effect(parked).await {
                 Ok(()) => Answer::Done,
                 Err(error) => failed(&error),
-            }
-        }
+            },
+            Err(error) => malformed(error),
+        },
         Op::ParkedEffects { runner } => match store.parked_effects(&runner).await {
             Ok(parked) => Answer::Parked {
-                effects: parked
-                    .into_iter()
-                    .map(|p| {
-                        (
-                            p.key.event.to_string(),
-                            p.key.index,
-                            p.position.value(),
-                            p.attempts,
-                            p.error,
-                        )
-                    })
-                    .collect(),
+                effects: parked.iter().map(WireParked::from_parked).collect(),
             },
             Err(error) => failed(&error),
         },

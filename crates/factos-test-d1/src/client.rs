@@ -5,12 +5,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use factos::{
-    AppendRequest, Checkpoints, CommitSignal, Committed, Cursor, DecisionScope, EffectKey, EventId, EventStore, Follow,
-    FollowBatch, ParkedEffect, Position, Query, ReadOptions, StoreError, StoredEvent, StreamId, StreamRevision,
+    AppendRequest, Checkpoints, CommitSignal, Committed, Cursor, DecisionScope, EventStore, Follow, FollowBatch,
+    ParkedEffect, Query, ReadOptions, StoreError, StoredEvent, StreamId, StreamRevision,
 };
 
 use crate::harness::D1Worker;
-use crate::wire::{Answer, Call, Op, WireAppend, WireQuery, WireRecord};
+use crate::wire::{Answer, Call, Op, WireAppend, WireParked, WireQuery, WireRecord};
 
 /// The store of one D1 database of the test worker, over HTTP.
 #[derive(Debug, Clone)]
@@ -204,14 +204,7 @@ impl Checkpoints for D1Client {
     }
 
     async fn park_effect(&self, parked: ParkedEffect) -> Result<(), StoreError> {
-        let op = Op::ParkEffect {
-            runner: parked.runner,
-            event: parked.key.event.to_string(),
-            index: parked.key.index,
-            position: parked.position.value(),
-            attempts: parked.attempts,
-            error: parked.error,
-        };
+        let op = Op::ParkEffect(WireParked::from_parked(&parked));
         match self.call(op, None).await? {
             Answer::Done => Ok(()),
             other => Err(StoreError::backend(format!("expected done, got {other:?}"))),
@@ -229,20 +222,8 @@ impl Checkpoints for D1Client {
             .await?
         {
             Answer::Parked { effects } => effects
-                .into_iter()
-                .map(|(event, index, position, attempts, error)| {
-                    let event = uuid::Uuid::parse_str(&event).map_err(StoreError::backend)?;
-                    Ok(ParkedEffect {
-                        runner: runner.to_owned(),
-                        key: EffectKey {
-                            event: EventId::from_uuid(event),
-                            index,
-                        },
-                        position: Position::new(position),
-                        attempts,
-                        error,
-                    })
-                })
+                .iter()
+                .map(|parked| parked.to_parked().map_err(StoreError::backend))
                 .collect(),
             other => Err(StoreError::backend(format!("expected parked effects, got {other:?}"))),
         }

@@ -79,20 +79,7 @@ pub enum Op {
         cursor: String,
     },
     /// `park_effect`.
-    ParkEffect {
-        /// The runner.
-        runner: String,
-        /// The event id.
-        event: String,
-        /// The effect's index.
-        index: u32,
-        /// The event's position.
-        position: u64,
-        /// Attempts.
-        attempts: u32,
-        /// The last error.
-        error: String,
-    },
+    ParkEffect(WireParked),
     /// `parked_effects`.
     ParkedEffects {
         /// The runner.
@@ -141,10 +128,10 @@ pub enum Answer {
     },
     /// Done, nothing to return.
     Done,
-    /// Parked effects: (event id, index, position, attempts, error).
+    /// Parked effects, in the order they were parked.
     Parked {
         /// The effects.
-        effects: Vec<(String, u32, u64, u32, String)>,
+        effects: Vec<WireParked>,
     },
     /// Migrated from this version.
     Migrated {
@@ -644,4 +631,53 @@ pub fn to_batch(
 /// For text that is not a cursor.
 pub fn cursor(text: &Option<String>) -> Result<Option<factos::Cursor>, WireError> {
     text.as_deref().map(|t| t.parse().map_err(invalid)).transpose()
+}
+
+/// A parked effect.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WireParked {
+    /// The runner that parked it.
+    pub runner: String,
+    /// The event id.
+    pub event: String,
+    /// The effect's index.
+    pub index: u32,
+    /// The event's position.
+    pub position: u64,
+    /// How many times the handler was tried.
+    pub attempts: u32,
+    /// The handler's last error.
+    pub error: String,
+}
+
+impl WireParked {
+    /// The wire form of `parked`.
+    pub fn from_parked(parked: &factos::ParkedEffect) -> Self {
+        Self {
+            runner: parked.runner.clone(),
+            event: parked.key.event.to_string(),
+            index: parked.key.index,
+            position: parked.position.value(),
+            attempts: parked.attempts,
+            error: parked.error.clone(),
+        }
+    }
+
+    /// The parked effect.
+    ///
+    /// # Errors
+    ///
+    /// For an event id that is not a UUID.
+    pub fn to_parked(&self) -> Result<factos::ParkedEffect, WireError> {
+        Ok(factos::ParkedEffect {
+            runner: self.runner.clone(),
+            key: factos::EffectKey {
+                event: EventId::from_uuid(uuid::Uuid::parse_str(&self.event).map_err(invalid)?),
+                index: self.index,
+            },
+            position: Position::new(self.position),
+            attempts: self.attempts,
+            error: self.error.clone(),
+        })
+    }
 }
