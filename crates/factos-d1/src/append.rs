@@ -77,11 +77,18 @@ fn within_row_limit(request: &AppendRequest) -> Result<(), InvalidAppend> {
     Ok(())
 }
 
-/// The statements of the batch for `request`, written at `recorded_at`.
-pub(crate) fn statements(request: &AppendRequest, recorded_at: i64) -> Result<Vec<Statement>, StoreError> {
+/// The statements of the batch for `request`, written at `recorded_at`:
+/// the event inserts (whose returned rows say what was written), then the
+/// tag inserts.
+struct Batch {
+    inserts: Vec<Statement>,
+    tags: Vec<Statement>,
+}
+
+fn statements(request: &AppendRequest, recorded_at: i64) -> Result<Batch, StoreError> {
     within_row_limit(request)?;
     let fingerprint = format!("{:016x}", request.fingerprint());
-    let mut statements = Vec::new();
+    let mut inserts = Vec::new();
     let mut remaining = &request.events[..];
     let mut first = true;
     while !remaining.is_empty() {
@@ -165,7 +172,7 @@ pub(crate) fn statements(request: &AppendRequest, recorded_at: i64) -> Result<Ve
         );
         statement.push(&checks.sql);
         statement.push(" ORDER BY batch.k RETURNING position, revision");
-        statements.push(statement);
+        inserts.push(statement);
         remaining = rest;
         first = false;
     }
@@ -179,6 +186,7 @@ pub(crate) fn statements(request: &AppendRequest, recorded_at: i64) -> Result<Ve
                 .map(move |tag| (tag.as_str(), event.id.as_bytes().as_slice()))
         })
         .collect();
+    let mut tag_statements = Vec::new();
     for chunk in tags.chunks((MAX_PARAMS - 1) / PER_TAG) {
         let mut statement = Statement::new("WITH t(tag, event_id) AS (VALUES ");
         statement.args.push(Arg::Text(fingerprint.clone()));
@@ -198,18 +206,23 @@ pub(crate) fn statements(request: &AppendRequest, recorded_at: i64) -> Result<Ve
              SELECT t.tag, e.position, e.event_type FROM t JOIN events e ON e.event_id = t.event_id \
              WHERE e.fingerprint = ?1",
         );
-        statements.push(statement);
+        tag_statements.push(statement);
     }
-    Ok(statements)
+    Ok(Batch {
+        inserts,
+        tags: tag_statements,
+    })
 }
 
 /// Appends `request` atomically (see the module docs).
 pub(crate) async fn append(db: &D1Database, request: AppendRequest, recorded_at: i64) -> Result<Committed, StoreError> {
     request.validate()?;
-    let statements = statements(&request, recorded_at)?;
-    let inserts = statements.iter().filter(|s| s.sql.starts_with("WITH batch")).count();
-    let prepared = statements
+    let batch = statements(&request, recorded_at)?;
+    let inserts = batch.inserts.len();
+    let prepared = batch
+        .inserts
         .iter()
+        .chain(&batch.tags)
         .map(|statement| statement.prepare(db, "append"))
         .collect::<Result<Vec<_>, _>>()?;
     let results = match db.batch(prepared).await {
