@@ -90,6 +90,13 @@ pub enum PgError {
         #[source]
         source: BoxError,
     },
+    /// An event's metadata could not be encoded as JSON.
+    #[error("cannot encode an event's metadata as JSON")]
+    EncodeMetadata(#[source] serde_json::Error),
+    /// The append function answered in a way no version of it does (was
+    /// the schema changed by hand?); nothing is assumed about the append.
+    #[error("unexpected answer from the append function: {0}")]
+    UnexpectedAnswer(&'static str),
     /// A value does not fit PostgreSQL's signed 64-bit integers.
     #[error("{what} {value} does not fit a signed 64-bit integer")]
     OutOfRange {

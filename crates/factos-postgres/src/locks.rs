@@ -264,19 +264,49 @@ pub(crate) fn timeout_setting(timeout: Duration) -> String {
     format!("{}ms", timeout.as_millis().max(1))
 }
 
+/// What taking `locks` in `mode` locks, in the order to take it: the keys
+/// themselves for advisory locks; for row locks the lock rows they fold
+/// onto, each once (exclusive if any of its keys needs it), in row order;
+/// nothing for the table lock, which is one lock on the events table.
+///
+/// The client-side path ([`acquire`]) and the append function both take
+/// exactly this, so both take the same locks in the same order.
+pub(crate) fn plan(mode: LockMode, locks: &[Lock]) -> Vec<Lock> {
+    match mode {
+        LockMode::Advisory => locks.to_vec(),
+        LockMode::TableLock => Vec::new(),
+        LockMode::RowLocks => {
+            let mut buckets = LockSet::new();
+            for (key, exclusive) in locks {
+                buckets.add(key.rem_euclid(LOCK_ROWS), *exclusive);
+            }
+            buckets.locks()
+        }
+    }
+}
+
 /// Takes `locks` in order, for the rest of the current transaction.
 pub(crate) async fn acquire<C: GenericClient + Sync>(
     client: &C,
     mode: LockMode,
     locks: &[Lock],
 ) -> Result<(), PgError> {
+    acquire_planned(client, mode, &plan(mode, locks)).await
+}
+
+/// Takes what [`plan`] made of some locks, in its order.
+pub(crate) async fn acquire_planned<C: GenericClient + Sync>(
+    client: &C,
+    mode: LockMode,
+    planned: &[Lock],
+) -> Result<(), PgError> {
     match mode {
         LockMode::TableLock => {
             client.batch_execute("LOCK TABLE events IN EXCLUSIVE MODE").await?;
         }
         LockMode::Advisory => {
-            let keys: Vec<i64> = locks.iter().map(|(k, _)| *k).collect();
-            let exclusive: Vec<bool> = locks.iter().map(|(_, x)| *x).collect();
+            let keys: Vec<i64> = planned.iter().map(|(k, _)| *k).collect();
+            let exclusive: Vec<bool> = planned.iter().map(|(_, x)| *x).collect();
             client
                 .execute_typed(
                     include_str!("sql/advisory_locks.sql"),
@@ -285,15 +315,9 @@ pub(crate) async fn acquire<C: GenericClient + Sync>(
                 .await?;
         }
         LockMode::RowLocks => {
-            // Keys fold onto the fixed set of lock rows; take each bucket
-            // once (exclusive if any key needs it), in bucket order. Row
-            // locks cannot mix modes in one statement: each run of equal
-            // mode is one statement, runs in order.
-            let mut buckets = LockSet::new();
-            for (key, exclusive) in locks {
-                buckets.add(key.rem_euclid(LOCK_ROWS), *exclusive);
-            }
-            for run in buckets.locks().chunk_by(|a, b| a.1 == b.1) {
+            // Row locks cannot mix modes in one statement: each run of
+            // equal mode is one statement, runs in order.
+            for run in planned.chunk_by(|a, b| a.1 == b.1) {
                 let rows: Vec<i64> = run.iter().map(|(k, _)| *k).collect();
                 let sql = if run[0].1 {
                     include_str!("sql/lock_rows_exclusive.sql")

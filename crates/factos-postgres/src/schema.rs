@@ -7,12 +7,15 @@ use crate::error::PgError;
 use crate::locks::Keys;
 
 /// The schema version this crate writes.
-pub const SCHEMA_VERSION: i32 = 2;
+pub const SCHEMA_VERSION: i32 = 3;
 
 /// The migration to each version, in order: entry `i` moves a schema from
 /// version `i` to `i + 1`.
-const MIGRATIONS: [&str; SCHEMA_VERSION as usize] =
-    [include_str!("sql/schema_v1.sql"), include_str!("sql/schema_v2.sql")];
+const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [
+    include_str!("sql/schema_v1.sql"),
+    include_str!("sql/schema_v2.sql"),
+    include_str!("sql/schema_v3.sql"),
+];
 
 /// Checks that the connection's schema holds exactly the version this crate
 /// writes, and returns the schema's name.

@@ -112,7 +112,6 @@ pub(crate) async fn read_stream<C: GenericClient + Sync>(
     ]);
     collect(client, include_str!("../sql/read_stream.sql"), &params).await
 }
-
 /// The first event matching `query` after `after` (anywhere when `None`).
 pub(crate) async fn first_match_after<C: GenericClient + Sync>(
     client: &C,

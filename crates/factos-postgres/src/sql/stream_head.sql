@@ -1,1 +1,0 @@
-SELECT max(revision) FROM events WHERE stream = $1
