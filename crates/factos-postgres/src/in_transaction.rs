@@ -50,7 +50,7 @@ impl EventStore for PgTransactionStore<'_> {
     type Transaction = PgTransactionDecision;
 
     async fn read(&self, query: &Query, options: ReadOptions) -> Result<Vec<StoredEvent>, StoreError> {
-        Ok(read_consistent(self.transaction, self.locking, query, options).await?)
+        Ok(read_consistent(self.transaction, self.locking, query, options, None).await?)
     }
 
     async fn read_stream(&self, stream: &StreamId, from: StreamRevision) -> Result<Vec<StoredEvent>, StoreError> {
@@ -65,7 +65,7 @@ impl EventStore for PgTransactionStore<'_> {
         &self,
         scope: &DecisionScope,
     ) -> Result<(PgTransactionDecision, Vec<StoredEvent>), StoreError> {
-        let (held, events) = read_for_decision(self.transaction, self.locking, scope).await?;
+        let (held, events) = read_for_decision(self.transaction, self.locking, scope, None).await?;
         Ok((PgTransactionDecision { held }, events))
     }
 

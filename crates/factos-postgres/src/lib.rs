@@ -160,6 +160,7 @@ mod projection;
 mod retry;
 pub mod schema;
 mod session;
+mod statements;
 mod store;
 
 pub use config::IntoConfig;

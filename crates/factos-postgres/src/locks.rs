@@ -16,11 +16,12 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use factos::{NewEvent, Query, QueryItem, StreamId};
-use tokio_postgres::GenericClient;
 use tokio_postgres::types::Type;
+use tokio_postgres::{GenericClient, Statement};
 use xxhash_rust::xxh3::Xxh3;
 
 use crate::error::PgError;
+use crate::statements;
 
 /// How lock keys are held.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -38,7 +39,9 @@ pub enum LockMode {
     /// Row locks (`FOR UPDATE` / `FOR SHARE`) on the fixed rows of a
     /// `factos_locks` table (4,096, created by `migrate`; keys fold onto
     /// them), for connection poolers in transaction mode (PgBouncer, RDS
-    /// Proxy), which pin or break on advisory locks.
+    /// Proxy), which pin or break on advisory locks. Behind a pooler that
+    /// does not track prepared statements, also turn those off
+    /// ([`crate::PgStore::with_prepared_statements`]).
     RowLocks,
 }
 
@@ -249,14 +252,22 @@ impl LockMode {
 /// decision waiting there. A short timeout breaks such a cycle quickly
 /// (SQLSTATE 55P03, reported as contention; the dispatch retries) instead of
 /// after PostgreSQL's one-second deadlock check.
-pub(crate) async fn set_lock_timeout<C: GenericClient + Sync>(client: &C, setting: &str) -> Result<String, PgError> {
-    Ok(client
-        .query_typed(include_str!("sql/set_lock_timeout.sql"), &[(&setting, Type::TEXT)])
-        .await?
-        .first()
-        .map(|row| row.try_get(0))
-        .transpose()?
-        .unwrap_or_default())
+pub(crate) async fn set_lock_timeout<C: GenericClient + Sync>(
+    client: &C,
+    setting: &str,
+    prepared: Option<&Statement>,
+) -> Result<String, PgError> {
+    Ok(statements::query(
+        client,
+        prepared,
+        statements::SET_LOCK_TIMEOUT,
+        &[(&setting, Type::TEXT)],
+    )
+    .await?
+    .first()
+    .map(|row| row.try_get(0))
+    .transpose()?
+    .unwrap_or_default())
 }
 
 /// `timeout` as a `lock_timeout` setting.
@@ -285,20 +296,14 @@ pub(crate) fn plan(mode: LockMode, locks: &[Lock]) -> Vec<Lock> {
     }
 }
 
-/// Takes `locks` in order, for the rest of the current transaction.
+/// Takes what [`plan`] made of some locks, in its order; advisory locks
+/// with the `prepared` lock statement when there is one. The first
+/// statement is sent when the future is first polled.
 pub(crate) async fn acquire<C: GenericClient + Sync>(
     client: &C,
     mode: LockMode,
-    locks: &[Lock],
-) -> Result<(), PgError> {
-    acquire_planned(client, mode, &plan(mode, locks)).await
-}
-
-/// Takes what [`plan`] made of some locks, in its order.
-pub(crate) async fn acquire_planned<C: GenericClient + Sync>(
-    client: &C,
-    mode: LockMode,
     planned: &[Lock],
+    prepared: Option<&Statement>,
 ) -> Result<(), PgError> {
     match mode {
         LockMode::TableLock => {
@@ -307,12 +312,13 @@ pub(crate) async fn acquire_planned<C: GenericClient + Sync>(
         LockMode::Advisory => {
             let keys: Vec<i64> = planned.iter().map(|(k, _)| *k).collect();
             let exclusive: Vec<bool> = planned.iter().map(|(_, x)| *x).collect();
-            client
-                .execute_typed(
-                    include_str!("sql/advisory_locks.sql"),
-                    &[(&keys, Type::INT8_ARRAY), (&exclusive, Type::BOOL_ARRAY)],
-                )
-                .await?;
+            statements::query(
+                client,
+                prepared,
+                statements::ADVISORY_LOCKS,
+                &[(&keys, Type::INT8_ARRAY), (&exclusive, Type::BOOL_ARRAY)],
+            )
+            .await?;
         }
         LockMode::RowLocks => {
             // Row locks cannot mix modes in one statement: each run of

@@ -35,7 +35,7 @@ impl Session {
     /// gone, nothing has run, so the connection is discarded and the next
     /// one tried: up to one more than the pool holds.
     pub(crate) async fn begin(pool: &Pool, begin: &str) -> Result<Self, PgError> {
-        let mut tries = pool.status().max_size + 1;
+        let mut tries = retries(pool);
         loop {
             let object = get(pool).await?;
             match object.batch_execute(begin).await {
@@ -50,6 +50,22 @@ impl Session {
                     tracing::debug!(%error, "replacing a pooled connection the server had closed");
                 }
             }
+        }
+    }
+
+    /// Takes a connection and sends nothing yet: the caller sends its own
+    /// `BEGIN`, pipelined with the statements that follow it.
+    pub(crate) async fn connect(pool: &Pool) -> Result<Self, PgError> {
+        Ok(Session {
+            object: Some(get(pool).await?),
+        })
+    }
+
+    /// The pooled connection, with its statement cache.
+    pub(crate) fn object(&self) -> &Object {
+        match &self.object {
+            Some(object) => object,
+            None => unreachable!("a finished session was used"),
         }
     }
 
@@ -71,6 +87,12 @@ impl Session {
         // Back to the pool only after the server confirmed the end.
         drop(self.object.take());
         Ok(())
+    }
+
+    /// Returns the connection to the pool once the server has confirmed
+    /// that its transaction ended (a `COMMIT` sent in the same pipeline).
+    pub(crate) fn release(mut self) {
+        drop(self.object.take());
     }
 
     /// Rolls back and returns the connection to the pool; a connection
@@ -103,6 +125,12 @@ impl Drop for Session {
             drop(Object::take(object));
         }
     }
+}
+
+/// How many connections to try before giving up on finding a live one: one
+/// more than the pool holds, since each may have been closed while idle.
+pub(crate) fn retries(pool: &Pool) -> usize {
+    pool.status().max_size + 1
 }
 
 /// A connection from the pool, with the pool's time limits as typed errors.

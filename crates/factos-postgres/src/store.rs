@@ -14,7 +14,7 @@ use factos::{
     StreamId, StreamRevision,
 };
 use tokio::sync::OnceCell;
-use tokio_postgres::{GenericClient, NoTls};
+use tokio_postgres::{GenericClient, NoTls, Statement};
 
 use crate::config::IntoConfig;
 use crate::error::{Limit, PgError};
@@ -24,7 +24,8 @@ use crate::limits::{Limits, PoolOptions, quote_schema};
 use crate::locks::{self, Keys, LockMode, LockSet, Locking};
 use crate::retry::{self, Backoff};
 use crate::schema;
-use crate::session::Session;
+use crate::session::{self, Session};
+use crate::statements::{self, Fixed};
 
 /// An event store in a PostgreSQL schema: the connection's `search_path`,
 /// or the store's own ([`PgStore::with_schema`]).
@@ -39,6 +40,9 @@ pub struct PgStore {
     keys: Arc<OnceCell<Keys>>,
     follow: Arc<FollowState>,
     notify_commits: bool,
+    /// The statement that calls the append function in this store's schema.
+    call_sql: Arc<str>,
+    prepared_statements: bool,
 }
 
 /// A decision in progress: a transaction holding the locks its scope guards
@@ -49,6 +53,7 @@ pub struct PgStore {
 #[derive(Debug)]
 pub struct PgDecision {
     session: Session,
+    fixed: Fixed,
     held: LockSet,
     began: Instant,
 }
@@ -71,6 +76,8 @@ impl PgStore {
             keys: Arc::new(OnceCell::new()),
             follow: Arc::new(FollowState::new(None, DEFAULT_POLL_INTERVAL)),
             notify_commits: true,
+            call_sql: append::call_sql(None).into(),
+            prepared_statements: true,
         }
     }
 
@@ -134,6 +141,7 @@ impl PgStore {
             name: name.to_owned(),
             problem,
         })?;
+        self.call_sql = append::call_sql(Some(&quoted)).into();
         self.limits.schema = Some(quoted);
         self.keys = Arc::new(OnceCell::new());
         Ok(self)
@@ -190,6 +198,21 @@ impl PgStore {
             follow: Arc::new(FollowState::new(None, self.follow.poll_interval)),
             ..self.clone()
         }
+    }
+
+    /// Whether the store prepares its fixed statements once per
+    /// connection and runs them by name (the default), or sends every
+    /// statement unnamed.
+    ///
+    /// Prepared statements save the server parsing and planning the same
+    /// statement on every call. Turn them off behind a pooler in
+    /// transaction mode that does not track them (PgBouncer before 1.21,
+    /// or with `max_prepared_statements = 0`): it hands each transaction
+    /// to any server connection, where a statement prepared on another one
+    /// does not exist (SQLSTATE 26000).
+    pub fn with_prepared_statements(mut self, prepared: bool) -> Self {
+        self.prepared_statements = prepared;
+        self
     }
 
     /// Holds lock keys as `mode` says.
@@ -348,6 +371,7 @@ pub(crate) async fn read_for_decision<C: GenericClient + Sync>(
     client: &C,
     locking: Locking,
     scope: &DecisionScope,
+    prepared_locks: Option<&Statement>,
 ) -> Result<(LockSet, Vec<StoredEvent>), PgError> {
     let mut held = LockSet::new();
     match scope {
@@ -360,7 +384,7 @@ pub(crate) async fn read_for_decision<C: GenericClient + Sync>(
             DecisionScope::Stream(stream) => read::read_stream(client, stream, StreamRevision::FIRST).await,
         }
     };
-    let events = locked(client, locking.mode, &held.locks(), read).await?;
+    let events = locked(client, locking.mode, &held.locks(), prepared_locks, read).await?;
     Ok((held, events))
 }
 
@@ -371,6 +395,7 @@ pub(crate) async fn read_consistent<C: GenericClient + Sync>(
     locking: Locking,
     query: &Query,
     options: ReadOptions,
+    prepared_locks: Option<&Statement>,
 ) -> Result<Vec<StoredEvent>, PgError> {
     let mut guards = LockSet::new();
     locking.keys.guard(&mut guards, query);
@@ -378,6 +403,7 @@ pub(crate) async fn read_consistent<C: GenericClient + Sync>(
         client,
         locking.mode,
         &guards.locks(),
+        prepared_locks,
         read::read(client, query, options),
     )
     .await
@@ -386,16 +412,24 @@ pub(crate) async fn read_consistent<C: GenericClient + Sync>(
 /// Takes `locks`, then runs `read`. Where the locks are one statement, both
 /// go in one round trip, pipelined in that order: the server runs the read
 /// after the locks are held, with a snapshot taken then.
-async fn locked<C, T, R>(client: &C, mode: LockMode, locks: &[locks::Lock], read: R) -> Result<T, PgError>
+async fn locked<C, T, R>(
+    client: &C,
+    mode: LockMode,
+    locks: &[locks::Lock],
+    prepared_locks: Option<&Statement>,
+    read: R,
+) -> Result<T, PgError>
 where
     C: GenericClient + Sync,
     R: Future<Output = Result<T, PgError>>,
 {
+    let planned = locks::plan(mode, locks);
+    let acquired = locks::acquire(client, mode, &planned, prepared_locks);
     if mode.is_one_statement() {
-        let ((), value) = tokio::try_join!(biased; locks::acquire(client, mode, locks), read)?;
+        let ((), value) = tokio::try_join!(biased; acquired, read)?;
         Ok(value)
     } else {
-        locks::acquire(client, mode, locks).await?;
+        acquired.await?;
         read.await
     }
 }
@@ -472,9 +506,11 @@ impl PgStore {
         let mut backoff = Backoff::new();
         loop {
             let outcome = async {
-                let (session, locking) = self.begin(false).await?;
-                let events = read_consistent(session.client(), locking, query, options).await;
-                session.end(events).await
+                let locking = self.locking(self.keys().await?, false);
+                let (session, _, read) = pipelined!(self, false, self.commits_in_pipeline(), |client, fixed| {
+                    read_consistent(client, locking, query, options, fixed.locks.as_ref())
+                })?;
+                self.end_read(session, read).await
             };
             match outcome.await {
                 Err(lost) if lost.is_transient_conflict() && backoff.retry().await => continue,
@@ -486,23 +522,40 @@ impl PgStore {
     async fn run_read_stream(&self, stream: &StreamId, from: StreamRevision) -> Result<Vec<StoredEvent>, StoreError> {
         // In a transaction like every call, so that the store's schema and
         // time limits apply and its schema version is checked.
-        let (session, _) = self.begin(false).await.map_err(|e| self.classify(e, None))?;
-        let events = read::read_stream(session.client(), stream, from).await;
-        Ok(session.end(events).await.map_err(|e| self.classify(e, None))?)
+        let outcome = async {
+            self.keys().await?;
+            let (session, _, read) = pipelined!(self, false, self.commits_in_pipeline(), |client, _fixed| {
+                read::read_stream(client, stream, from)
+            })?;
+            self.end_read(session, read).await
+        };
+        Ok(outcome.await.map_err(|e| self.classify(e, None))?)
     }
 
     async fn run_append(&self, request: AppendRequest) -> Result<Committed, StoreError> {
+        if let Err(invalid) = request.validate() {
+            return Err(invalid.into());
+        }
         let mut backoff = Backoff::new();
         loop {
             let attempt = async {
-                let (session, locking) = self.begin(false).await?;
-                match append::append(session.client(), locking, &LockSet::new(), request.clone()).await {
-                    Ok(outcome) => {
-                        session.finish(outcome.is_ok()).await?;
-                        Ok(outcome)
-                    }
-                    Err(error) => session.end(Err(error)).await,
+                let locking = self.locking(self.keys().await?, false);
+                let call = append::Call::new(locking, &LockSet::new(), &request)?;
+                if call.needs_client_check() {
+                    let (session, locking) = self.begin(false).await?;
+                    let outcome = append::append(session.client(), locking, &LockSet::new(), request.clone()).await;
+                    return session.end(outcome).await;
                 }
+                // One round trip: BEGIN, the call, COMMIT.
+                let params = call.typed_params();
+                let (session, _, rows) = pipelined!(self, false, true, |client, fixed| {
+                    statements::query(client, fixed.append.as_ref(), &self.call_sql, &params)
+                })?;
+                // The server answered the COMMIT (a rollback if the call
+                // failed): the connection is clean.
+                session.release();
+                drop(params);
+                self.answered(&call, &request, &rows?).await
             };
             match attempt.await {
                 // A lost wait cycle, or an identical re-send racing its
@@ -517,42 +570,117 @@ impl PgStore {
         }
     }
 
+    /// The contract's outcome of an append function's answer; an answer
+    /// that found the ids taken reads them (another round trip, for re-sends
+    /// and duplicates only).
+    async fn answered(
+        &self,
+        call: &append::Call<'_>,
+        request: &AppendRequest,
+        rows: &[tokio_postgres::Row],
+    ) -> Result<Result<Committed, StoreError>, PgError> {
+        let row = rows.first().ok_or(PgError::UnexpectedAnswer("no row"))?;
+        match call.answer(row)? {
+            append::Answer::Done(outcome) => Ok(outcome),
+            append::Answer::IdsTaken => {
+                let (session, _, read) = pipelined!(self, false, self.commits_in_pipeline(), |client, _fixed| {
+                    append::replay(client, request)
+                })?;
+                self.end_read(session, read).await
+            }
+        }
+    }
+
     async fn run_begin_decision(&self, scope: &DecisionScope) -> Result<(PgDecision, Vec<StoredEvent>), StoreError> {
         let mut backoff = Backoff::new();
         loop {
             let began = Instant::now();
-            let (session, locking) = self.begin(true).await.map_err(|e| self.classify(e, None))?;
-            match read_for_decision(session.client(), locking, scope).await {
-                Ok((held, events)) => return Ok((PgDecision { session, held, began }, events)),
-                Err(error) => {
-                    session.abandon().await;
-                    if !(error.is_transient_conflict() && backoff.retry().await) {
-                        return Err(self.classify(error, Some(began)).into());
+            let attempt = async {
+                let locking = self.locking(self.keys().await?, false);
+                // One round trip: BEGIN, the locks, the read.
+                let (session, fixed, read) = pipelined!(self, true, false, |client, fixed| {
+                    read_for_decision(client, locking, scope, fixed.locks.as_ref())
+                })?;
+                let (held, events) = match read {
+                    Ok(read) => read,
+                    Err(error) => {
+                        session.abandon().await;
+                        return Err(error);
                     }
-                }
+                };
+                Ok::<_, PgError>((
+                    PgDecision {
+                        session,
+                        fixed,
+                        held,
+                        began,
+                    },
+                    events,
+                ))
+            };
+            match attempt.await {
+                Ok(begun) => return Ok(begun),
+                Err(error) if error.is_transient_conflict() && backoff.retry().await => {}
+                Err(error) => return Err(self.classify(error, Some(began)).into()),
             }
         }
     }
 
     async fn run_commit_decision(&self, decision: PgDecision, request: AppendRequest) -> Result<Committed, StoreError> {
-        let PgDecision { session, held, began } = decision;
+        let PgDecision {
+            session,
+            fixed,
+            held,
+            began,
+        } = decision;
         if began.elapsed() >= self.limits.decision {
             // The server ends (or has ended) the session at this limit;
             // refusing here makes the outcome the same either way.
             session.abandon().await;
             return Err(self.decision_timeout(None).into());
         }
-        let appended = async {
-            let keys = self.keys_with(session.client()).await?;
-            append::append(session.client(), self.locking(keys, false), &held, request).await
+        if let Err(invalid) = request.validate() {
+            session.abandon().await;
+            return Err(invalid.into());
+        }
+        let outcome = async {
+            let locking = self.locking(self.keys().await?, false);
+            let call = append::Call::new(locking, &held, &request)?;
+            if call.needs_client_check() {
+                let outcome = append::append(session.client(), locking, &held, request.clone()).await;
+                return Ok(Err(session.end(outcome).await));
+            }
+            // One round trip: the second pass's lock timeout, the call,
+            // COMMIT (which rolls back if the call failed).
+            let client = session.client();
+            let params = call.typed_params();
+            let (timeout, rows, ended) = tokio::join!(
+                biased;
+                async {
+                    match &call.lock_timeout {
+                        Some(setting) => locks::set_lock_timeout(client, setting, fixed.lock_timeout.as_ref())
+                            .await
+                            .map(drop),
+                        None => Ok(()),
+                    }
+                },
+                statements::query(client, fixed.append.as_ref(), &self.call_sql, &params),
+                client.batch_execute("COMMIT"),
+            );
+            drop(params);
+            ended?;
+            session.release();
+            let rows = timeout.and(rows.map_err(PgError::from))?;
+            Ok(Ok((call, rows)))
         };
-        match appended.await {
-            Ok(outcome) => match session.finish(outcome.is_ok()).await {
-                Ok(()) => outcome,
-                Err(error) => Err(self.classify(error, Some(began)).into()),
-            },
+        let outcome = match outcome.await {
+            Ok(Ok((call, rows))) => self.answered(&call, &request, &rows).await,
+            Ok(Err(done)) => done,
+            Err(error) => Err(error),
+        };
+        match outcome {
+            Ok(outcome) => outcome,
             Err(error) => {
-                session.abandon().await;
                 if error.is_transient_conflict() {
                     // The dispatch retries at once; a short random pause
                     // first keeps the broken cycle's members apart.
@@ -562,7 +690,102 @@ impl PgStore {
             }
         }
     }
+
+    /// The lock keys of this store's schema, checking the schema version in
+    /// a transaction of its own the first time.
+    async fn keys(&self) -> Result<Keys, PgError> {
+        if let Some(keys) = self.cached_keys() {
+            return Ok(keys);
+        }
+        let (session, locking) = self.begin(false).await?;
+        session.end(Ok(locking.keys)).await
+    }
+
+    /// A pooled connection with its fixed statements prepared (once per
+    /// connection); `None` when the server had closed it and another
+    /// should be tried (see [`pipelined!`]).
+    async fn prepared_connection(&self, tries: &mut usize) -> Result<Option<(Session, Fixed)>, PgError> {
+        *tries = tries.saturating_sub(1);
+        let session = Session::connect(&self.pool).await?;
+        match Fixed::prepare(session.object(), self.prepared_statements, &self.call_sql).await {
+            Ok(fixed) => Ok(Some((session, fixed))),
+            Err(error) if error.is_connection_lost() && *tries > 0 => Ok(None),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Whether a pipeline whose `BEGIN` failed with `error` should run again
+    /// on another connection: the server had closed this one while it sat
+    /// idle, so nothing ran.
+    fn stale(error: &PgError, tries: usize) -> bool {
+        let stale = error.is_connection_lost() && tries > 0;
+        if stale {
+            tracing::debug!(%error, "replacing a pooled connection the server had closed");
+        }
+        stale
+    }
+
+    /// Ends a transaction that only read: the `COMMIT` went in the
+    /// pipeline where the lock mode takes its locks in one statement
+    /// ([`PgStore::commits_in_pipeline`]), and follows otherwise.
+    async fn end_read<T>(&self, session: Session, value: Result<T, PgError>) -> Result<T, PgError> {
+        if self.commits_in_pipeline() {
+            // The server answered the COMMIT: the transaction is over
+            // (rolled back if a statement in it failed).
+            session.release();
+            return value;
+        }
+        session.end(value).await
+    }
+
+    /// Whether a read's `COMMIT` can go in its pipeline: only when its
+    /// locks are one statement, so that every statement precedes it.
+    fn commits_in_pipeline(&self) -> bool {
+        self.mode.is_one_statement()
+    }
 }
+
+/// Opens a transaction on a pooled connection of `$store` (a decision's when
+/// `$decision`) and pipelines `$work`'s statements behind its `BEGIN`, and a
+/// `COMMIT` behind them when `$commit`: one round trip when `$work` sends
+/// every statement when first polled (it must, when `$commit`, so that all
+/// of them precede the `COMMIT`). Evaluates to the session, its fixed
+/// statements and `$work`'s outcome, or the error that ended the
+/// transaction. A connection the server closed while idle is replaced.
+macro_rules! pipelined {
+    ($store:expr, $decision:expr, $commit:expr, |$client:ident, $fixed:ident| $work:expr) => {{
+        let store: &PgStore = $store;
+        let begin = store.limits.begin($decision, false);
+        let mut tries = session::retries(&store.pool);
+        loop {
+            let Some((session, $fixed)) = store.prepared_connection(&mut tries).await? else {
+                continue;
+            };
+            let $client = session.client();
+            let (began, value, ended) = tokio::join!(
+                biased;
+                $client.batch_execute(&begin),
+                $work,
+                async {
+                    match $commit {
+                        true => $client.batch_execute("COMMIT").await,
+                        false => Ok(()),
+                    }
+                },
+            );
+            match began.map_err(PgError::from) {
+                Err(error) if PgStore::stale(&error, tries) => continue,
+                Err(error) => break Err(error),
+                Ok(()) => {}
+            }
+            break match ended {
+                Ok(()) => Ok((session, $fixed, value)),
+                Err(error) => Err(PgError::from(error)),
+            };
+        }
+    }};
+}
+use pipelined;
 
 #[cfg(test)]
 mod wait_cycle_tests;

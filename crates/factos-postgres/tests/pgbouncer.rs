@@ -33,7 +33,9 @@ async fn behind_pgbouncer(
             cluster.fresh_schema().await?
         }
     };
-    let store = PgStore::connect_with(config, PoolOptions::new(connections))?.with_lock_mode(mode);
+    let store = PgStore::connect_with(config, PoolOptions::new(connections))?
+        .with_lock_mode(mode)
+        .with_prepared_statements(false);
     store.migrate().await?;
     Ok(store)
 }

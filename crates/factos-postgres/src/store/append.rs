@@ -193,7 +193,7 @@ impl<'r> Call<'r> {
             .copied()
             .zip(self.lock_exclusive.iter().copied())
             .collect();
-        locks::acquire_planned(client, mode, &plan).await?;
+        locks::acquire(client, mode, &plan, None).await?;
         let conflict = first_match_after(client, &condition.query, condition.after).await?;
         self.checked_conflict = conflict.map(|p| to_sql("position", p.value())).transpose()?;
         self.condition = None;
@@ -208,7 +208,7 @@ impl<'r> Call<'r> {
     }
 
     /// What the function's answer means for the contract.
-    pub(crate) fn answer(self, row: &Row) -> Result<Answer, PgError> {
+    pub(crate) fn answer(&self, row: &Row) -> Result<Answer, PgError> {
         let appended: bool = row.try_get(0)?;
         let taken: bool = row.try_get(1)?;
         let head: Option<i64> = row.try_get(2)?;
@@ -307,7 +307,7 @@ pub(crate) async fn append<C: GenericClient + Sync>(
     }
     let mut call = Call::new(locking, held, &request)?;
     let previous = match &call.lock_timeout {
-        Some(setting) => Some(locks::set_lock_timeout(client, setting).await?),
+        Some(setting) => Some(locks::set_lock_timeout(client, setting, None).await?),
         None => None,
     };
     let row = async {
@@ -320,7 +320,7 @@ pub(crate) async fn append<C: GenericClient + Sync>(
     if let Some(previous) = previous
         && locking.restore_timeout
     {
-        locks::set_lock_timeout(client, &previous).await?;
+        locks::set_lock_timeout(client, &previous, None).await?;
     }
     let row = row?.into_iter().next().ok_or(PgError::UnexpectedAnswer("no row"))?;
     match call.answer(&row)? {
