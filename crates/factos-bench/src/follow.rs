@@ -144,7 +144,7 @@ async fn tail(store: &PgStore, followers: Followers, stop: &AtomicBool) -> anyho
 /// Runs the section.
 pub async fn run(config: &Config, report: &mut Report) -> anyhow::Result<()> {
     report.section(
-        "5. Followers on PostgreSQL",
+        "9. Followers on PostgreSQL — durability off",
         "8 writers dispatch on disjoint contexts (the ticket workload) for a fixed time while 0 or 4 followers tail the whole \
          log. *subscriptions*: `Subscription` on the transaction-id horizon (LISTEN/NOTIFY wake-ups, 50 ms polling as the \
          safety net). *locking reads*: followers that poll `read(all events, from the next position)`, which takes the guard \

@@ -55,7 +55,7 @@ async fn time_reads(store: &KurrentStore, query: &Query) -> anyhow::Result<(f64,
 /// Runs the section.
 pub async fn run(config: &Config, report: &mut Report) -> anyhow::Result<()> {
     report.section(
-        "6. KurrentDB context reads: event types on the server, tags in the client",
+        "10. KurrentDB context reads: event types on the server, tags in the client",
         "The in-process KurrentDB protocol server (`factos-test-kurrentdb`, through the official client over loopback \
          gRPC; no real server can run here), `factos-kurrentdb` reading one customer's context. Event *i* has type \
          `T{i mod 10}` and tag `customer:{i mod 100}`, so both queries return the same events: *typed* names the type \

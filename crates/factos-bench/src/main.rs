@@ -11,18 +11,23 @@
 //! `FACTOS_TEST_DATABASE_URL`), SQLite a file in a temporary directory.
 
 mod append;
+mod durability;
 mod follow;
 mod kurrent;
 mod latency;
 mod parallel;
 mod raw;
 mod scaling;
+mod sqlite_parallel;
 mod stats;
+mod wire;
 mod workload;
 
 use std::time::Duration;
 
 use clap::Parser;
+
+use crate::durability::Durability;
 
 #[derive(Debug, Parser)]
 #[command(about = "Measures factos against raw SQL and a table-lock baseline; prints markdown.")]
@@ -30,7 +35,9 @@ struct Args {
     /// Small sizes and short runs: checks that the harness works, in seconds.
     #[arg(long)]
     quick: bool,
-    /// Run only these sections (1 append, 2 parallel, 3 scaling, 4 latency, 5 followers, 6 KurrentDB reads).
+    /// Run only these sections: durable settings first (1 append, 2 PostgreSQL parallel dispatch, 3 SQLite parallel
+    /// dispatch), 4 round trips per operation, then with PostgreSQL's durability off (5 append, 6 parallel dispatch,
+    /// 7 context reads as the log grows, 8 latency, 9 followers, 10 KurrentDB reads).
     #[arg(long, value_delimiter = ',')]
     sections: Vec<u8>,
 }
@@ -45,6 +52,7 @@ pub struct Config {
     scaling_sizes: Vec<u64>,
     latency_dispatches: u32,
     kurrent_sizes: Vec<u64>,
+    round_trip_ops: u64,
 }
 
 impl Config {
@@ -57,6 +65,7 @@ impl Config {
             scaling_sizes: vec![1_000, 10_000],
             latency_dispatches: 50,
             kurrent_sizes: vec![1_000],
+            round_trip_ops: 20,
         }
     }
 
@@ -69,6 +78,7 @@ impl Config {
             scaling_sizes: vec![10_000, 100_000, 1_000_000],
             latency_dispatches: 1_000,
             kurrent_sizes: vec![10_000, 50_000],
+            round_trip_ops: 200,
         }
     }
 }
@@ -119,43 +129,67 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let config = if args.quick { Config::quick() } else { Config::full() };
     let wanted = |n: u8| args.sections.is_empty() || args.sections.contains(&n);
-    let cluster = factos_test_postgres::Cluster::shared()?;
-    let (client, connection) = cluster.config().connect(tokio_postgres::NoTls).await?;
-    tokio::spawn(connection);
-    let pg_version: String = client.query_one("SELECT version()", &[]).await?.get(0);
-    let durability: Vec<String> = client
-        .query(
-            "SELECT name || '=' || setting FROM pg_settings WHERE name IN ('fsync', 'synchronous_commit', 'full_page_writes') ORDER BY name",
-            &[],
-        )
-        .await?
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let mut settings = Vec::new();
+    let mut pg_version = String::new();
+    for durability in [Durability::Durable, Durability::Off] {
+        let (client, connection) = durability.cluster()?.config().connect(tokio_postgres::NoTls).await?;
+        tokio::spawn(connection);
+        pg_version = client.query_one("SELECT version()", &[]).await?.get(0);
+        let found: Vec<String> = client
+            .query(
+                "SELECT name || '=' || setting FROM pg_settings WHERE name IN ('fsync', 'synchronous_commit', 'full_page_writes') ORDER BY name",
+                &[],
+            )
+            .await?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        settings.push(format!("{durability:?} cluster: {}", found.join(", ")));
+    }
+    let commit = std::process::Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .output()
+        .ok()
+        .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+        .unwrap_or_default();
     let mut report = Report::default();
     report.lines.push(format!(
-        "Machine: {}. {pg_version}, throwaway cluster on a unix socket ({}). SQLite: WAL, synchronous=NORMAL, file on local disk. \
-         Mode: {}.",
+        "Machine: {}. {pg_version}: two throwaway clusters on unix sockets ({}). SQLite: WAL, file on local disk (ext4). \
+         Commit measured: {commit}. Mode: {}.",
         machine(),
-        durability.join(", "),
+        settings.join("; "),
         if args.quick { "quick (harness check, not results)" } else { "full" }
     ));
+    report.lines.push("\n## Durable settings".into());
     if wanted(1) {
-        append::run(&config, &mut report).await?;
+        append::run(&config, &mut report, Durability::Durable, "1.").await?;
     }
     if wanted(2) {
-        parallel::run(&config, &mut report).await?;
-    }
-    if wanted(4) {
-        latency::run(&config, &mut report).await?;
-    }
-    if wanted(5) {
-        follow::run(&config, &mut report).await?;
+        parallel::run(&config, &mut report, Durability::Durable, "2.").await?;
     }
     if wanted(3) {
-        scaling::run(&config, &mut report).await?;
+        sqlite_parallel::run(&config, &mut report, "3.").await?;
+    }
+    if wanted(4) {
+        wire::run(&config, &mut report, "4.").await?;
+    }
+    report.lines.push("\n## PostgreSQL durability off".into());
+    if wanted(5) {
+        append::run(&config, &mut report, Durability::Off, "5.").await?;
     }
     if wanted(6) {
+        parallel::run(&config, &mut report, Durability::Off, "6.").await?;
+    }
+    if wanted(8) {
+        latency::run(&config, &mut report).await?;
+    }
+    if wanted(9) {
+        follow::run(&config, &mut report).await?;
+    }
+    if wanted(7) {
+        scaling::run(&config, &mut report).await?;
+    }
+    if wanted(10) {
         kurrent::run(&config, &mut report).await?;
     }
     println!("{}", report.lines.join("\n"));

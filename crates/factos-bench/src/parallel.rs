@@ -1,5 +1,6 @@
-//! Section 2, parallel dispatch on PostgreSQL: our lock keys against the
-//! table-lock baseline, on disjoint contexts and on one shared context.
+//! Parallel dispatch on PostgreSQL: our lock keys against the table-lock
+//! baseline, on disjoint contexts and on one shared context, with the
+//! client's CPU time per dispatch.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -7,9 +8,9 @@ use std::time::{Duration, Instant};
 
 use factos::{Dispatcher, EventStore, JsonCodec, ReadOptions};
 use factos_postgres::{LockMode, PgStore, PoolOptions};
-use factos_test_postgres::Cluster;
 
-use crate::stats::median;
+use crate::durability::Durability;
+use crate::stats::{CpuTime, median};
 use crate::workload::{Buy, TicketSold, box_office, concert_query, concert_stream};
 use crate::{Config, Report};
 
@@ -19,12 +20,26 @@ enum Shape {
     Shared,
 }
 
-/// Dispatches per second, and how many invariant violations the run left.
-async fn run_once(mode: LockMode, writers: u32, shape: Shape, duration: Duration) -> anyhow::Result<(f64, u64)> {
-    let (config, _) = Cluster::shared()?.fresh_schema().await?;
+/// One run: dispatches per second, client CPU µs per dispatch, and how
+/// many invariant violations the run left.
+struct Run {
+    rate: f64,
+    cpu_micros: f64,
+    violations: u64,
+}
+
+async fn run_once(
+    durability: Durability,
+    mode: LockMode,
+    writers: u32,
+    shape: Shape,
+    duration: Duration,
+) -> anyhow::Result<Run> {
+    let (config, _) = durability.cluster()?.fresh_schema().await?;
     let store = PgStore::connect_with(config, PoolOptions::new(writers as usize + 4))?.with_lock_mode(mode);
     store.migrate().await?;
     let deadline = Arc::new(Instant::now() + duration);
+    let cpu = CpuTime::now();
     let started = Instant::now();
     let tasks: Vec<_> = (0..writers)
         .map(|writer| {
@@ -57,6 +72,7 @@ async fn run_once(mode: LockMode, writers: u32, shape: Shape, duration: Duration
         violations += failed;
     }
     let elapsed = started.elapsed().as_secs_f64();
+    let cpu = cpu.elapsed_micros();
     let total: u64 = per_concert.values().sum();
     for (concert, accepted) in &per_concert {
         let stored = store.read(&concert_query(*concert), ReadOptions::forwards()).await?;
@@ -66,36 +82,58 @@ async fn run_once(mode: LockMode, writers: u32, shape: Shape, duration: Duration
             violations += 1;
         }
     }
-    Ok((total as f64 / elapsed, violations))
+    Ok(Run {
+        rate: total as f64 / elapsed,
+        cpu_micros: cpu / total.max(1) as f64,
+        violations,
+    })
 }
 
-/// Runs the section.
-pub async fn run(config: &Config, report: &mut Report) -> anyhow::Result<()> {
+/// Runs the section (numbered `number`) on the cluster with `durability`.
+pub async fn run(config: &Config, report: &mut Report, durability: Durability, number: &str) -> anyhow::Result<()> {
     report.section(
-        "2. Parallel dispatch on PostgreSQL",
+        &format!("{number} Parallel dispatch on PostgreSQL — {}", durability.postgres()),
         "`dispatch_context` of the ticket workload, each writer in its own task with its own connection, for a fixed time. \
          *disjoint*: every writer sells tickets of its own concert; *shared*: all writers sell tickets of one concert. \
          *baseline*: the same store with `LockMode::TableLock` (`LOCK TABLE events IN EXCLUSIVE MODE` around every decision, \
-         as the reference design does). Violations: failed dispatches plus concerts whose stored sales, revisions or positions \
-         disagree with the accepted dispatches.",
-        &["contexts", "writers", "factos dispatches/s", "baseline dispatches/s", "factos/baseline", "violations"],
+         as the reference design does). *client CPU*: the benchmark process's user + system CPU time per accepted dispatch \
+         (the client shares the 2 cores with the server). Violations: failed dispatches plus concerts whose stored sales, \
+         revisions or positions disagree with the accepted dispatches.",
+        &[
+            "contexts",
+            "writers",
+            "factos dispatches/s",
+            "client CPU µs/dispatch",
+            "baseline dispatches/s",
+            "factos/baseline",
+            "violations",
+        ],
     );
     for shape in [Shape::Disjoint, Shape::Shared] {
         for writers in [1u32, 2, 4, 8, 16] {
-            let (mut ours, mut baseline, mut violations) = (Vec::new(), Vec::new(), 0);
+            let (mut ours, mut cpu, mut baseline, mut violations) = (Vec::new(), Vec::new(), Vec::new(), 0);
             for _ in 0..config.repeats {
-                let (rate, bad) = run_once(LockMode::Advisory, writers, shape, config.parallel_duration).await?;
-                ours.push(rate);
-                violations += bad;
-                let (rate, bad) = run_once(LockMode::TableLock, writers, shape, config.parallel_duration).await?;
-                baseline.push(rate);
-                violations += bad;
+                let run = run_once(durability, LockMode::Advisory, writers, shape, config.parallel_duration).await?;
+                ours.push(run.rate);
+                cpu.push(run.cpu_micros);
+                violations += run.violations;
+                let run = run_once(
+                    durability,
+                    LockMode::TableLock,
+                    writers,
+                    shape,
+                    config.parallel_duration,
+                )
+                .await?;
+                baseline.push(run.rate);
+                violations += run.violations;
             }
             let (ours, baseline) = (median(&ours), median(&baseline));
             report.row(&[
                 format!("{shape:?}").to_lowercase(),
                 writers.to_string(),
                 format!("{ours:.0}"),
+                format!("{:.0}", median(&cpu)),
                 format!("{baseline:.0}"),
                 format!("{:.2}", ours / baseline),
                 violations.to_string(),

@@ -1,12 +1,14 @@
 //! Raw-SQL baselines: the same rows written with the same drivers and
 //! durability settings, without the store (no id, revision or lock checks,
-//! no async hops for SQLite).
+//! no async hops for SQLite; one prepared autocommit statement for
+//! PostgreSQL).
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::SystemTime;
 
 use factos::{AppendRequest, Timestamp};
+use factos_sqlite::Synchronous;
 use rusqlite::{Connection, TransactionBehavior, params};
 use tokio_postgres::types::Type;
 
@@ -28,12 +30,19 @@ pub struct RawSqlite {
 }
 
 impl RawSqlite {
-    /// Opens a database that `factos-sqlite` has migrated, with the store's
-    /// default settings (WAL, `synchronous = NORMAL`).
-    pub fn open(path: &Path) -> anyhow::Result<Self> {
+    /// Opens a database that `factos-sqlite` has migrated, in WAL mode
+    /// with `synchronous` as given.
+    pub fn open(path: &Path, synchronous: Synchronous) -> anyhow::Result<Self> {
         let conn = Connection::open(path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(
+            None,
+            "synchronous",
+            match synchronous {
+                Synchronous::Full => "FULL",
+                Synchronous::Normal => "NORMAL",
+            },
+        )?;
         Ok(Self {
             conn,
             position: 0,
@@ -79,34 +88,58 @@ impl RawSqlite {
     }
 }
 
+/// The raw PostgreSQL baseline: one prepared statement, run in autocommit,
+/// that takes the positions and inserts the event rows and their tag rows.
+/// One round trip and one statement per append: the physical limit of the
+/// schema.
+const RAW_PG_APPEND: &str = "WITH e AS (\
+     INSERT INTO events (position, event_id, stream, revision, event_type, version, tags, metadata, data, recorded_at, fingerprint) \
+     SELECT nextval('events_position_seq'), id, $2, r, t, v, string_to_array(g, E'\\x1f'), m::jsonb, d, $9, $10 \
+     FROM unnest($1::uuid[], $3::int8[], $4::text[], $5::int8[], $6::text[], $7::text[], $8::bytea[]) \
+         WITH ORDINALITY AS x(id, r, t, v, g, m, d, n) ORDER BY n \
+     RETURNING position, event_type, tags) \
+     INSERT INTO event_tags (tag, position, event_type) SELECT tag, e.position, e.event_type FROM e, unnest(e.tags) AS tag";
+
 /// Inserts events and tag rows into a factos-postgres schema directly.
 pub struct RawPg {
     client: tokio_postgres::Client,
+    statement: tokio_postgres::Statement,
     revision: i64,
 }
 
 impl RawPg {
-    /// Connects with `config` (whose `search_path` is a migrated schema).
+    /// Connects with `config` (whose `search_path` is a migrated schema)
+    /// and prepares the statement.
     pub async fn connect(config: &tokio_postgres::Config) -> anyhow::Result<Self> {
         let (client, connection) = config.connect(tokio_postgres::NoTls).await?;
         tokio::spawn(connection);
-        Ok(Self { client, revision: -1 })
+        let statement = client
+            .prepare_typed(
+                RAW_PG_APPEND,
+                &[
+                    Type::UUID_ARRAY,
+                    Type::TEXT,
+                    Type::INT8_ARRAY,
+                    Type::TEXT_ARRAY,
+                    Type::INT8_ARRAY,
+                    Type::TEXT_ARRAY,
+                    Type::TEXT_ARRAY,
+                    Type::BYTEA_ARRAY,
+                    Type::TIMESTAMPTZ,
+                    Type::INT8,
+                ],
+            )
+            .await?;
+        Ok(Self {
+            client,
+            statement,
+            revision: -1,
+        })
     }
 
-    /// Appends the request's events in one transaction: take positions,
-    /// insert the events, insert the tag rows.
+    /// Appends the request's events with the one statement.
     pub async fn append(&mut self, request: &AppendRequest) -> anyhow::Result<()> {
-        let tx = self.client.transaction().await?;
         let count = request.events.len() as i64;
-        let positions: Vec<i64> = tx
-            .query_typed(
-                "SELECT nextval('events_position_seq') AS p FROM generate_series(1, $1::int8) ORDER BY p",
-                &[(&count, Type::INT8)],
-            )
-            .await?
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
         let ids: Vec<uuid::Uuid> = request.events.iter().map(|e| *e.id.as_uuid()).collect();
         let revisions: Vec<i64> = (1..=count).map(|i| self.revision + i).collect();
         self.revision += count;
@@ -118,40 +151,23 @@ impl RawPg {
         let stream = request.stream.as_str();
         let now = SystemTime::now();
         let fingerprint = i64::from_ne_bytes(request.fingerprint().to_ne_bytes());
-        tx.execute_typed(
-            "INSERT INTO events (position, event_id, stream, revision, event_type, version, tags, metadata, data, recorded_at, fingerprint) \
-             SELECT p, id, $3, r, t, v, string_to_array(g, E'\\x1f'), m::jsonb, d, $10, $11 \
-             FROM unnest($1::int8[], $2::uuid[], $4::int8[], $5::text[], $6::int8[], $7::text[], $8::text[], $9::bytea[]) \
-             AS e(p, id, r, t, v, g, m, d)",
-            &[
-                (&positions, Type::INT8_ARRAY),
-                (&ids, Type::UUID_ARRAY),
-                (&stream, Type::TEXT),
-                (&revisions, Type::INT8_ARRAY),
-                (&types, Type::TEXT_ARRAY),
-                (&versions, Type::INT8_ARRAY),
-                (&tag_text, Type::TEXT_ARRAY),
-                (&metadata, Type::TEXT_ARRAY),
-                (&data, Type::BYTEA_ARRAY),
-                (&now, Type::TIMESTAMPTZ),
-                (&fingerprint, Type::INT8),
-            ],
-        )
-        .await?;
-        let (mut tag_names, mut tag_positions, mut tag_types) = (Vec::new(), Vec::new(), Vec::new());
-        for (event, position) in request.events.iter().zip(&positions) {
-            for tag in &event.tags {
-                tag_names.push(tag.as_str());
-                tag_positions.push(*position);
-                tag_types.push(event.event_type.as_str());
-            }
-        }
-        tx.execute_typed(
-            "INSERT INTO event_tags (tag, position, event_type) SELECT * FROM unnest($1::text[], $2::int8[], $3::text[])",
-            &[(&tag_names, Type::TEXT_ARRAY), (&tag_positions, Type::INT8_ARRAY), (&tag_types, Type::TEXT_ARRAY)],
-        )
-        .await?;
-        tx.commit().await?;
+        self.client
+            .execute(
+                &self.statement,
+                &[
+                    &ids,
+                    &stream,
+                    &revisions,
+                    &types,
+                    &versions,
+                    &tag_text,
+                    &metadata,
+                    &data,
+                    &now,
+                    &fingerprint,
+                ],
+            )
+            .await?;
         Ok(())
     }
 }

@@ -249,16 +249,27 @@ impl PgStore {
         }));
     }
 
-    /// Sends one `NOTIFY` on this schema's channel.
-    /// One statement in autocommit: the channel is derived from the
-    /// schema, which the commit being announced has already resolved.
+    /// Sends one `NOTIFY` on this schema's channel, in one round trip: the
+    /// channel is derived from the schema, which the commit being
+    /// announced has already resolved.
+    ///
+    /// A `NOTIFY` needs a transaction id, so its commit writes a commit
+    /// record; with `synchronous_commit` off for that transaction only, the
+    /// commit does not wait for its WAL flush. Nothing is lost by that: a
+    /// notification only wakes followers, which read the log itself (and
+    /// poll when one goes missing), and the commit it announces was
+    /// flushed before its writer was answered.
     async fn notify(&self) -> Result<(), PgError> {
         let Some(keys) = self.cached_keys() else {
             return Ok(());
         };
         let client = crate::session::get(self.pool()).await?;
+        // The channel is `factos_` and 16 hex digits: nothing to quote.
         client
-            .execute_typed("SELECT pg_notify($1, '')", &[(&keys.channel(), Type::TEXT)])
+            .batch_execute(&format!(
+                "BEGIN; SET LOCAL synchronous_commit = off; SELECT pg_notify('{}', ''); COMMIT",
+                keys.channel()
+            ))
             .await?;
         Ok(())
     }

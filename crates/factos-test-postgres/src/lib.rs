@@ -11,6 +11,10 @@
 //! A watchdog process stops the cluster and removes its directory when the
 //! test process exits, however it exits.
 //!
+//! [`Cluster::durable`] starts a second cluster with PostgreSQL's default
+//! durability (every commit flushed to disk before it is acknowledged), for
+//! benchmarks of what users run.
+//!
 //! Each test takes its own schema with [`Cluster::fresh_schema`], so tests
 //! run in parallel on one server.
 //!
@@ -73,6 +77,7 @@ pub struct Cluster {
 }
 
 static SHARED: OnceLock<Result<Cluster, String>> = OnceLock::new();
+static DURABLE: OnceLock<Result<Cluster, String>> = OnceLock::new();
 static SCHEMAS: AtomicU64 = AtomicU64::new(0);
 
 impl Cluster {
@@ -83,13 +88,32 @@ impl Cluster {
     /// [`ClusterError`] when neither `FACTOS_TEST_DATABASE_URL` nor local
     /// server binaries give a usable server.
     pub fn shared() -> Result<&'static Cluster, ClusterError> {
-        SHARED
-            .get_or_init(|| Self::start().map_err(|e| format!("{e}: {:?}", std::error::Error::source(&e))))
+        Self::started(&SHARED, false)
+    }
+
+    /// The durable cluster of this process, started on first use: the
+    /// server's default `fsync`, `synchronous_commit` and
+    /// `full_page_writes` (all on), so every commit waits for its WAL
+    /// flush. `FACTOS_TEST_DATABASE_URL`, when set, serves as both
+    /// clusters, with whatever durability it has.
+    ///
+    /// # Errors
+    ///
+    /// As [`Cluster::shared`].
+    pub fn durable() -> Result<&'static Cluster, ClusterError> {
+        Self::started(&DURABLE, true)
+    }
+
+    fn started(
+        cell: &'static OnceLock<Result<Cluster, String>>,
+        durable: bool,
+    ) -> Result<&'static Cluster, ClusterError> {
+        cell.get_or_init(|| Self::start(durable).map_err(|e| format!("{e}: {:?}", std::error::Error::source(&e))))
             .as_ref()
             .map_err(|e| ClusterError::Failed(e.clone()))
     }
 
-    fn start() -> Result<Cluster, ClusterError> {
+    fn start(durable: bool) -> Result<Cluster, ClusterError> {
         if let Ok(url) = std::env::var("FACTOS_TEST_DATABASE_URL") {
             return Ok(Cluster {
                 config: url.parse()?,
@@ -121,9 +145,13 @@ impl Cluster {
                 "--no-sync",
             ],
         )?;
+        let durability = match durable {
+            true => "",
+            false => "-c fsync=off -c synchronous_commit=off -c full_page_writes=off ",
+        };
         let options = format!(
-            "-c listen_addresses='' -c unix_socket_directories={} -c fsync=off -c synchronous_commit=off \
-             -c full_page_writes=off -c max_connections=400 -c max_locks_per_transaction=256",
+            "-c listen_addresses='' -c unix_socket_directories={} {durability}\
+             -c max_connections=400 -c max_locks_per_transaction=256",
             path(&dir)?
         );
         let log = dir.join("server.log");
