@@ -29,7 +29,7 @@ async fn measure<S: EventStore>(store: &S, dispatches: u32) -> anyhow::Result<(f
 /// Runs the section.
 pub async fn run(config: &Config, report: &mut Report) -> anyhow::Result<()> {
     report.section(
-        "8. Dispatch latency — PostgreSQL durability off, SQLite synchronous=NORMAL",
+        "8. Dispatch latency — PostgreSQL durability off, SQLite synchronous=FULL (its default)",
         "`dispatch_context` of the ticket workload (read the concert's sales, decide, append with the condition), one writer, \
          one dispatch after another; the context grows by one event per dispatch.",
         &["backend", "dispatches", "p50 µs", "p99 µs"],

@@ -59,7 +59,7 @@ pub fn peak_rss_mib() -> Option<f64> {
 /// Runs the section.
 pub async fn run(config: &Config, report: &mut Report) -> anyhow::Result<()> {
     report.section(
-        "7. Context read scaling — PostgreSQL durability off, SQLite synchronous=NORMAL",
+        "7. Context read scaling — PostgreSQL durability off, SQLite synchronous=FULL (its default)",
         "Stores of growing size, each event an `OrderPlaced` tagged with its customer (one customer per 10 events, spread \
          over the whole log) and a unique order id. The measured read is one customer's context (type and tag), 300 random \
          customers per size, through `EventStore::read`.",

@@ -58,6 +58,17 @@ pub enum SqliteError {
         /// The value.
         value: u64,
     },
+    /// The group transaction this write ran in failed (to begin, or to
+    /// commit): nothing of the write was kept.
+    #[error("the write's group transaction failed: {0}")]
+    Group(#[source] std::sync::Arc<SqliteError>),
+    /// The store's writer thread could not be started.
+    #[error("cannot start the SQLite writer thread: {0}")]
+    WriterThread(#[source] std::io::Error),
+    /// The store's writer thread is gone (it panicked); nothing more can be
+    /// written through this store.
+    #[error("the SQLite writer thread is gone")]
+    WriterGone,
     /// The blocking task running a database call panicked or was cancelled.
     #[error("database task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
@@ -68,11 +79,16 @@ impl SqliteError {
     /// for longer than the busy timeout. Nothing was written; retrying is
     /// safe.
     pub fn is_busy(&self) -> bool {
-        matches!(
-            self,
-            SqliteError::Sqlite(rusqlite::Error::SqliteFailure(e, _))
-                if matches!(e.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
-        )
+        match self {
+            SqliteError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => {
+                matches!(
+                    e.code,
+                    rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+                )
+            }
+            SqliteError::Group(cause) => cause.is_busy(),
+            _ => false,
+        }
     }
 }
 

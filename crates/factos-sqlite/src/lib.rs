@@ -38,28 +38,43 @@
 //!
 //! ## How it keeps decisions valid
 //!
-//! `dispatch_context` and `dispatch_stream` run read → fold → decide →
-//! append inside one `BEGIN IMMEDIATE` transaction: the write lock is taken
-//! before the read, so nothing can be committed between what the decision
-//! saw and its append, and no retry is needed. A plain conditional `append`
-//! checks `FailIfEventsMatch(query, after)` and inserts in one such
-//! transaction too.
+//! Every write goes to the store's writer thread, which takes every write
+//! waiting in its queue, runs them one after another in one `BEGIN
+//! IMMEDIATE` transaction, each in a savepoint of its own (a refused or
+//! failed one rolls back alone), and commits once: group commit, so
+//! concurrent writers share each commit's flush. A write is acknowledged
+//! only after that commit. Each append checks its expected revision and
+//! `FailIfEventsMatch(query, after)` on the writer, where nothing else
+//! writes in between.
+//!
+//! `dispatch_context` and `dispatch_stream` read their context from a
+//! snapshot on a reader connection, decide, and append with the condition
+//! (or expected revision) that the read implies: a write that got in
+//! between is caught by that check, exactly, and the dispatch runs again.
+//! A scope that lost such a race is remembered: its next decision is a job
+//! on the writer thread that reads inside the writer's transaction and
+//! waits there for the decision (a pure fold and decide), so no write can
+//! get in between and that attempt cannot lose. Unrelated contexts never
+//! wait for each other's decisions; a contended one costs at most one lost
+//! race per burst.
 //!
 //! ## Without an async runtime
 //!
-//! [`SqliteStore::inline`] gives the same store running every call on the
-//! calling thread: a synchronous application drives the contract and the
-//! dispatch flows with any executor (`futures::executor::block_on`), from as
-//! many threads as it likes.
+//! [`SqliteStore::inline`] gives the same store reading on the calling
+//! thread (its writes go to the writer thread, and its futures wait for
+//! the answer without a runtime): a synchronous application drives the
+//! contract and the dispatch flows with any executor
+//! (`futures::executor::block_on`), from as many threads as it likes.
 //!
 //! ## Storage
 //!
 //! Events live in an append-only `events` table; tags also get one row per
 //! (tag, event) in `event_tags`, so a context query is a handful of index
 //! range scans, never a scan of every event. All SQL is parameterised: tags
-//! are data. The journal is WAL; `synchronous` is [`Synchronous::Normal`] by
-//! default (commits survive a process crash; the last ones may not survive a
-//! power loss) or [`Synchronous::Full`].
+//! are data. The journal is WAL; `synchronous` is [`Synchronous::Full`] by
+//! default (every acknowledged commit survives a power loss) or
+//! [`Synchronous::Normal`] (commits survive a process crash; the last ones
+//! may not survive a power loss).
 //!
 //! The schema is created and upgraded by [`SqliteStore::migrate`] and its
 //! version recorded in the database; a database written by a newer version
@@ -73,6 +88,7 @@ mod pool;
 mod projection;
 pub mod schema;
 mod store;
+mod writer;
 
 pub use error::SqliteError;
 pub use pool::{SqliteOptions, Synchronous};

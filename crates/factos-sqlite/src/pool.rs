@@ -17,17 +17,22 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use crate::error::SqliteError;
 
 /// How hard SQLite works to make commits survive a power loss.
+///
+/// The default is [`Synchronous::Full`]: an acknowledged event should
+/// survive a power cut. The store's writer commits every write waiting in
+/// its queue together (group commit), so concurrent writers share each
+/// flush; BENCHMARKS.md measures what FULL costs against NORMAL.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Synchronous {
     /// `synchronous = NORMAL`: in WAL mode a commit survives a crash of the
     /// process (SIGKILL included), but the last commits before a power loss
-    /// or OS crash may be lost. The database is never corrupted. The default:
-    /// fsyncs happen at checkpoints, not at every commit.
-    #[default]
+    /// or OS crash may be lost. The database is never corrupted. Flushes
+    /// happen at checkpoints, not at every commit.
     Normal,
-    /// `synchronous = FULL`: every commit is fsynced to the WAL before it is
-    /// acknowledged, so it also survives power loss; each commit costs an
-    /// fsync.
+    /// `synchronous = FULL`: every commit is flushed to the WAL before it is
+    /// acknowledged, so it also survives power loss; each commit (each
+    /// group of writes) costs a flush. The default.
+    #[default]
     Full,
 }
 
@@ -51,7 +56,7 @@ pub struct SqliteOptions {
 impl Default for SqliteOptions {
     fn default() -> Self {
         Self {
-            synchronous: Synchronous::Normal,
+            synchronous: Synchronous::Full,
             busy_timeout: Duration::from_secs(5),
             max_connections: 8,
             poll_interval: Duration::from_millis(100),
@@ -193,6 +198,14 @@ impl Pooled {
             return self.run_here(work);
         }
         tokio::task::spawn_blocking(move || self.run_here(work)).await?
+    }
+
+    /// The connection, opened on first use (on the calling thread).
+    pub(crate) fn connection(&mut self) -> Result<&mut Connection, SqliteError> {
+        match self.conn {
+            Some(ref mut conn) => Ok(conn),
+            None => Ok(self.conn.insert(self.pool.connect()?)),
+        }
     }
 
     fn run_here<T>(

@@ -3,6 +3,7 @@
 pub(crate) mod append;
 pub(crate) mod read;
 
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -11,23 +12,26 @@ use factos::{
     AppendRequest, CommitSignal, Committed, DecisionScope, EventStore, Query, ReadOptions, StoreError, StoredEvent,
     StreamId, StreamRevision,
 };
-use rusqlite::{Connection, TransactionBehavior};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use rusqlite::Connection;
+use tokio::sync::oneshot;
 
 use crate::error::SqliteError;
 use crate::pool::{Pool, Pooled, SqliteOptions, Target};
 use crate::schema;
+use crate::writer::{Ran, Writer};
 
 /// An event store in one SQLite database file (or in memory).
 ///
-/// Clones share the connections. Every database call runs on tokio's
-/// blocking threads, so the async API never blocks the runtime; such a
-/// store therefore needs a tokio runtime. Synchronous applications use
-/// [`SqliteStore::inline`] instead, which runs calls on the calling thread.
+/// Clones share the connections. Reads run on tokio's blocking threads, so
+/// the async API never blocks the runtime; such a store therefore needs a
+/// tokio runtime. Synchronous applications use [`SqliteStore::inline`]
+/// instead, which reads on the calling thread.
 ///
-/// Writers in one process queue on an async lock instead of spinning on
-/// SQLite's busy handler; writers in other processes are waited for up to
-/// [`SqliteOptions::busy_timeout`].
+/// Every write runs on the store's writer thread, which commits every
+/// write waiting in its queue in one transaction (group commit; see the
+/// crate docs): concurrent writers in one process share each commit's
+/// flush instead of queueing for one each. Writers in other processes are
+/// waited for up to [`SqliteOptions::busy_timeout`].
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     shared: Arc<Shared>,
@@ -37,24 +41,43 @@ pub struct SqliteStore {
 #[derive(Debug)]
 struct Shared {
     pool: Arc<Pool>,
-    writer: Arc<Semaphore>,
+    writer: Writer,
     migrated: AtomicBool,
     /// Commits made through this store, for followers.
     commits: CommitSignal,
     /// A connection of its own and the `data_version` it last saw, for
     /// noticing other processes' commits.
     watch: Mutex<Option<(Connection, i64)>>,
+    /// Decision scopes whose last optimistic decision lost a race: their
+    /// next decisions hold the writer instead.
+    contended: Mutex<HashSet<DecisionScope>>,
 }
 
-/// A decision in progress: a connection inside `BEGIN IMMEDIATE`, holding
-/// the database's write lock from the read until the commit, so no writer
-/// can invalidate the decision and no retry is ever needed. Dropping it
-/// rolls back.
+/// A decision in progress (see the crate docs, "How it keeps decisions
+/// valid"). Dropping it abandons the decision: nothing is written.
 #[derive(Debug)]
-pub struct SqliteDecision {
-    conn: Pooled,
-    _writer: OwnedSemaphorePermit,
+pub struct SqliteDecision(Decision);
+
+#[derive(Debug)]
+enum Decision {
+    /// Read from a snapshot on a reader connection; the append's condition
+    /// (or expected revision) catches any write since, in the writer's
+    /// group transaction.
+    Optimistic { scope: DecisionScope },
+    /// A job on the writer thread that read the context inside the
+    /// writer's transaction and waits for the decision's events: no other
+    /// write runs meanwhile, so the decision cannot be invalidated. Taken
+    /// for scopes whose optimistic decisions lost a race.
+    Held {
+        scope: DecisionScope,
+        request: oneshot::Sender<AppendRequest>,
+        outcome: oneshot::Receiver<Result<Result<Committed, StoreError>, SqliteError>>,
+    },
 }
+
+/// At most this many scopes are remembered as contended; beyond it the
+/// memory starts over (a forgotten scope costs one more lost race).
+const MAX_CONTENDED: usize = 1_024;
 
 impl SqliteStore {
     /// Opens (creating if missing) the database file at `path` with default
@@ -91,24 +114,28 @@ impl SqliteStore {
         let version = schema::version(&first)?;
         schema::check_not_newer(version)?;
         pool.give_back(first);
+        let writer = Writer::start(Arc::clone(&pool))?;
         Ok(Self {
             shared: Arc::new(Shared {
                 pool,
-                writer: Arc::new(Semaphore::new(1)),
+                writer,
                 migrated: AtomicBool::new(version == schema::SCHEMA_VERSION),
                 commits: CommitSignal::new(),
                 watch: Mutex::new(None),
+                contended: Mutex::new(HashSet::new()),
             }),
             inline: false,
         })
     }
 
-    /// The same store (sharing connections and the writer queue), running
-    /// every database call on the calling thread instead of a tokio blocking
-    /// thread: for synchronous applications, which drive its futures with
-    /// any executor, and for code already on a blocking thread. Its futures
-    /// need no tokio runtime; they block while the database works, so do
-    /// not poll them on an async runtime's worker threads.
+    /// The same store (sharing connections and the writer thread), reading
+    /// on the calling thread instead of a tokio blocking thread: for
+    /// synchronous applications, which drive its futures with any executor,
+    /// and for code already on a blocking thread. Its writes go to the
+    /// writer thread as always, and its futures wait for them without a
+    /// runtime. Its futures need no tokio runtime; they block while the
+    /// database reads, so do not poll them on an async runtime's worker
+    /// threads.
     ///
     /// ```
     /// use factos::{AppendRequest, EventId, EventStore, EventType, NewEvent, Query, ReadOptions, StreamId};
@@ -143,23 +170,20 @@ impl SqliteStore {
     /// database; [`SqliteError::Sqlite`] when the migration fails (then it
     /// is rolled back entirely).
     pub async fn migrate(&self) -> Result<(), SqliteError> {
-        let _writer = self.writer().await;
-        self.shared.pool.get().await.run(self.inline, schema::migrate).await?;
+        self.shared.writer.alone(schema::migrate).await?;
         self.shared.migrated.store(true, Ordering::Release);
         Ok(())
     }
 
-    async fn writer(&self) -> OwnedSemaphorePermit {
-        match Arc::clone(&self.shared.writer).acquire_owned().await {
-            Ok(permit) => permit,
-            Err(closed) => unreachable!("writer semaphore closed: {closed}"),
+    fn check_migrated(&self) -> Result<(), SqliteError> {
+        match self.shared.migrated.load(Ordering::Acquire) {
+            true => Ok(()),
+            false => Err(SqliteError::NotMigrated),
         }
     }
 
     async fn connection(&self) -> Result<Pooled, SqliteError> {
-        if !self.shared.migrated.load(Ordering::Acquire) {
-            return Err(SqliteError::NotMigrated);
-        }
+        self.check_migrated()?;
         Ok(self.shared.pool.get().await)
     }
 
@@ -199,15 +223,15 @@ impl SqliteStore {
         }
     }
 
-    /// Runs `work` on a pooled connection on a blocking thread, holding
-    /// this process's writer turn, for work that writes.
+    /// Runs `work` on the writer thread between two group transactions,
+    /// for work that writes in a transaction of its own.
     pub(crate) async fn run_writing<T, F>(&self, work: F) -> Result<T, SqliteError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, SqliteError> + Send + 'static,
     {
-        let _writer = self.writer().await;
-        self.run(work).await
+        self.check_migrated()?;
+        self.shared.writer.alone(work).await
     }
 
     /// Runs `work` on a pooled connection on a blocking thread.
@@ -250,20 +274,11 @@ impl EventStore for SqliteStore {
     #[tracing::instrument(level = "debug", name = "store", skip_all,
         fields(backend = "sqlite", operation = "append", stream = %request.stream, rows, code, error))]
     async fn append(&self, request: AppendRequest) -> Result<Committed, StoreError> {
-        let _writer = self.writer().await;
-        let result = self
-            .run(move |conn| {
-                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                let outcome = append::append(&tx, request)?;
-                if outcome.is_ok() {
-                    tx.commit()?;
-                }
-                Ok(outcome)
-            })
-            .await;
-        traced(result.map_err(StoreError::from).and_then(|outcome| outcome), |c| {
-            c.records.len()
-        })
+        let outcome = self.append_in_group(request).await;
+        if outcome.is_ok() {
+            self.shared.commits.bump();
+        }
+        traced(outcome, |c| c.records.len())
     }
 
     #[tracing::instrument(
@@ -273,21 +288,17 @@ impl EventStore for SqliteStore {
         fields(backend = "sqlite", operation = "begin_decision", rows, code, error)
     )]
     async fn begin_decision(&self, scope: &DecisionScope) -> Result<(SqliteDecision, Vec<StoredEvent>), StoreError> {
-        let writer = self.writer().await;
-        let scope = scope.clone();
         let begun = async {
-            self.connection()
-                .await?
-                .run(self.inline, move |conn| {
-                    conn.execute_batch("BEGIN IMMEDIATE")?;
-                    read_scope(conn, &scope)
-                })
-                .await
+            if self.is_contended(scope) {
+                return self.begin_held(scope.clone()).await;
+            }
+            let read = {
+                let scope = scope.clone();
+                self.run(move |conn| read_scope(conn, &scope)).await?
+            };
+            Ok((SqliteDecision(Decision::Optimistic { scope: scope.clone() }), read))
         };
-        let result = begun
-            .await
-            .map(|(conn, events)| (SqliteDecision { conn, _writer: writer }, events));
-        traced(result.map_err(StoreError::from), |(_, events)| events.len())
+        traced(begun.await.map_err(StoreError::from), |(_, events)| events.len())
     }
 
     #[tracing::instrument(
@@ -297,25 +308,130 @@ impl EventStore for SqliteStore {
         fields(backend = "sqlite", operation = "abandon_decision")
     )]
     async fn abandon_decision(&self, decision: SqliteDecision) {
-        // The pooled connection rolls back when it goes back to the pool.
+        if let Decision::Held { scope, .. } = &decision.0 {
+            self.set_contended(scope, false);
+        }
+        // A held decision's writer job sees its request channel close and
+        // rolls back.
         drop(decision);
     }
 
     #[tracing::instrument(level = "debug", name = "store", skip_all,
         fields(backend = "sqlite", operation = "commit_decision", stream = %request.stream, rows, code, error))]
     async fn commit_decision(&self, decision: SqliteDecision, request: AppendRequest) -> Result<Committed, StoreError> {
-        let SqliteDecision { conn, _writer } = decision;
-        let result = conn
-            .run(self.inline, move |conn| {
-                let outcome = append::append(conn, request)?;
-                conn.execute_batch(if outcome.is_ok() { "COMMIT" } else { "ROLLBACK" })?;
-                Ok(outcome)
-            })
-            .await
-            .map(|(_, outcome)| outcome);
-        traced(result.map_err(StoreError::from).and_then(|outcome| outcome), |c| {
-            c.records.len()
-        })
+        let outcome = match decision.0 {
+            Decision::Optimistic { scope } => {
+                let outcome = self.append_in_group(request).await;
+                if matches!(&outcome, Err(conflict) if conflict.is_conflict()) {
+                    self.set_contended(&scope, true);
+                }
+                outcome
+            }
+            Decision::Held {
+                scope,
+                request: sender,
+                outcome,
+            } => {
+                let result = match sender.send(request) {
+                    Ok(()) => outcome.await.unwrap_or(Err(SqliteError::WriterGone)),
+                    Err(_) => Err(SqliteError::WriterGone),
+                };
+                self.set_contended(&scope, false);
+                result.map_err(StoreError::from).and_then(|outcome| outcome)
+            }
+        };
+        if outcome.is_ok() {
+            self.shared.commits.bump();
+        }
+        traced(outcome, |c| c.records.len())
+    }
+}
+
+/// Decisions and appends, before tracing wraps them.
+impl SqliteStore {
+    /// Checks and writes `request` in the writer's next group transaction.
+    async fn append_in_group(&self, request: AppendRequest) -> Result<Committed, StoreError> {
+        let written = async {
+            self.check_migrated()?;
+            self.shared
+                .writer
+                .group(move |conn| {
+                    let outcome = append::append(conn, request)?;
+                    Ok((outcome.is_ok(), outcome))
+                })
+                .await
+        };
+        written.await.map_err(StoreError::from).and_then(|outcome| outcome)
+    }
+
+    fn is_contended(&self, scope: &DecisionScope) -> bool {
+        self.contended().contains(scope)
+    }
+
+    fn set_contended(&self, scope: &DecisionScope, contended: bool) {
+        let mut scopes = self.contended();
+        if !contended {
+            scopes.remove(scope);
+            return;
+        }
+        if scopes.len() >= MAX_CONTENDED {
+            scopes.clear();
+        }
+        scopes.insert(scope.clone());
+    }
+
+    fn contended(&self) -> std::sync::MutexGuard<'_, HashSet<DecisionScope>> {
+        self.shared
+            .contended
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// A decision that holds the writer from its read to its append.
+    async fn begin_held(&self, scope: DecisionScope) -> Result<(SqliteDecision, Vec<StoredEvent>), SqliteError> {
+        self.check_migrated()?;
+        let (events_sender, events) = oneshot::channel();
+        let (request, requested) = oneshot::channel::<AppendRequest>();
+        let (outcome_sender, outcome) = oneshot::channel();
+        let read_scope_of_job = scope.clone();
+        self.shared.writer.group_job(move |conn| {
+            let read = conn
+                .map_err(SqliteError::Group)
+                .and_then(|conn| Ok((conn, read_scope(conn, &read_scope_of_job)?)));
+            let conn = match read {
+                Ok((conn, read)) => match events_sender.send(Ok(read)) {
+                    Ok(()) => conn,
+                    Err(_) => return Ran::discard(|| ()),
+                },
+                Err(error) => {
+                    let _ = events_sender.send(Err(error));
+                    return Ran::discard(|| ());
+                }
+            };
+            // The caller decides; the writer waits for its events, or for
+            // the decision to be abandoned (dropped).
+            let Ok(request) = requested.blocking_recv() else {
+                return Ran::discard(|| ());
+            };
+            match append::append(conn, request) {
+                Ok(Ok(committed)) => Ran::keep(move |done| {
+                    let _ = outcome_sender.send(done.map(|()| Ok(committed)).map_err(SqliteError::Group));
+                }),
+                Ok(Err(refused)) => Ran::discard(move || {
+                    let _ = outcome_sender.send(Ok(Err(refused)));
+                }),
+                Err(error) => Ran::discard(move || {
+                    let _ = outcome_sender.send(Err(error));
+                }),
+            }
+        })?;
+        let read = events.await.unwrap_or(Err(SqliteError::WriterGone))?;
+        let held = Decision::Held {
+            scope,
+            request,
+            outcome,
+        };
+        Ok((SqliteDecision(held), read))
     }
 }
 
