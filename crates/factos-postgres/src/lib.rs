@@ -53,9 +53,30 @@
 //!
 //! [`tokio-postgres`](tokio_postgres) with a [`deadpool_postgres`] pool:
 //! the mainstream async client, it links no SQLite (so it shares a
-//! workspace with `factos-sqlite`), and `query_typed` runs generated SQL in
-//! one round trip without a prepare. Bring your own pool with
-//! [`PgStore::new`].
+//! workspace with `factos-sqlite`), and it pipelines: requests issued
+//! together leave in one write and the client waits once. Bring your own
+//! pool with [`PgStore::new`].
+//!
+//! ## Round trips
+//!
+//! * An append outside a decision is **one** round trip: `BEGIN` (with the
+//!   transaction's `SET LOCAL`s), one call of the `factos_append` function
+//!   that [`PgStore::migrate`] installs, and `COMMIT`, pipelined. The
+//!   function takes the locks the client computed, in the client's order
+//!   (the same keys and order as a decision's own lock statement), then
+//!   checks taken ids, the stream's revision and the condition, each in a
+//!   fresh READ COMMITTED snapshot, and inserts events and tag rows; it
+//!   returns what it found, and the client turns that into the contract's
+//!   typed errors in the contract's order. (A condition whose query
+//!   carries SQL predicates is checked by the client under the same locks
+//!   first: one more round trip.)
+//! * A decision is **two**: `BEGIN`, its guard locks and its read; then the
+//!   second pass's lock timeout, the append call and `COMMIT` (which rolls
+//!   back if the call failed).
+//! * A `read` is one: `BEGIN`, its guard locks, the read, `COMMIT`.
+//! * The fixed statements (the lock statement, the append call, the lock
+//!   timeout) are prepared once per connection and run by name;
+//!   [`PgStore::with_prepared_statements`]`(false)` sends them unnamed.
 //!
 //! ## How appends stay correct without a table lock
 //!
@@ -133,13 +154,17 @@
 //!
 //! ## Behind a transaction-mode pooler
 //!
-//! Every statement is unnamed (no prepared statement outlives its
-//! transaction), every setting is `SET LOCAL`, no temporary table is used,
-//! and all locks, advisory or row, are transaction-scoped. So both lock
-//! modes are correct behind PgBouncer in `pool_mode = transaction`; the
-//! conformance suite, the capacity race and the positional checks run
-//! through one in the tests. Choose [`LockMode::RowLocks`] for poolers or
-//! proxies that refuse or pin on advisory-lock functions.
+//! With [`PgStore::with_prepared_statements`]`(false)` every statement is
+//! unnamed (no prepared statement outlives its transaction); every setting
+//! is `SET LOCAL`, no temporary table is used, and all locks, advisory or
+//! row, are transaction-scoped. So both lock modes are correct behind
+//! PgBouncer in `pool_mode = transaction`; the conformance suite, the
+//! capacity race and the positional checks run through one in the tests.
+//! (A pooler that tracks prepared statements, as PgBouncer does from 1.21
+//! with `max_prepared_statements` set, should work with the default; that
+//! is not tested here, where PgBouncer is 1.18.) Choose
+//! [`LockMode::RowLocks`] for poolers or proxies that refuse or pin on
+//! advisory-lock functions.
 //!
 //! ## Schema versions
 //!

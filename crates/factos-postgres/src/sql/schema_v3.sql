@@ -41,6 +41,11 @@ CREATE FUNCTION factos_append(
     OUT positions  int8[]
 )
 LANGUAGE plpgsql VOLATILE
+-- Plan every statement for the values at hand. A cached generic plan is
+-- made once per connection, typically while the tables are small, where a
+-- sequential scan wins; it would stay while the log grows (an append that
+-- slows down with the size of the log).
+SET plan_cache_mode = force_custom_plan
 AS $fn$
 DECLARE
     item         jsonb;
