@@ -6,12 +6,12 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use factos::{Dispatcher, EventStore, JsonCodec, ReadOptions};
+use factos::{EventStore, ReadOptions};
 use factos_postgres::{LockMode, PgStore, PoolOptions};
 
 use crate::durability::Durability;
 use crate::stats::{CpuTime, median};
-use crate::workload::{Buy, TicketSold, box_office, concert_query, concert_stream};
+use crate::workload::{concert_query, sell_until};
 use crate::{Config, Report};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,20 +46,7 @@ async fn run_once(
             let (store, deadline) = (store.clone(), Arc::clone(&deadline));
             tokio::spawn(async move {
                 let concert = if shape == Shape::Disjoint { writer } else { 0 };
-                let (query, stream) = (concert_query(concert), concert_stream(concert));
-                let dispatcher = Dispatcher::new(&store, JsonCodec::<TicketSold>::new());
-                let (mut accepted, mut failed) = (0u64, 0u64);
-                let mut buyer = writer * 1_000_000;
-                while Instant::now() < *deadline {
-                    buyer += 1;
-                    match dispatcher
-                        .dispatch_context(&box_office(u32::MAX), &Buy { concert, buyer }, &query, &stream)
-                        .await
-                    {
-                        Ok(_) => accepted += 1,
-                        Err(_) => failed += 1,
-                    }
-                }
+                let (accepted, failed) = sell_until(&store, concert, writer * 1_000_000, *deadline).await;
                 anyhow::Ok((concert, accepted, failed))
             })
         })

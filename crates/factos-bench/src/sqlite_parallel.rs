@@ -4,12 +4,12 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use factos::{Dispatcher, EventStore, JsonCodec, ReadOptions};
+use factos::{EventStore, ReadOptions};
 use factos_sqlite::{SqliteStore, Synchronous};
 
 use crate::durability::sqlite_options;
 use crate::stats::median;
-use crate::workload::{Buy, TicketSold, box_office, concert_query, concert_stream};
+use crate::workload::{concert_query, sell_until};
 use crate::{Config, Report};
 
 /// Dispatches per second of `dispatchers` tasks on their own concerts (all
@@ -30,20 +30,7 @@ async fn run_once(
             let (store, deadline) = (store.clone(), Arc::clone(&deadline));
             tokio::spawn(async move {
                 let concert = if shared { 0 } else { n };
-                let (query, stream) = (concert_query(concert), concert_stream(concert));
-                let dispatcher = Dispatcher::new(&store, JsonCodec::<TicketSold>::new());
-                let (mut accepted, mut failed) = (0u64, 0u64);
-                let mut buyer = n * 1_000_000;
-                while Instant::now() < *deadline {
-                    buyer += 1;
-                    match dispatcher
-                        .dispatch_context(&box_office(u32::MAX), &Buy { concert, buyer }, &query, &stream)
-                        .await
-                    {
-                        Ok(_) => accepted += 1,
-                        Err(_) => failed += 1,
-                    }
-                }
+                let (accepted, failed) = sell_until(&store, concert, n * 1_000_000, *deadline).await;
                 (concert, accepted, failed)
             })
         })

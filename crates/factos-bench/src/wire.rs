@@ -229,30 +229,19 @@ async fn measure(ops: u64, report: &mut Report, number: &str) -> anyhow::Result<
         let mode = if prepared { "prepared" } else { "unnamed" };
         let stream = StreamId::new("orders")?;
         let mut rows = Vec::new();
-        rows.push((
-            "append, 1 event",
-            count(&proxy.counts, ops, |i| {
-                let (store, stream) = (&store, &stream);
-                async move {
-                    store.append(order_batch(i.wrapping_mul(7), 1, 1_000, stream)?).await?;
-                    Ok(())
-                }
-            })
-            .await?,
-        ));
-        rows.push((
-            "append, 100 events",
-            count(&proxy.counts, ops, |i| {
+        for (operation, size) in [("append, 1 event", 1), ("append, 100 events", 100)] {
+            let counted = count(&proxy.counts, ops, |i| {
                 let (store, stream) = (&store, &stream);
                 async move {
                     store
-                        .append(order_batch(i.wrapping_mul(1_000), 100, 1_000, stream)?)
+                        .append(order_batch(i.wrapping_mul(1_000), size, 1_000, stream)?)
                         .await?;
                     Ok(())
                 }
             })
-            .await?,
-        ));
+            .await?;
+            rows.push((operation, counted));
+        }
         rows.push((
             "conditional append, 1 event",
             count(&proxy.counts, ops, |i| {

@@ -1,7 +1,12 @@
 //! The workloads: ticket sales for dispatch (the conformance suite's ticket
 //! domain), and plain tagged events for appends and reads.
 
-use factos::{AppendRequest, EventId, EventType, Metadata, NewEvent, Query, QueryItem, StreamId, Tag};
+use std::time::Instant;
+
+use factos::{
+    AppendRequest, Dispatcher, EventId, EventStore, EventType, JsonCodec, Metadata, NewEvent, Query, QueryItem,
+    StreamId, Tag,
+};
 
 pub use factos_conformance::tickets::{Buy, TicketSold, box_office, concert_query, concert_stream};
 
@@ -36,4 +41,25 @@ pub fn customer_query(customer: u64) -> anyhow::Result<Query> {
     Ok(Query::from(
         QueryItem::types([EventType::new("OrderPlaced")?]).with_tags([Tag::new(format!("customer:{customer}"))?]),
     ))
+}
+
+/// Sells tickets of `concert` through `dispatch_context`, one after another,
+/// to buyers numbered from `first_buyer`, until `deadline`; returns the
+/// accepted and the failed dispatches.
+pub async fn sell_until<S: EventStore>(store: &S, concert: u32, first_buyer: u32, deadline: Instant) -> (u64, u64) {
+    let (query, stream) = (concert_query(concert), concert_stream(concert));
+    let dispatcher = Dispatcher::new(store, JsonCodec::<TicketSold>::new());
+    let (mut accepted, mut failed) = (0u64, 0u64);
+    let mut buyer = first_buyer;
+    while Instant::now() < deadline {
+        buyer += 1;
+        match dispatcher
+            .dispatch_context(&box_office(u32::MAX), &Buy { concert, buyer }, &query, &stream)
+            .await
+        {
+            Ok(_) => accepted += 1,
+            Err(_) => failed += 1,
+        }
+    }
+    (accepted, failed)
 }
