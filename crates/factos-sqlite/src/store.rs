@@ -413,17 +413,8 @@ impl SqliteStore {
             let Ok(request) = requested.blocking_recv() else {
                 return Ran::discard(|| ());
             };
-            match append::append(conn, request) {
-                Ok(Ok(committed)) => Ran::keep(move |done| {
-                    let _ = outcome_sender.send(done.map(|()| Ok(committed)).map_err(SqliteError::Group));
-                }),
-                Ok(Err(refused)) => Ran::discard(move || {
-                    let _ = outcome_sender.send(Ok(Err(refused)));
-                }),
-                Err(error) => Ran::discard(move || {
-                    let _ = outcome_sender.send(Err(error));
-                }),
-            }
+            let outcome = append::append(conn, request).map(|outcome| (outcome.is_ok(), outcome));
+            Ran::replying(outcome, outcome_sender)
         })?;
         let read = events.await.unwrap_or(Err(SqliteError::WriterGone))?;
         let held = Decision::Held {

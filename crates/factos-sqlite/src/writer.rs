@@ -46,6 +46,27 @@ impl Ran {
         }
     }
 
+    /// What a job that came to `outcome` (whether to keep its writes, and
+    /// its value) reports on `reply`: the value once the commit succeeded
+    /// (a failed commit is its error), a discarded value or an error
+    /// whatever the commit did.
+    pub(crate) fn replying<T: Send + 'static>(
+        outcome: Result<(bool, T), SqliteError>,
+        reply: oneshot::Sender<Result<T, SqliteError>>,
+    ) -> Self {
+        match outcome {
+            Ok((true, value)) => Ran::keep(move |committed| {
+                let _ = reply.send(committed.map(|()| value).map_err(SqliteError::Group));
+            }),
+            Ok((false, value)) => Ran::discard(move || {
+                let _ = reply.send(Ok(value));
+            }),
+            Err(error) => Ran::discard(move || {
+                let _ = reply.send(Err(error));
+            }),
+        }
+    }
+
     /// Rolls the job's writes back (it wrote nothing the contract keeps);
     /// `report` runs after the commit all the same.
     pub(crate) fn discard(report: impl FnOnce() + Send + 'static) -> Self {
@@ -97,17 +118,7 @@ impl Writer {
     {
         let (reply, answer) = oneshot::channel();
         self.send(Job::Group(Box::new(move |conn| {
-            match conn.map_err(SqliteError::Group).and_then(work) {
-                Ok((true, value)) => Ran::keep(move |committed| {
-                    let _ = reply.send(committed.map(|()| value).map_err(SqliteError::Group));
-                }),
-                Ok((false, value)) => Ran::discard(move || {
-                    let _ = reply.send(Ok(value));
-                }),
-                Err(error) => Ran::discard(move || {
-                    let _ = reply.send(Err(error));
-                }),
-            }
+            Ran::replying(conn.map_err(SqliteError::Group).and_then(work), reply)
         })))?;
         answer.await.unwrap_or(Err(SqliteError::WriterGone))
     }
