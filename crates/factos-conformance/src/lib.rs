@@ -131,6 +131,23 @@ macro_rules! follow_tests {
     };
 }
 
+/// Stamps the admin cases (imports, stats, the tag index, the schema
+/// version) for a store that implements [`factos::admin::Admin`], one
+/// `#[test]` each, like [`conformance_tests!`].
+#[macro_export]
+macro_rules! admin_tests {
+    ($new_store:expr) => {
+        $crate::admin_tests!($new_store, unless_skipped: $crate::runnable);
+    };
+    ($new_store:expr, unless_skipped: $runnable:expr) => {
+        $crate::conformance_tests!(@cases $new_store, $runnable;
+            imported_records_read_back_as_they_were,
+            imports_refuse_what_would_break_the_log,
+            a_migrated_store_reports_its_schema_version_as_current
+        );
+    };
+}
+
 /// Stamps one `#[test]` per conformance case, plus `model_based_property`,
 /// into the calling module. The first argument is an async function (or
 /// closure) returning a fresh, empty store; the optional second one the

@@ -156,9 +156,9 @@ fn statements(request: &AppendRequest, recorded_at: i64) -> Result<Batch, StoreE
                 .push(", ")
                 .arg(Arg::Int(i64::from(event.version)))
                 .push(", ")
-                .arg(Arg::Text(tags_column(event)))
+                .arg(Arg::Text(tags_column(&event.tags)))
                 .push(", ")
-                .arg(Arg::Text(metadata_column(event)))
+                .arg(Arg::Text(metadata_column(&event.metadata)))
                 .push(", ")
                 .arg(Arg::Blob(event.data.clone()))
                 .push(")");

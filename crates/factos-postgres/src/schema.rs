@@ -25,6 +25,24 @@ const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [
 /// [`PgError::NotMigrated`] for an empty or older schema,
 /// [`PgError::SchemaTooNew`] for a newer one.
 pub(crate) async fn check<C: GenericClient + Sync>(client: &C) -> Result<String, PgError> {
+    let (schema, found) = found(client).await?;
+    match found {
+        SCHEMA_VERSION => Ok(schema),
+        newer if newer > SCHEMA_VERSION => Err(PgError::SchemaTooNew {
+            found: newer,
+            supported: SCHEMA_VERSION,
+        }),
+        older => Err(PgError::NotMigrated {
+            schema,
+            found: older,
+            required: SCHEMA_VERSION,
+        }),
+    }
+}
+
+/// The connection's current schema and the version recorded in it (0 when
+/// it has none).
+pub(crate) async fn found<C: GenericClient + Sync>(client: &C) -> Result<(String, i32), PgError> {
     let row = client
         .query_typed(
             "SELECT current_schema()::text, to_regclass('factos_schema_version') IS NOT NULL",
@@ -40,18 +58,7 @@ pub(crate) async fn check<C: GenericClient + Sync>(client: &C) -> Result<String,
         true => version(client).await?,
         false => 0,
     };
-    match found {
-        SCHEMA_VERSION => Ok(schema),
-        newer if newer > SCHEMA_VERSION => Err(PgError::SchemaTooNew {
-            found: newer,
-            supported: SCHEMA_VERSION,
-        }),
-        older => Err(PgError::NotMigrated {
-            schema,
-            found: older,
-            required: SCHEMA_VERSION,
-        }),
-    }
+    Ok((schema, found))
 }
 
 /// The version recorded in `factos_schema_version` (0 when it is empty).

@@ -1,5 +1,6 @@
 //! [`PgStore`]: the store contract on PostgreSQL.
 
+mod admin;
 pub(crate) mod append;
 pub(crate) mod read;
 

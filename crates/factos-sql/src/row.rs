@@ -3,19 +3,17 @@
 //! control characters), metadata as a JSON object of strings, the id as 16
 //! bytes.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
-use factos::{
-    EventId, EventType, Metadata, NewEvent, Position, Recorded, StoredEvent, StreamId, StreamRevision, Tag, Timestamp,
-};
+use factos::{EventId, EventType, Metadata, Position, Recorded, StoredEvent, StreamId, StreamRevision, Tag, Timestamp};
 
 /// Separates tags in the `tags` column.
 pub const TAG_SEPARATOR: char = '\u{1f}';
 
-/// The `tags` column of `event`.
-pub fn tags_column(event: &NewEvent) -> String {
+/// The `tags` column of an event with `tags`.
+pub fn tags_column(tags: &BTreeSet<Tag>) -> String {
     let mut column = String::new();
-    for (i, tag) in event.tags.iter().enumerate() {
+    for (i, tag) in tags.iter().enumerate() {
         if i > 0 {
             column.push(TAG_SEPARATOR);
         }
@@ -24,9 +22,10 @@ pub fn tags_column(event: &NewEvent) -> String {
     column
 }
 
-/// The `metadata` column of `event`: a JSON object of strings.
-pub fn metadata_column(event: &NewEvent) -> String {
-    let object: BTreeMap<&str, &str> = event.metadata.iter().collect();
+/// The `metadata` column of an event with `metadata`: a JSON object of
+/// strings.
+pub fn metadata_column(metadata: &Metadata) -> String {
+    let object: BTreeMap<&str, &str> = metadata.iter().collect();
     // A map of strings always serialises.
     serde_json::to_string(&object).unwrap_or_else(|_| String::from("{}"))
 }
@@ -96,6 +95,7 @@ impl EventRow {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use factos::NewEvent;
 
     #[test]
     fn a_row_written_from_an_event_reads_back_as_that_event() -> Result<(), Box<dyn std::error::Error>> {
@@ -109,8 +109,8 @@ mod tests {
             revision: 0,
             event_type: "Sold".into(),
             version: 1,
-            tags: tags_column(&event),
-            metadata: metadata_column(&event),
+            tags: tags_column(&event.tags),
+            metadata: metadata_column(&event.metadata),
             data: event.data.clone(),
             recorded_at: 42,
         };

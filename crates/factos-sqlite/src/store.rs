@@ -1,5 +1,6 @@
 //! [`SqliteStore`]: the store contract on SQLite.
 
+mod admin;
 pub(crate) mod append;
 pub(crate) mod read;
 
@@ -234,6 +235,29 @@ impl SqliteStore {
         self.shared.writer.alone(work).await
     }
 
+    /// Runs `work` in the writer's next group transaction (see
+    /// [`Writer::group`]).
+    pub(crate) async fn run_in_group<T, F>(&self, work: F) -> Result<T, SqliteError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<(bool, T), SqliteError> + Send + 'static,
+    {
+        self.check_migrated()?;
+        self.shared.writer.group(work).await
+    }
+
+    /// Runs `work` on a pooled connection on a blocking thread, migrated
+    /// or not (for asking about the schema).
+    pub(crate) async fn run_unchecked<T, F>(&self, work: F) -> Result<T, SqliteError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, SqliteError> + Send + 'static,
+    {
+        let conn = self.shared.pool.get().await;
+        let (_, value) = conn.run(self.inline, work).await?;
+        Ok(value)
+    }
+
     /// Runs `work` on a pooled connection on a blocking thread.
     pub(crate) async fn run<T, F>(&self, work: F) -> Result<T, SqliteError>
     where
@@ -351,16 +375,10 @@ impl EventStore for SqliteStore {
 impl SqliteStore {
     /// Checks and writes `request` in the writer's next group transaction.
     async fn append_in_group(&self, request: AppendRequest) -> Result<Committed, StoreError> {
-        let written = async {
-            self.check_migrated()?;
-            self.shared
-                .writer
-                .group(move |conn| {
-                    let outcome = append::append(conn, request)?;
-                    Ok((outcome.is_ok(), outcome))
-                })
-                .await
-        };
+        let written = self.run_in_group(move |conn| {
+            let outcome = append::append(conn, request)?;
+            Ok((outcome.is_ok(), outcome))
+        });
         written.await.map_err(StoreError::from).and_then(|outcome| outcome)
     }
 

@@ -1,9 +1,10 @@
 //! The SQLite store passes the shared conformance suite and the model-based
 //! property test, each case on its own database file.
 
+use factos::admin::{Admin, SchemaVersion, StoreStats, TagRow};
 use factos::{
-    AppendRequest, Committed, Cursor, DecisionScope, EventStore, Follow, FollowBatch, Query, ReadOptions, StoreError,
-    StoredEvent, StreamId, StreamRevision,
+    AppendRequest, Committed, Cursor, DecisionScope, EventStore, Follow, FollowBatch, Position, Query, ReadOptions,
+    StoreError, StoredEvent, StreamId, StreamRevision,
 };
 use factos_sqlite::{SqliteDecision, SqliteStore};
 use tempfile::TempDir;
@@ -66,5 +67,24 @@ impl Follow for FileStore {
     }
 }
 
+impl Admin for FileStore {
+    async fn schema_version(&self) -> Result<SchemaVersion, StoreError> {
+        self.store.schema_version().await
+    }
+    async fn migrate(&self) -> Result<(), StoreError> {
+        Admin::migrate(&self.store).await
+    }
+    async fn stats(&self, top_tags: usize) -> Result<StoreStats, StoreError> {
+        self.store.stats(top_tags).await
+    }
+    async fn tag_rows(&self, after: Option<Position>, up_to: Option<Position>) -> Result<Vec<TagRow>, StoreError> {
+        self.store.tag_rows(after, up_to).await
+    }
+    async fn import(&self, records: Vec<StoredEvent>) -> Result<(), StoreError> {
+        self.store.import(records).await
+    }
+}
+
 factos_conformance::conformance_tests!(fresh_store);
 factos_conformance::follow_tests!(fresh_store);
+factos_conformance::admin_tests!(fresh_store);

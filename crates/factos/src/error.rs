@@ -178,6 +178,10 @@ pub enum StoreError {
     /// batch, which is idempotent.
     #[error("storage backend failed: {0}")]
     Backend(#[source] BoxError),
+    /// An import ([`crate::admin::Admin::import`]) refused a record;
+    /// nothing of its batch was written.
+    #[error(transparent)]
+    ImportRefused(#[from] crate::admin::ImportRefused),
 }
 
 impl StoreError {

@@ -2,6 +2,7 @@
 //!
 //! Each case expects a fresh, empty store.
 
+mod admin;
 mod append;
 mod concurrent;
 mod dispatch;
@@ -10,6 +11,7 @@ mod predicates;
 mod query;
 mod read;
 
+pub use admin::*;
 pub use append::*;
 pub use concurrent::*;
 pub use dispatch::*;

@@ -1,10 +1,10 @@
 //! Appending a batch inside an open write transaction.
 
-use factos::{AppendRequest, Committed, Position, StoreError, StreamRevision, Timestamp};
+use factos::{AppendRequest, Committed, Position, StoreError, StoredEvent, StreamRevision, Timestamp};
 use rusqlite::{Connection, params};
 
 use crate::error::SqliteError;
-use crate::store::read::{COLUMNS, event_from_row, first_match_after};
+use crate::store::read::{COLUMNS, event_from_row, first_match_after, to_sql};
 use factos_sql::row::{metadata_column, tags_column};
 
 /// Checks and writes `request` on `conn`, which must be inside a write
@@ -71,40 +71,43 @@ fn insert(
     current: Option<StreamRevision>,
 ) -> Result<Committed, SqliteError> {
     let fingerprint = i64::from_ne_bytes(request.fingerprint().to_ne_bytes());
-    let recorded_at = Timestamp::now();
     let last: i64 = conn
         .prepare_cached(include_str!("../sql/last_position.sql"))?
         .query_row([], |row| row.get(0))?;
+    let last = u64::try_from(last).unwrap_or(0);
+    let positions = (1..=request.events.len() as u64).map(|offset| Position::new(last + offset));
+    let committed = request.into_committed(positions, current, Timestamp::now());
+    insert_records(conn, &committed.records, fingerprint)?;
+    Ok(committed)
+}
+
+/// Inserts `records` as they are, with their tag rows, marked with the
+/// batch `fingerprint`.
+pub(crate) fn insert_records(conn: &Connection, records: &[StoredEvent], fingerprint: i64) -> Result<(), SqliteError> {
     let mut insert_event = conn.prepare_cached(include_str!("../sql/insert_event.sql"))?;
     let mut insert_tag = conn.prepare_cached(include_str!("../sql/insert_tag.sql"))?;
-    let first_revision = current.map_or(0, |r| r.value() + 1);
-    let mut positions = Vec::with_capacity(request.events.len());
-    for (offset, event) in (1i64..).zip(&request.events) {
-        let position = last + offset;
-        let revision = first_revision + (offset as u64 - 1);
-        let revision = i64::try_from(revision).map_err(|_| SqliteError::OutOfRange {
+    for record in records {
+        let position = to_sql(record.position)?;
+        let revision = i64::try_from(record.revision.value()).map_err(|_| SqliteError::OutOfRange {
             what: "revision",
-            value: revision,
+            value: record.revision.value(),
         })?;
-        let tags = tags_column(event);
-        let metadata = metadata_column(event);
         insert_event.execute(params![
             position,
-            event.id.as_bytes().as_slice(),
-            request.stream.as_str(),
+            record.id.as_bytes().as_slice(),
+            record.stream.as_str(),
             revision,
-            event.event_type.as_str(),
-            event.version,
-            tags,
-            metadata,
-            event.data,
-            recorded_at.as_unix_micros(),
+            record.event_type.as_str(),
+            record.version,
+            tags_column(&record.tags),
+            metadata_column(&record.metadata),
+            record.event,
+            record.recorded_at.as_unix_micros(),
             fingerprint,
         ])?;
-        for tag in &event.tags {
-            insert_tag.execute(params![tag.as_str(), position, event.event_type.as_str()])?;
+        for tag in &record.tags {
+            insert_tag.execute(params![tag.as_str(), position, record.event_type.as_str()])?;
         }
-        positions.push(Position::new(u64::try_from(position).unwrap_or(0)));
     }
-    Ok(request.into_committed(positions, current, recorded_at))
+    Ok(())
 }
