@@ -1,0 +1,284 @@
+//! The command line: global store selection and one subcommand each.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use clap_complete::Shell;
+
+/// Inspect, follow, verify, back up, copy and serve a factos event store.
+///
+/// Choose the store with `--database PATH` (SQLite) or `--database-url URL`
+/// (`postgres://…`, `sqlite:PATH`), or set FACTOS_DATABASE_URL.
+#[derive(Debug, Parser)]
+#[command(name = "factos", version, propagate_version = true)]
+pub struct Cli {
+    /// The store to use.
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Which store a command works on.
+#[derive(Debug, Args)]
+pub struct StoreArgs {
+    /// A SQLite database file.
+    #[arg(long, global = true, value_name = "PATH", conflicts_with = "database_url")]
+    pub database: Option<PathBuf>,
+    /// A store URL: `postgres://user:pass@host/db`, `sqlite:PATH`.
+    #[arg(
+        long,
+        global = true,
+        value_name = "URL",
+        env = "FACTOS_DATABASE_URL",
+        hide_env_values = true
+    )]
+    pub database_url: Option<String>,
+    /// The PostgreSQL schema holding the store (default: the connection's
+    /// search path).
+    #[arg(long, global = true, value_name = "NAME")]
+    pub schema: Option<String>,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create or upgrade the store's schema.
+    Migrate(JsonFlag),
+    /// Count events, streams, types and tags; first and last event; size.
+    Stats(StatsArgs),
+    /// Read the events matching a query.
+    Read(ReadArgs),
+    /// Read one stream with its revisions.
+    Stream(StreamArgs),
+    /// Follow new events as they commit, until Ctrl-C.
+    Tail(TailArgs),
+    /// Append events given as JSON Lines to a stream.
+    Append(AppendArgs),
+    /// Write every event as JSON Lines (full records).
+    Export(ExportArgs),
+    /// Load JSON Lines written by `export`, keeping positions, ids, streams,
+    /// revisions and times.
+    Import(ImportArgs),
+    /// Copy one store into another (export piped into import), verified by
+    /// count and checksum.
+    Copy(CopyArgs),
+    /// Verify the store's integrity.
+    Check(JsonFlag),
+    /// Serve the store over HTTP.
+    Serve(ServeArgs),
+    /// Measure appends and dispatches per second on this store.
+    Bench(BenchArgs),
+    /// Print a shell completion script.
+    Completions(CompletionsArgs),
+}
+
+/// `--json`.
+#[derive(Debug, Args)]
+pub struct JsonFlag {
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `factos stats`.
+#[derive(Debug, Args)]
+pub struct StatsArgs {
+    /// How many of the most used tags to show.
+    #[arg(long, default_value_t = 10)]
+    pub top: usize,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// A context query on the command line: `--type` (repeatable, OR) and
+/// `--tag` (repeatable, AND) build one item; `--item` starts the next.
+/// No flag at all means every event.
+#[derive(Debug, Args, Default)]
+pub struct QueryArgs {
+    /// An event type of the current item (repeat: any of them).
+    #[arg(long = "type", value_name = "TYPE")]
+    pub types: Vec<String>,
+    /// A tag of the current item, like `course:c1` (repeat: all of them).
+    #[arg(long = "tag", value_name = "TAG")]
+    pub tags: Vec<String>,
+    /// Starts another query item (items are OR-combined).
+    ///
+    /// (Each occurrence is kept with its place on the command line.)
+    #[arg(long = "item", num_args = 0, default_missing_value = "", action = clap::ArgAction::Append)]
+    pub items: Vec<String>,
+}
+
+/// `factos read`.
+#[derive(Debug, Args)]
+pub struct ReadArgs {
+    /// The query.
+    #[command(flatten)]
+    pub query: QueryArgs,
+    /// Start at this position (inclusive).
+    #[arg(long, value_name = "POSITION")]
+    pub from: Option<u64>,
+    /// Return at most this many events.
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Newest first.
+    #[arg(long)]
+    pub backwards: bool,
+    /// Print JSON Lines (full records) instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `factos stream`.
+#[derive(Debug, Args)]
+pub struct StreamArgs {
+    /// The stream.
+    pub name: String,
+    /// Start at this revision.
+    #[arg(long, value_name = "REVISION", default_value_t = 0)]
+    pub from: u64,
+    /// Print JSON Lines (full records) instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `factos tail`.
+#[derive(Debug, Args)]
+pub struct TailArgs {
+    /// The query to follow.
+    #[command(flatten)]
+    pub query: QueryArgs,
+    /// Print the matching events already in the store first.
+    #[arg(long, conflicts_with = "after")]
+    pub from_start: bool,
+    /// Resume after this cursor (as printed with `--json`).
+    #[arg(long, value_name = "CURSOR")]
+    pub after: Option<String>,
+    /// Print JSON Lines (full records with their cursor).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `factos append`.
+#[derive(Debug, Args)]
+pub struct AppendArgs {
+    /// The stream to append to.
+    #[arg(long)]
+    pub stream: String,
+    /// Read events from this file instead of standard input.
+    #[arg(long, value_name = "PATH")]
+    pub file: Option<PathBuf>,
+    /// The stream's expected revision: a number, `no-stream`, `exists` or
+    /// `any`.
+    #[arg(long, value_name = "REVISION")]
+    pub expect: Option<String>,
+    /// Refuse the append if an event matching the query flags was appended
+    /// (after `--after`).
+    #[arg(long)]
+    pub fail_if_match: bool,
+    /// The query of `--fail-if-match`.
+    #[command(flatten)]
+    pub query: QueryArgs,
+    /// The position the condition starts after.
+    #[arg(long, value_name = "POSITION", requires = "fail_if_match")]
+    pub after: Option<u64>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `factos export`.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Write to this file instead of standard output.
+    #[arg(long, short, value_name = "PATH")]
+    pub output: Option<PathBuf>,
+    /// Start at this position (inclusive): an incremental export, for
+    /// `import --append`.
+    #[arg(long, value_name = "POSITION")]
+    pub from: Option<u64>,
+}
+
+/// `factos import`.
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// Read from this file instead of standard input.
+    #[arg(long, short, value_name = "PATH")]
+    pub input: Option<PathBuf>,
+    /// Add the records after a non-empty store's events (their positions
+    /// must come after its last one), instead of refusing.
+    #[arg(long)]
+    pub append: bool,
+    /// Print a JSON summary instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `factos copy`.
+#[derive(Debug, Args)]
+pub struct CopyArgs {
+    /// The source: a SQLite path or a store URL.
+    #[arg(long, value_name = "PATH|URL")]
+    pub from: String,
+    /// The target: a SQLite path or a store URL (created and migrated when
+    /// new).
+    #[arg(long, value_name = "PATH|URL")]
+    pub to: String,
+    /// The target's PostgreSQL schema.
+    #[arg(long, value_name = "NAME")]
+    pub to_schema: Option<String>,
+    /// Print a JSON summary instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `factos serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The address to listen on; loopback unless told otherwise.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Require `Authorization: Bearer TOKEN` on every request except
+    /// `/health`.
+    #[arg(long, env = "FACTOS_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Refuse request bodies larger than this many bytes.
+    #[arg(long, default_value_t = 4 * 1024 * 1024)]
+    pub max_body: usize,
+    /// Return at most this many events per read.
+    #[arg(long, default_value_t = 10_000)]
+    pub max_read: usize,
+}
+
+/// `factos bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Seconds per measurement.
+    #[arg(long, default_value_t = 3.0)]
+    pub seconds: f64,
+    /// Concurrent writers in the parallel measurements.
+    #[arg(long, default_value_t = 8)]
+    pub writers: usize,
+    /// Run on a store that already holds events (the benchmark adds its own).
+    #[arg(long)]
+    pub force: bool,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `factos completions`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell.
+    pub shell: Shell,
+}
+
+/// The clap command: for completions, and for reading the query flags in
+/// the order they were given.
+pub fn command() -> clap::Command {
+    <Cli as clap::CommandFactory>::command()
+}

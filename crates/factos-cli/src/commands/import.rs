@@ -1,0 +1,45 @@
+//! `factos import`: JSON Lines written by `export` into a store, keeping
+//! positions, ids, streams, revisions and times; resumable (see
+//! [`crate::transfer`]).
+
+use serde_json::json;
+use tokio::io::BufReader;
+
+use crate::cli::ImportArgs;
+use crate::error::CliError;
+use crate::output::{print_json, progress};
+use crate::store::CliStore;
+use crate::transfer::{LinesSource, interrupt_flag, transfer};
+
+pub async fn run<S: CliStore>(store: &S, args: &ImportArgs) -> Result<(), CliError> {
+    let interrupted = interrupt_flag();
+    let bar = progress(None, "importing");
+    let done = match &args.input {
+        Some(path) => {
+            let file = tokio::fs::File::open(path)
+                .await
+                .map_err(CliError::io(format!("cannot open {}", path.display())))?;
+            let mut source = LinesSource::new(BufReader::with_capacity(1 << 16, file));
+            transfer(store, &mut source, args.append, &bar, &interrupted).await
+        }
+        None => {
+            let mut source = LinesSource::new(BufReader::with_capacity(1 << 16, tokio::io::stdin()));
+            transfer(store, &mut source, args.append, &bar, &interrupted).await
+        }
+    };
+    bar.finish_and_clear();
+    let done = done?;
+    if args.json {
+        print_json(&json!({"imported": done.imported, "skipped": done.skipped}));
+    } else {
+        println!(
+            "imported {} events{}",
+            done.imported,
+            match done.skipped {
+                0 => String::new(),
+                skipped => format!(" ({skipped} already there, skipped)"),
+            }
+        );
+    }
+    Ok(())
+}
