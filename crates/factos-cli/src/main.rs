@@ -9,6 +9,7 @@
 mod cli;
 mod commands;
 mod error;
+mod follow;
 mod output;
 mod query;
 mod record;

@@ -13,13 +13,11 @@ use factos::{Cursor, Subscription};
 
 use crate::cli::TailArgs;
 use crate::error::CliError;
+use crate::follow::end_cursor;
 use crate::output::Out;
 use crate::query;
 use crate::record::{RecordOut, format_time, preview};
 use crate::store::CliStore;
-
-/// Events examined per read while walking to the end.
-const SKIP_BATCH: usize = 10_000;
 
 pub async fn run<S: CliStore>(store: &S, args: &TailArgs, flags: &ArgMatches) -> Result<(), CliError> {
     let query = query::from_matches(flags)?;
@@ -31,16 +29,7 @@ pub async fn run<S: CliStore>(store: &S, args: &TailArgs, flags: &ArgMatches) ->
         None => None,
     };
     if !args.from_start && after.is_none() {
-        loop {
-            let batch = store
-                .read_after(&query, after, SKIP_BATCH)
-                .await
-                .map_err(CliError::store("cannot read the store"))?;
-            after = batch.end.or(after);
-            if batch.examined < SKIP_BATCH {
-                break;
-            }
-        }
+        after = end_cursor(store, &query).await?;
     }
     let mut subscription = Subscription::new(store, query, after);
     let mut out = Out::stdout();

@@ -1,0 +1,321 @@
+//! `factos serve`: the store over HTTP, for programs in any language.
+//!
+//! * `GET /read?query=<json>&options=<json>`: a JSON array of records
+//!   (the `export` form: `type`, `tags`, `data`, `position`, `id`,
+//!   `stream`, `revision`, `metadata`, `recordedAt`). At most `--max-read`
+//!   events per call; page with `options.from`.
+//! * `POST /append` with `{events, condition?: {failIfEventsMatch, after?},
+//!   stream?, expected?}`: `{durationInMicroseconds, appendConditionFailed,
+//!   positions}`; a failed condition is a normal answer (200, `positions`
+//!   empty). A failed stream expectation or a taken id is a 409.
+//! * `GET /subscribe?query=<json>&after=<cursor>`: new events as
+//!   server-sent events (`id` is the cursor; `Last-Event-ID` resumes).
+//! * `GET /health`: 200 when the store answers, 503 when it does not.
+//!
+//! Malformed input is a 400 with `{"error": "..."}` naming the problem;
+//! a store that fails is a 503; nothing answers 500.
+
+mod wire;
+
+use std::convert::Infallible;
+use std::time::Instant;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::{DefaultBodyLimit, Query as UrlQuery, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use factos::{Cursor, Query, StoreError, Subscription};
+use serde::Deserialize;
+use serde_json::json;
+use tokio::sync::mpsc;
+
+use self::wire::{AppendJson, OptionsJson, QueryJson};
+use crate::cli::ServeArgs;
+use crate::error::{CliError, one_line};
+use crate::follow::end_cursor;
+use crate::record::RecordOut;
+use crate::store::CliStore;
+
+#[derive(Debug, Clone)]
+struct Served<S> {
+    store: S,
+    token: Option<String>,
+    max_read: usize,
+}
+
+pub async fn run<S: CliStore>(store: S, args: &ServeArgs) -> Result<(), CliError> {
+    let served = Served {
+        store,
+        token: args.token.clone(),
+        max_read: args.max_read.max(1),
+    };
+    let app = Router::new()
+        .route("/read", get(read::<S>))
+        .route("/append", post(append::<S>))
+        .route("/subscribe", get(subscribe::<S>))
+        .route_layer(middleware::from_fn_with_state(served.clone(), authorize::<S>))
+        .route("/health", get(health::<S>))
+        .fallback(|| async {
+            error(
+                StatusCode::NOT_FOUND,
+                "no such endpoint: use /read, /append, /subscribe or /health",
+            )
+        })
+        .layer(DefaultBodyLimit::max(args.max_body))
+        .with_state(served);
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(CliError::io(format!("cannot listen on {}", args.listen)))?;
+    let address = listener
+        .local_addr()
+        .map_err(CliError::io("cannot read the listening address"))?;
+    println!("listening on http://{address}");
+    if !address.ip().is_loopback() && args.token.is_none() {
+        eprintln!("warning: serving on {address} without --token: anyone who can reach it can read and append");
+    }
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+        .map_err(CliError::io("the HTTP server failed"))
+}
+
+/// `{"error": message}` with `status`.
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    ApiError {
+        status,
+        message: message.into(),
+    }
+    .into_response()
+}
+
+/// A refused request: its status and what was wrong.
+#[derive(Debug)]
+struct ApiError {
+    status: StatusCode,
+    message: String,
+}
+
+impl ApiError {
+    fn bad_request(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            message: message.into(),
+        }
+    }
+
+    /// A store error: conflicts 409, refusals 400, failures 503.
+    fn store(failure: &StoreError) -> Self {
+        let status = match failure {
+            StoreError::RevisionMismatch(_) | StoreError::DuplicateEventId(_) | StoreError::Contention(_) => {
+                StatusCode::CONFLICT
+            }
+            StoreError::Backend(_) => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::BAD_REQUEST,
+        };
+        Self {
+            status,
+            message: one_line(failure),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, axum::Json(json!({"error": self.message}))).into_response()
+    }
+}
+
+/// Checks `Authorization: Bearer <token>` when the server has a token.
+async fn authorize<S: CliStore>(State(served): State<Served<S>>, request: Request, next: Next) -> Response {
+    let Some(token) = &served.token else {
+        return next.run(request).await;
+    };
+    let given = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "));
+    match given {
+        Some(given) if same(given.as_bytes(), token.as_bytes()) => next.run(request).await,
+        _ => {
+            let mut response = error(StatusCode::UNAUTHORIZED, "a bearer token is required");
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+            response
+        }
+    }
+}
+
+/// Compares in time that depends only on the lengths.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn health<S: CliStore>(State(served): State<Served<S>>) -> Response {
+    match served
+        .store
+        .read(&Query::all(), factos::ReadOptions::backwards().limit(1))
+        .await
+    {
+        Ok(_) => axum::Json(json!({"status": "ok"})).into_response(),
+        Err(failure) => error(StatusCode::SERVICE_UNAVAILABLE, one_line(&failure)),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct ReadParams {
+    query: Option<String>,
+    options: Option<String>,
+}
+
+/// Parses a JSON parameter, naming it when it is malformed.
+fn param<T: serde::de::DeserializeOwned>(name: &str, text: Option<&str>) -> Result<Option<T>, ApiError> {
+    text.map(|text| serde_json::from_str(text))
+        .transpose()
+        .map_err(|e| ApiError::bad_request(format!("{name}: {e}")))
+}
+
+fn query_param(text: Option<&str>) -> Result<Query, ApiError> {
+    match param::<QueryJson>("query", text)? {
+        Some(query) => query
+            .into_query()
+            .map_err(|e| ApiError::bad_request(format!("query: {e}"))),
+        None => Ok(Query::all()),
+    }
+}
+
+async fn read<S: CliStore>(
+    State(served): State<Served<S>>,
+    params: Result<UrlQuery<ReadParams>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let UrlQuery(params) = params.map_err(|rejected| ApiError::bad_request(rejected.body_text()))?;
+    let query = query_param(params.query.as_deref())?;
+    let options = param::<OptionsJson>("options", params.options.as_deref())?
+        .unwrap_or_default()
+        .into_options(served.max_read);
+    let events = served
+        .store
+        .read(&query, options)
+        .await
+        .map_err(|failure| ApiError::store(&failure))?;
+    let records: Vec<RecordOut<'_>> = events.iter().map(RecordOut::new).collect();
+    Ok(axum::Json(records).into_response())
+}
+
+async fn append<S: CliStore>(
+    State(served): State<Served<S>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body = body.map_err(|rejected| ApiError {
+        status: rejected.status(),
+        message: rejected.body_text(),
+    })?;
+    let request = serde_json::from_slice::<AppendJson>(&body)
+        .map_err(|e| e.to_string())
+        .and_then(AppendJson::into_request)
+        .map_err(ApiError::bad_request)?;
+    let began = Instant::now();
+    let outcome = served.store.append(request).await;
+    let micros = u64::try_from(began.elapsed().as_micros()).unwrap_or(u64::MAX);
+    let positions: Vec<u64> = match outcome {
+        Ok(committed) => committed.records.iter().map(|r| r.position.value()).collect(),
+        Err(StoreError::ConditionFailed(_)) => {
+            return Ok(axum::Json(json!({
+                "durationInMicroseconds": micros,
+                "appendConditionFailed": true,
+                "positions": [],
+            }))
+            .into_response());
+        }
+        Err(failure) => return Err(ApiError::store(&failure)),
+    };
+    Ok(axum::Json(json!({
+        "durationInMicroseconds": micros,
+        "appendConditionFailed": false,
+        "positions": positions,
+    }))
+    .into_response())
+}
+
+#[derive(Debug, Deserialize)]
+struct SubscribeParams {
+    query: Option<String>,
+    after: Option<String>,
+}
+
+/// Events sent ahead of a slow client, per subscription.
+const SUBSCRIBER_BUFFER: usize = 256;
+
+async fn subscribe<S: CliStore>(
+    State(served): State<Served<S>>,
+    headers: HeaderMap,
+    params: Result<UrlQuery<SubscribeParams>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let UrlQuery(params) = params.map_err(|rejected| ApiError::bad_request(rejected.body_text()))?;
+    let query = query_param(params.query.as_deref())?;
+    let resume = params.after.or_else(|| {
+        headers
+            .get("last-event-id")
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned)
+    });
+    let after = match resume {
+        Some(text) => Some(
+            text.parse::<Cursor>()
+                .map_err(|e| ApiError::bad_request(format!("after: {e}")))?,
+        ),
+        None => end_cursor(&served.store, &query).await.map_err(|failure| ApiError {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            message: one_line(&failure),
+        })?,
+    };
+    let (sender, receiver) = mpsc::channel::<SseEvent>(SUBSCRIBER_BUFFER);
+    tokio::spawn(follow(served.store, query, after, sender));
+    let events = futures::stream::unfold(receiver, |mut receiver| async move {
+        receiver
+            .recv()
+            .await
+            .map(|event| (Ok::<_, Infallible>(event), receiver))
+    });
+    Ok(Sse::new(events).keep_alive(KeepAlive::default()).into_response())
+}
+
+/// Feeds a subscriber until it goes away; a store failure is sent as an
+/// `error` event and ends the stream (the client resumes with its last id).
+async fn follow<S: CliStore>(store: S, query: Query, after: Option<Cursor>, sender: mpsc::Sender<SseEvent>) {
+    let mut subscription = Subscription::new(&store, query, after);
+    loop {
+        let batch = tokio::select! {
+            _ = sender.closed() => return,
+            batch = subscription.next_batch() => batch,
+        };
+        match batch {
+            Ok(batch) => {
+                for delivered in batch {
+                    let event = SseEvent::default()
+                        .event("record")
+                        .id(delivered.cursor.to_string())
+                        .data(RecordOut::new(&delivered.record).line());
+                    if sender.send(event).await.is_err() {
+                        return;
+                    }
+                }
+            }
+            Err(failure) => {
+                let event = SseEvent::default()
+                    .event("error")
+                    .data(json!({"error": one_line(&failure)}).to_string());
+                let _ = sender.send(event).await;
+                return;
+            }
+        }
+    }
+}

@@ -1,0 +1,174 @@
+//! The JSON of the HTTP API: queries, read options, append requests and
+//! errors.
+
+use factos::{
+    AppendCondition, AppendRequest, Direction, EventId, EventType, ExpectedRevision, NewEvent, Position, Query,
+    QueryItem, ReadOptions, StreamId, StreamRevision, Tag,
+};
+use serde::Deserialize;
+
+use crate::record::EventIn;
+
+/// `{items: [{types?: [...], tags?: [...]}]}`; no items: every event.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueryJson {
+    #[serde(default)]
+    items: Vec<ItemJson>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ItemJson {
+    #[serde(default)]
+    types: Vec<String>,
+    #[serde(default)]
+    tags: Vec<String>,
+}
+
+impl QueryJson {
+    /// The query, with the library's semantics.
+    pub fn into_query(self) -> Result<Query, String> {
+        let mut items = Vec::with_capacity(self.items.len());
+        for item in self.items {
+            let types = item
+                .types
+                .iter()
+                .map(|t| EventType::new(t.as_str()).map_err(|e| format!("type {t:?}: {e}")))
+                .collect::<Result<Vec<_>, _>>()?;
+            let tags = item
+                .tags
+                .iter()
+                .map(|t| Tag::new(t.as_str()).map_err(|e| format!("tag {t:?}: {e}")))
+                .collect::<Result<Vec<_>, _>>()?;
+            items.push(QueryItem::types(types).with_tags(tags));
+        }
+        Ok(Query::new(items))
+    }
+}
+
+/// `{from?, limit?, backwards?}`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OptionsJson {
+    from: Option<u64>,
+    limit: Option<usize>,
+    #[serde(default)]
+    backwards: bool,
+}
+
+impl OptionsJson {
+    /// The read options, returning at most `max` events.
+    pub fn into_options(self, max: usize) -> ReadOptions {
+        ReadOptions {
+            from: self.from.map(Position::new),
+            limit: Some(self.limit.map_or(max, |limit| limit.min(max))),
+            direction: match self.backwards {
+                true => Direction::Backwards,
+                false => Direction::Forwards,
+            },
+        }
+    }
+}
+
+/// The body of `POST /append`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AppendJson {
+    events: Vec<EventIn>,
+    condition: Option<ConditionJson>,
+    stream: Option<String>,
+    expected: Option<ExpectedJson>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ConditionJson {
+    fail_if_events_match: QueryJson,
+    after: Option<u64>,
+}
+
+/// A revision number, or `"no-stream"`, `"exists"`, `"any"`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum ExpectedJson {
+    Revision(u64),
+    Named(String),
+}
+
+impl AppendJson {
+    /// The append request. Without a stream, the events go to a new stream
+    /// of their own (`http-<first event id>`), so unrelated appends never
+    /// contend on a stream.
+    pub fn into_request(self) -> Result<AppendRequest, String> {
+        let events = self
+            .events
+            .into_iter()
+            .enumerate()
+            .map(|(i, event)| event.into_event().map_err(|e| format!("events[{i}]: {e}")))
+            .collect::<Result<Vec<NewEvent>, _>>()?;
+        let stream = match self.stream {
+            Some(name) => StreamId::new(name.as_str()).map_err(|e| format!("stream {name:?}: {e}"))?,
+            None => {
+                let first = events.first().map_or_else(EventId::random, |e| e.id);
+                StreamId::new(format!("http-{}", first.as_uuid().hyphenated())).map_err(|e| format!("stream: {e}"))?
+            }
+        };
+        let expected = match self.expected {
+            None => ExpectedRevision::Any,
+            Some(ExpectedJson::Revision(revision)) => ExpectedRevision::Exact(StreamRevision::new(revision)),
+            Some(ExpectedJson::Named(name)) => match name.as_str() {
+                "any" => ExpectedRevision::Any,
+                "no-stream" => ExpectedRevision::NoStream,
+                "exists" => ExpectedRevision::StreamExists,
+                other => return Err(format!("expected {other:?}: give a revision, no-stream, exists or any")),
+            },
+        };
+        let mut request = AppendRequest::new(stream, events).expect(expected);
+        if let Some(condition) = self.condition {
+            request = request.condition(AppendCondition::new(
+                condition.fail_if_events_match.into_query()?,
+                condition.after.map(Position::new),
+            ));
+        }
+        request.validate().map_err(|e| e.to_string())?;
+        Ok(request)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queries_keep_the_library_semantics() -> Result<(), Box<dyn std::error::Error>> {
+        let query: QueryJson =
+            serde_json::from_str(r#"{"items":[{"types":["A","B"],"tags":["x","y"]},{"tags":["z"]}]}"#)?;
+        let expected = Query::new([
+            QueryItem::types([EventType::new("A")?, EventType::new("B")?]).with_tags([Tag::new("x")?, Tag::new("y")?]),
+            QueryItem::tags([Tag::new("z")?]),
+        ]);
+        assert_eq!(query.into_query()?, expected);
+        assert_eq!(serde_json::from_str::<QueryJson>("{}")?.into_query()?, Query::all());
+        assert!(serde_json::from_str::<QueryJson>(r#"{"items":[{"kinds":[]}]}"#).is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn appends_need_events_and_valid_expectations() -> Result<(), Box<dyn std::error::Error>> {
+        let request = |body: &str| -> Result<AppendRequest, String> {
+            serde_json::from_str::<AppendJson>(body)
+                .map_err(|e| e.to_string())?
+                .into_request()
+        };
+        assert!(request(r#"{"events":[]}"#).is_err());
+        assert!(request(r#"{"events":[{"type":"A"}],"expected":"later"}"#).is_err());
+        let accepted = request(
+            r#"{"events":[{"type":"A","tags":["t"],"data":{"n":1}}],"condition":{"failIfEventsMatch":{"items":[{"tags":["t"]}]},"after":4},"expected":"no-stream"}"#,
+        )?;
+        assert_eq!(accepted.expected, ExpectedRevision::NoStream);
+        assert_eq!(accepted.condition.map(|c| c.after), Some(Some(Position::new(4))));
+        assert!(accepted.stream.as_str().starts_with("http-"));
+        Ok(())
+    }
+}
