@@ -1,0 +1,457 @@
+//! Every command through the real binary on SQLite files.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use support::{Scratch, TestResult, append_lines, export_lines, factos, fails, ok, run};
+
+fn migrated(scratch: &Scratch, name: &str) -> Result<String, Box<dyn std::error::Error>> {
+    let db = scratch.db(name);
+    ok(&["migrate", "--database", &db], "")?;
+    Ok(db)
+}
+
+#[test]
+fn migrate_creates_the_schema_then_has_nothing_to_do() -> TestResult {
+    let scratch = Scratch::new()?;
+    let db = scratch.db("events.db");
+    assert!(ok(&["migrate", "--database", &db], "")?.contains("created the schema (version 2)"));
+    let again = ok(&["migrate", "--json", "--database", &db], "")?;
+    let again: serde_json::Value = serde_json::from_str(&again)?;
+    assert_eq!(again, serde_json::json!({"found": 2, "version": 2, "changed": false}));
+    let url = format!("sqlite:{db}");
+    assert!(ok(&["migrate", "--database-url", &url], "")?.contains("nothing to do"));
+    Ok(())
+}
+
+#[test]
+fn commands_on_a_missing_or_unsupported_store_fail_with_one_clear_line() -> TestResult {
+    let scratch = Scratch::new()?;
+    let missing = scratch.db("missing.db");
+    assert!(fails(&["read", "--database", &missing], "")?.contains("no database at"));
+    assert!(!scratch.path("missing.db").exists(), "reading created no file");
+    assert!(fails(&["stats", "--database-url", "mysql://x/y"], "")?.contains("unsupported store URL scheme"));
+    let output = run(&["stats"], "")?;
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8(output.stderr)?.contains("no store given"));
+    Ok(())
+}
+
+#[test]
+fn a_database_of_a_newer_schema_is_refused_without_touching_it() -> TestResult {
+    let scratch = Scratch::new()?;
+    let db = migrated(&scratch, "events.db")?;
+    rusqlite::Connection::open(&db)?.pragma_update(None, "user_version", 99)?;
+    for command in ["read", "stats", "check", "export", "migrate"] {
+        let error = fails(&[command, "--database", &db], "")?;
+        assert!(error.contains("99"), "{command}: {error}");
+    }
+    let version: i64 = rusqlite::Connection::open(&db)?.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    assert_eq!(version, 99);
+    Ok(())
+}
+
+#[test]
+fn appended_events_are_read_by_query_by_stream_and_counted() -> TestResult {
+    let scratch = Scratch::new()?;
+    let db = migrated(&scratch, "events.db")?;
+    let appended = ok(
+        &["append", "--json", "--database", &db, "--stream", "orders"],
+        &append_lines(6),
+    )?;
+    let appended: serde_json::Value = serde_json::from_str(&appended)?;
+    assert_eq!(appended["positions"], serde_json::json!([1, 2, 3, 4, 5, 6]));
+    assert_eq!(appended["revision"], 5);
+
+    // Shipped OR (Placed AND order:1): positions 1, 4 (Shipped) and 2 (Placed, order:1).
+    let read = ok(
+        &[
+            "read",
+            "--json",
+            "--database",
+            &db,
+            "--type",
+            "Shipped",
+            "--item",
+            "--type",
+            "Placed",
+            "--tag",
+            "order:1",
+        ],
+        "",
+    )?;
+    let positions: Vec<u64> = read
+        .lines()
+        .map(|line| serde_json::from_str::<serde_json::Value>(line).map(|r| r["position"].as_u64().unwrap_or(0)))
+        .collect::<Result<_, _>>()?;
+    assert_eq!(positions, vec![1, 2, 4]);
+
+    let newest = ok(
+        &["read", "--json", "--database", &db, "--backwards", "--limit", "2"],
+        "",
+    )?;
+    assert_eq!(newest.lines().count(), 2);
+    assert!(newest.starts_with("{\"position\":6,"), "{newest}");
+
+    let table = ok(&["read", "--database", &db, "--from", "5"], "")?;
+    assert!(table.contains("{\"i\":4}") && table.contains("2 events"), "{table}");
+
+    let stream = ok(&["stream", "orders", "--json", "--database", &db, "--from", "4"], "")?;
+    assert_eq!(stream.lines().count(), 2);
+    assert!(stream.contains("\"revision\":5"));
+
+    let stats: serde_json::Value = serde_json::from_str(&ok(&["stats", "--json", "--database", &db], "")?)?;
+    assert_eq!(stats["events"], 6);
+    assert_eq!(stats["streams"], 1);
+    assert_eq!(
+        stats["eventTypes"][0],
+        serde_json::json!({"name": "Placed", "events": 4})
+    );
+    assert_eq!(stats["topTags"][0], serde_json::json!({"name": "batch:x", "events": 6}));
+    assert_eq!(stats["last"]["position"], 6);
+    assert!(stats["sizeBytes"].as_u64().unwrap_or(0) > 0);
+    assert!(ok(&["stats", "--database", &db], "")?.contains("size on disk"));
+    Ok(())
+}
+
+#[test]
+fn append_checks_every_line_before_writing_and_names_the_bad_one() -> TestResult {
+    let scratch = Scratch::new()?;
+    let db = migrated(&scratch, "events.db")?;
+    let mut lines = append_lines(2);
+    lines.push_str("{\"type\":\"Placed\",\"tags\":[\"\"]}\n");
+    let error = fails(&["append", "--database", &db, "--stream", "orders"], &lines)?;
+    assert!(error.contains("line 3"), "{error}");
+    let error = fails(
+        &["append", "--database", &db, "--stream", "orders"],
+        "{\"type\":\"A\"}\nnot json\n",
+    )?;
+    assert!(error.contains("line 2"), "{error}");
+    let id = "\"id\":\"6f1b9a52-0d6e-4a4b-9a5e-2c1d7f3e8a90\"";
+    let twice = format!("{{\"type\":\"A\",{id}}}\n{{\"type\":\"B\",{id}}}\n");
+    assert!(fails(&["append", "--database", &db, "--stream", "s"], &twice)?.contains("line 2"));
+    assert_eq!(
+        ok(&["read", "--json", "--database", &db], "")?,
+        "",
+        "nothing was written"
+    );
+    Ok(())
+}
+
+#[test]
+fn append_honours_expected_revisions_and_conditions() -> TestResult {
+    let scratch = Scratch::new()?;
+    let db = migrated(&scratch, "events.db")?;
+    let one = "{\"type\":\"Sold\",\"tags\":[\"course:c1\"],\"data\":1}\n";
+    ok(
+        &["append", "--database", &db, "--stream", "c1", "--expect", "no-stream"],
+        one,
+    )?;
+    let error = fails(
+        &["append", "--database", &db, "--stream", "c1", "--expect", "no-stream"],
+        one,
+    )?;
+    assert!(error.contains("refused") && error.contains("c1"), "{error}");
+    ok(&["append", "--database", &db, "--stream", "c1", "--expect", "0"], one)?;
+
+    let condition = ["--fail-if-match", "--tag", "course:c1", "--after"];
+    let mut args = vec!["append", "--database", &db, "--stream", "c2"];
+    args.extend(condition);
+    args.push("1");
+    let error = fails(&args, one)?;
+    assert!(
+        error.contains("append condition failed") && error.contains("position 2"),
+        "{error}"
+    );
+    args.pop();
+    args.push("2");
+    assert!(ok(&args, one)?.contains("positions 3"));
+    let error = fails(&["append", "--database", &db, "--stream", "c3", "--tag", "x"], one)?;
+    assert!(error.contains("--fail-if-match"), "{error}");
+    Ok(())
+}
+
+#[test]
+fn export_then_import_then_export_gives_identical_bytes() -> TestResult {
+    let scratch = Scratch::new()?;
+    let source = migrated(&scratch, "source.db")?;
+    ok(&["append", "--database", &source, "--stream", "a"], &append_lines(30))?;
+    let binary = "{\"type\":\"Blob\",\"dataBase64\":\"AP8Q\",\"version\":3,\"metadata\":{\"k\":\"v\\n✓\"}}\n";
+    ok(&["append", "--database", &source, "--stream", "b"], binary)?;
+    let pretty = "{\"type\":\"Pretty\",\"data\":{\"b\": 1,  \"a\": [1, 2]}}\n";
+    ok(&["append", "--database", &source, "--stream", "b"], pretty)?;
+    let exported = ok(&["export", "--database", &source], "")?;
+    assert_eq!(exported.lines().count(), 32);
+    assert!(
+        exported.contains("\"data\":{\"b\": 1,  \"a\": [1, 2]}"),
+        "JSON payloads byte for byte"
+    );
+
+    let file = scratch.path("export.jsonl");
+    ok(
+        &["export", "--database", &source, "--output", &file.display().to_string()],
+        "",
+    )?;
+    assert_eq!(std::fs::read_to_string(&file)?, exported);
+
+    let target = scratch.db("target.db");
+    let imported = ok(
+        &["import", "--database", &target, "--input", &file.display().to_string()],
+        "",
+    )?;
+    assert!(imported.contains("imported 32 events"), "{imported}");
+    assert_eq!(ok(&["export", "--database", &target], "")?, exported);
+    Ok(())
+}
+
+#[test]
+fn import_refuses_a_store_holding_other_events_unless_appending_after_them() -> TestResult {
+    let scratch = Scratch::new()?;
+    let all = export_lines(10, 3);
+    let lines: Vec<&str> = all.lines().collect();
+    let (first, rest) = lines.split_at(6);
+    let target = migrated(&scratch, "target.db")?;
+    ok(
+        &["append", "--database", &target, "--stream", "other"],
+        &append_lines(1),
+    )?;
+    let error = fails(&["import", "--database", &target], &all)?;
+    assert!(error.contains("--append"), "{error}");
+
+    let fresh = scratch.db("fresh.db");
+    ok(&["import", "--database", &fresh], &(first.join("\n") + "\n"))?;
+    let error = fails(&["import", "--database", &fresh, "--append"], &all)?;
+    assert!(
+        error.contains("position 1"),
+        "the first record is not after the store's last: {error}"
+    );
+    assert!(ok(&["import", "--database", &fresh, "--append"], &(rest.join("\n") + "\n"))?.contains("imported 4"));
+    assert_eq!(ok(&["export", "--database", &fresh], "")?, all);
+    Ok(())
+}
+
+#[test]
+fn an_interrupted_import_is_completed_by_running_it_again() -> TestResult {
+    let scratch = Scratch::new()?;
+    let all = export_lines(60_000, 7);
+    let file = scratch.path("all.jsonl");
+    std::fs::write(&file, &all)?;
+    let file = file.display().to_string();
+
+    // A cut-off input (as a crash mid-file would leave) then the whole file.
+    let partial: String = all.lines().take(2_500).map(|l| format!("{l}\n")).collect();
+    let target = scratch.db("target.db");
+    ok(&["import", "--database", &target], &partial)?;
+
+    // Ctrl-C while the rest is being imported.
+    let child = factos()
+        .args(["import", "--database", &target, "--input", &file])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    std::thread::sleep(Duration::from_millis(700));
+    std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()?;
+    let output = child.wait_with_output()?;
+    let stderr = String::from_utf8(output.stderr)?;
+    assert!(
+        output.status.success() || (output.status.code() == Some(130) && stderr.contains("run the same command again")),
+        "{:?}: {stderr}",
+        output.status
+    );
+
+    let resumed = ok(&["import", "--json", "--database", &target, "--input", &file], "")?;
+    let resumed: serde_json::Value = serde_json::from_str(&resumed)?;
+    assert_eq!(
+        resumed["imported"].as_u64().unwrap_or(0) + resumed["skipped"].as_u64().unwrap_or(0),
+        60_000,
+        "{resumed}"
+    );
+    assert_eq!(ok(&["export", "--database", &target], "")?, all);
+    assert!(ok(&["check", "--database", &target], "")?.contains("checked 60000 events: no problems found"));
+    Ok(())
+}
+
+#[test]
+fn import_names_the_line_of_a_malformed_record() -> TestResult {
+    let scratch = Scratch::new()?;
+    let target = scratch.db("target.db");
+    let mut lines = export_lines(3, 1);
+    lines.push_str("{\"position\":4}\n");
+    let error = fails(&["import", "--database", &target], &lines)?;
+    assert!(error.contains("line 4"), "{error}");
+    let error = fails(&["import", "--database", &target], "{\"position\": \"one\"}\n")?;
+    assert!(error.contains("line 1"), "{error}");
+    Ok(())
+}
+
+#[test]
+fn check_passes_a_healthy_store_and_reports_each_corrupted_row() -> TestResult {
+    let scratch = Scratch::new()?;
+    let db = scratch.db("events.db");
+    ok(&["import", "--database", &db], &export_lines(40, 4))?;
+    assert!(ok(&["check", "--database", &db], "")?.contains("checked 40 events: no problems found"));
+
+    let conn = rusqlite::Connection::open(&db)?;
+    // A gap in stream s-3's revisions: its revision 1 (position 7) is gone.
+    conn.execute("DELETE FROM event_tags WHERE position = 7", [])?;
+    conn.execute("DELETE FROM events WHERE position = 7", [])?;
+    // Position 12's tag k:12 loses its index row.
+    conn.execute("DELETE FROM event_tags WHERE position = 12 AND tag = 'k:12'", [])?;
+    // A row for a tag position 20 does not carry.
+    conn.execute(
+        "INSERT INTO event_tags (tag, position, event_type) VALUES ('ghost', 20, 'T0')",
+        [],
+    )?;
+    drop(conn);
+
+    let output = run(&["check", "--database", &db], "")?;
+    assert_eq!(output.status.code(), Some(1));
+    let report = String::from_utf8(output.stdout)?;
+    assert!(
+        report.contains("position 11: stream s-3 continues at revision 1, found 2"),
+        "{report}"
+    );
+    assert!(
+        report.contains("position 12: tag \"k:12\" has no row in the tag index"),
+        "{report}"
+    );
+    assert!(
+        report.contains("position 20: the tag index holds \"ghost\""),
+        "{report}"
+    );
+    assert!(String::from_utf8(output.stderr)?.contains("found 3 problems in 39 events"));
+
+    let json = run(&["check", "--json", "--database", &db], "")?;
+    let lines: Vec<serde_json::Value> = String::from_utf8(json.stdout)?
+        .lines()
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()?;
+    assert_eq!(lines.last(), Some(&serde_json::json!({"events": 39, "problems": 3})));
+    Ok(())
+}
+
+#[test]
+fn copy_between_sqlite_files_verifies_and_resumes() -> TestResult {
+    let scratch = Scratch::new()?;
+    let source = scratch.db("source.db");
+    ok(&["import", "--database", &source], &export_lines(2_345, 9))?;
+    let target = format!("sqlite:{}", scratch.db("target.db"));
+    let copied = ok(&["copy", "--from", &source, "--to", &target], "")?;
+    assert!(
+        copied.contains("copied 2345 events") && copied.contains("verified: 2345 events"),
+        "{copied}"
+    );
+    let again: serde_json::Value =
+        serde_json::from_str(&ok(&["copy", "--json", "--from", &source, "--to", &target], "")?)?;
+    assert_eq!(
+        (again["copied"].as_u64(), again["skipped"].as_u64()),
+        (Some(0), Some(2345))
+    );
+    assert_eq!(again["verified"], true);
+    let same = run(&["copy", "--from", &source, "--to", &source], "")?;
+    assert_eq!(same.status.code(), Some(2));
+    assert!(String::from_utf8(same.stderr)?.contains("the same store"));
+    Ok(())
+}
+
+#[test]
+fn tail_prints_events_as_they_commit_until_interrupted() -> TestResult {
+    let scratch = Scratch::new()?;
+    let db = migrated(&scratch, "events.db")?;
+    ok(
+        &["append", "--database", &db, "--stream", "old"],
+        "{\"type\":\"Sold\",\"data\":0}\n",
+    )?;
+    let mut child = factos()
+        .args(["tail", "--json", "--database", &db, "--type", "Sold"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let stdout = child.stdout.take().ok_or("no stdout")?;
+    let (lines, received) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if lines.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    ok(
+        &["append", "--database", &db, "--stream", "new"],
+        "{\"type\":\"Other\"}\n{\"type\":\"Sold\",\"data\":1}\n",
+    )?;
+    let line = received.recv_timeout(Duration::from_secs(10))?;
+    let record: serde_json::Value = serde_json::from_str(&line)?;
+    assert_eq!(
+        (record["position"].as_u64(), record["data"].as_u64()),
+        (Some(3), Some(1)),
+        "{line}"
+    );
+    assert_eq!(record["cursor"], "0:3");
+    std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()?;
+    let started = Instant::now();
+    let status = child.wait()?;
+    assert!(status.success(), "{status}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(
+        received.try_recv().is_err(),
+        "the old event and the other type were not printed"
+    );
+
+    let history = factos()
+        .args(["tail", "--json", "--database", &db, "--from-start", "--type", "Sold"])
+        .stdout(Stdio::piped())
+        .spawn()?;
+    std::thread::sleep(Duration::from_millis(800));
+    std::process::Command::new("kill")
+        .args(["-INT", &history.id().to_string()])
+        .status()?;
+    let output = history.wait_with_output()?;
+    assert_eq!(String::from_utf8(output.stdout)?.lines().count(), 2);
+    Ok(())
+}
+
+#[test]
+fn completions_are_printed_for_each_shell() -> TestResult {
+    for shell in ["bash", "zsh", "fish"] {
+        let script = ok(&["completions", shell], "")?;
+        assert!(script.contains("factos") && script.contains("export"), "{shell}");
+    }
+    Ok(())
+}
+
+#[test]
+fn bench_measures_a_scratch_store_and_refuses_a_used_one() -> TestResult {
+    let scratch = Scratch::new()?;
+    let db = migrated(&scratch, "bench.db")?;
+    let report = ok(
+        &[
+            "bench",
+            "--json",
+            "--database",
+            &db,
+            "--seconds",
+            "0.3",
+            "--writers",
+            "2",
+        ],
+        "",
+    )?;
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&report)?;
+    assert_eq!(rows.len(), 5);
+    for row in &rows {
+        assert!(row["operations"].as_u64().unwrap_or(0) > 0, "{row}");
+        assert_eq!(row["failed"], 0, "{row}");
+    }
+    assert!(fails(&["bench", "--database", &db], "")?.contains("--force"));
+    assert!(ok(&["check", "--database", &db], "")?.contains("no problems found"));
+    Ok(())
+}

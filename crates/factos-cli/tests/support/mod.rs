@@ -1,0 +1,124 @@
+//! Running the real `factos` binary against real stores.
+
+#![allow(dead_code, reason = "each test file uses part of the support")]
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use tempfile::TempDir;
+
+pub type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+/// The binary under test.
+pub fn factos() -> Command {
+    let mut command = Command::new(assert_cmd::cargo::cargo_bin!("factos"));
+    command.env_remove("FACTOS_DATABASE_URL").env_remove("FACTOS_TOKEN");
+    command
+}
+
+/// Runs `factos` with `args` and `stdin`, returning its output.
+pub fn run(args: &[&str], stdin: &str) -> Result<Output, std::io::Error> {
+    let mut child = factos()
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    if let Some(mut input) = child.stdin.take() {
+        input.write_all(stdin.as_bytes())?;
+    }
+    child.wait_with_output()
+}
+
+/// Runs `factos` and requires success; returns standard output.
+pub fn ok(args: &[&str], stdin: &str) -> Result<String, Box<dyn std::error::Error>> {
+    let output = run(args, stdin)?;
+    if !output.status.success() {
+        return Err(format!(
+            "factos {args:?} failed ({}): {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        )
+        .into());
+    }
+    Ok(String::from_utf8(output.stdout)?)
+}
+
+/// Runs `factos`, requires failure (exit code 1, or 2 for usage) with a
+/// one-line error;
+/// returns that line.
+pub fn fails(args: &[&str], stdin: &str) -> Result<String, Box<dyn std::error::Error>> {
+    let output = run(args, stdin)?;
+    let stderr = String::from_utf8(output.stderr)?;
+    assert!(
+        matches!(output.status.code(), Some(1 | 2)),
+        "factos {args:?}: {:?} {stderr}",
+        output.status
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error: ")).collect();
+    assert_eq!(errors.len(), 1, "one error line: {stderr}");
+    Ok(errors[0].to_owned())
+}
+
+/// A fresh directory for SQLite files, kept on failure for debugging.
+pub struct Scratch {
+    dir: TempDir,
+}
+
+impl Scratch {
+    pub fn new() -> Result<Self, std::io::Error> {
+        Ok(Self {
+            dir: tempfile::Builder::new().prefix("factos-cli-").tempdir()?,
+        })
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// `--database <dir>/<name>` as arguments.
+    pub fn db(&self, name: &str) -> String {
+        self.path(name).display().to_string()
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+/// `n` events as `append` lines: types `Placed`/`Shipped`, tags
+/// `order:<i % 50>`, JSON payloads.
+pub fn append_lines(n: usize) -> String {
+    (0..n)
+        .map(|i| {
+            let kind = if i % 3 == 0 { "Shipped" } else { "Placed" };
+            format!(
+                "{{\"type\":\"{kind}\",\"tags\":[\"order:{}\",\"batch:x\"],\"data\":{{\"i\":{i}}},\"metadata\":{{\"by\":\"test\"}}}}\n",
+                i % 50
+            )
+        })
+        .collect()
+}
+
+/// `n` records in export form, over `streams` streams, with JSON and binary
+/// payloads: what an export of a store written by an application holds.
+pub fn export_lines(n: u64, streams: u64) -> String {
+    let mut out = String::new();
+    for position in 1..=n {
+        let stream = position % streams;
+        let revision = (position - 1) / streams;
+        let data = match position % 4 {
+            0 => "\"dataBase64\":\"AAH/\"".to_owned(),
+            _ => format!("\"data\":{{\"n\":{position},\"s\":\"x y\"}}"),
+        };
+        out.push_str(&format!(
+            "{{\"position\":{position},\"id\":\"00000000-0000-4000-8000-{position:012}\",\"stream\":\"s-{stream}\",\"revision\":{revision},\"type\":\"T{}\",\"version\":1,\"tags\":[\"k:{}\",\"s:{stream}\"],\"metadata\":{{}},\"recordedAt\":\"2025-01-01T00:00:00.{:06}Z\",{data}}}\n",
+            position % 5,
+            position % 97,
+            position % 1_000_000
+        ));
+    }
+    out
+}
