@@ -122,3 +122,33 @@ pub fn export_lines(n: u64, streams: u64) -> String {
     }
     out
 }
+
+/// A URL for the test PostgreSQL cluster (started on first use).
+pub fn pg_url() -> Result<String, Box<dyn std::error::Error>> {
+    if let Ok(url) = std::env::var("FACTOS_TEST_DATABASE_URL") {
+        return Ok(url);
+    }
+    let cluster = factos_test_postgres::Cluster::shared()?;
+    let dir = cluster.dir().ok_or("the test cluster has no directory")?;
+    Ok(format!("postgres:///postgres?host={}&user=postgres", dir.display()))
+}
+
+/// A schema name no other test uses.
+pub fn pg_schema(label: &str) -> String {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("cli_{label}_{}_{n}", std::process::id())
+}
+
+/// Runs `sql` in `schema` on the test cluster.
+pub async fn pg_execute(schema: &str, sql: &str) -> Result<(), Box<dyn std::error::Error>> {
+    let config = factos_test_postgres::Cluster::shared()?.config();
+    let (client, connection) = config.connect(tokio_postgres::NoTls).await?;
+    let driver = tokio::spawn(connection);
+    client
+        .batch_execute(&format!("SET search_path = {schema}; {sql}"))
+        .await?;
+    drop(client);
+    let _ = driver.await;
+    Ok(())
+}

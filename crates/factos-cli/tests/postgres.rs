@@ -1,0 +1,214 @@
+//! Every command through the real binary on the test PostgreSQL cluster,
+//! and the SQLite → PostgreSQL move.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use support::{Scratch, TestResult, append_lines, export_lines, factos, fails, ok, pg_execute, pg_schema, pg_url, run};
+
+/// `--database-url URL --schema SCHEMA` for a fresh, migrated schema.
+fn store(label: &str) -> Result<Vec<String>, Box<dyn std::error::Error>> {
+    let args = vec![
+        "--database-url".to_owned(),
+        pg_url()?,
+        "--schema".to_owned(),
+        pg_schema(label),
+    ];
+    let created = ok(&with(&["migrate"], &args), "")?;
+    assert!(created.contains("created the schema (version 3)"), "{created}");
+    Ok(args)
+}
+
+fn with<'a>(command: &[&'a str], store: &'a [String]) -> Vec<&'a str> {
+    let mut args = command.to_vec();
+    args.extend(store.iter().map(String::as_str));
+    args
+}
+
+#[test]
+fn every_reading_and_writing_command_works_on_postgres() -> TestResult {
+    let db = store("commands")?;
+    assert!(ok(&with(&["migrate"], &db), "")?.contains("nothing to do"));
+    let appended = ok(
+        &with(&["append", "--json", "--stream", "orders"], &db),
+        &append_lines(6),
+    )?;
+    assert!(appended.contains("\"revision\":5"), "{appended}");
+    let read = ok(
+        &with(
+            &[
+                "read", "--json", "--type", "Shipped", "--item", "--type", "Placed", "--tag", "order:1",
+            ],
+            &db,
+        ),
+        "",
+    )?;
+    assert_eq!(read.lines().count(), 3, "{read}");
+    assert_eq!(
+        ok(&with(&["stream", "orders", "--json", "--from", "4"], &db), "")?
+            .lines()
+            .count(),
+        2
+    );
+    let stats: serde_json::Value = serde_json::from_str(&ok(&with(&["stats", "--json"], &db), "")?)?;
+    assert_eq!(
+        (stats["events"].as_u64(), stats["streams"].as_u64()),
+        (Some(6), Some(1))
+    );
+    assert!(stats["sizeBytes"].as_u64().unwrap_or(0) > 0);
+
+    let one = "{\"type\":\"Sold\",\"tags\":[\"order:1\"],\"data\":1}\n";
+    let error = fails(
+        &with(
+            &[
+                "append",
+                "--stream",
+                "late",
+                "--fail-if-match",
+                "--tag",
+                "order:1",
+                "--after",
+                "1",
+            ],
+            &db,
+        ),
+        one,
+    )?;
+    assert!(error.contains("append condition failed"), "{error}");
+    assert!(ok(&with(&["check"], &db), "")?.contains("checked 6 events: no problems found"));
+
+    let exported = ok(&with(&["export"], &db), "")?;
+    let other = store("commands_copy")?;
+    ok(&with(&["import"], &other), &exported)?;
+    assert_eq!(ok(&with(&["export"], &other), "")?, exported);
+    Ok(())
+}
+
+#[test]
+fn export_import_export_round_trips_byte_for_byte_on_postgres() -> TestResult {
+    let db = store("round_trip")?;
+    let records = export_lines(3_000, 17);
+    assert!(ok(&with(&["import"], &db), &records)?.contains("imported 3000 events"));
+    let exported = ok(&with(&["export"], &db), "")?;
+    assert_eq!(exported, records);
+    let again = store("round_trip_again")?;
+    ok(&with(&["import"], &again), &exported)?;
+    assert_eq!(ok(&with(&["export"], &again), "")?, exported);
+    // The store carries on after imported positions.
+    let next = ok(
+        &with(&["append", "--json", "--stream", "s-1"], &again),
+        "{\"type\":\"After\"}\n",
+    )?;
+    assert!(
+        next.contains("\"positions\":[3001]") && next.contains("\"revision\":177"),
+        "{next}"
+    );
+    Ok(())
+}
+
+#[test]
+fn copy_moves_100k_events_from_sqlite_to_postgres_and_verifies_them() -> TestResult {
+    let scratch = Scratch::new()?;
+    let source = scratch.db("source.db");
+    ok(&["import", "--database", &source], &export_lines(100_000, 1_000))?;
+    let url = pg_url()?;
+    let schema = pg_schema("copy");
+    let copied = ok(&["copy", "--from", &source, "--to", &url, "--to-schema", &schema], "")?;
+    assert!(copied.contains("copied 100000 events"), "{copied}");
+    assert!(copied.contains("verified: 100000 events, checksum"), "{copied}");
+    let target = vec!["--database-url".to_owned(), url, "--schema".to_owned(), schema];
+    assert!(ok(&with(&["check"], &target), "")?.contains("checked 100000 events: no problems found"));
+    assert_eq!(
+        ok(&with(&["export"], &target), "")?,
+        ok(&["export", "--database", &source], "")?
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn check_reports_corrupted_rows_on_postgres() -> TestResult {
+    let db = store("check")?;
+    ok(&with(&["import"], &db), &export_lines(40, 4))?;
+    let schema = db[3].clone();
+    pg_execute(
+        &schema,
+        "DELETE FROM event_tags WHERE position = 7; DELETE FROM events WHERE position = 7; \
+         DELETE FROM event_tags WHERE position = 12 AND tag = 'k:12'; \
+         INSERT INTO event_tags (tag, position, event_type) VALUES ('ghost', 20, 'T0');",
+    )
+    .await?;
+    let output = run(&with(&["check"], &db), "")?;
+    assert_eq!(output.status.code(), Some(1));
+    let report = String::from_utf8(output.stdout)?;
+    assert!(
+        report.contains("position 11: stream s-3 continues at revision 1, found 2"),
+        "{report}"
+    );
+    assert!(
+        report.contains("position 12: tag \"k:12\" has no row in the tag index"),
+        "{report}"
+    );
+    assert!(
+        report.contains("position 20: the tag index holds \"ghost\""),
+        "{report}"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_schema_of_a_newer_version_is_refused() -> TestResult {
+    let db = store("newer")?;
+    pg_execute(&db[3], "INSERT INTO factos_schema_version (version) VALUES (99)").await?;
+    for command in ["stats", "read", "migrate"] {
+        let error = fails(&with(&[command], &db), "")?;
+        assert!(error.contains("99"), "{command}: {error}");
+    }
+    Ok(())
+}
+
+#[test]
+fn a_server_that_refuses_connections_fails_within_seconds_with_the_cause() -> TestResult {
+    let started = Instant::now();
+    let error = fails(
+        &[
+            "stats",
+            "--database-url",
+            "postgres://nobody:secret@127.0.0.1:1/nothing",
+        ],
+        "",
+    )?;
+    assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+    assert!(error.contains("refused") || error.contains("connect"), "{error}");
+    assert!(!error.contains("secret"), "the password stays out of messages: {error}");
+    Ok(())
+}
+
+#[test]
+fn tail_follows_commits_on_postgres() -> TestResult {
+    let db = store("tail")?;
+    let mut child = factos()
+        .args(with(&["tail", "--json", "--tag", "order:1"], &db))
+        .stdout(Stdio::piped())
+        .spawn()?;
+    let stdout = child.stdout.take().ok_or("no stdout")?;
+    let (lines, received) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if lines.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    std::thread::sleep(Duration::from_millis(800));
+    ok(&with(&["append", "--stream", "orders"], &db), &append_lines(3))?;
+    let line = received.recv_timeout(Duration::from_secs(10))?;
+    assert!(line.contains("\"tags\":[\"batch:x\",\"order:1\"]"), "{line}");
+    std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()?;
+    assert!(child.wait()?.success());
+    Ok(())
+}
