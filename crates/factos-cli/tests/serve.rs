@@ -1,0 +1,281 @@
+//! `factos serve` through real HTTP clients: the API's answers, its
+//! refusals, and a capacity race that never oversells.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Stdio};
+
+use serde_json::{Value, json};
+use support::{Scratch, TestResult, factos, ok, pg_schema, pg_url};
+
+/// A running server; killed when dropped.
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Server {
+    fn start(store: &[&str], extra: &[&str]) -> Result<Self, Box<dyn std::error::Error>> {
+        let mut child = factos()
+            .arg("serve")
+            .args(store)
+            .args(["--listen", "127.0.0.1:0"])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .spawn()?;
+        let stdout = child.stdout.take().ok_or("no stdout")?;
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line)?;
+        let base = line
+            .trim()
+            .strip_prefix("listening on ")
+            .ok_or_else(|| format!("unexpected first line {line:?}"))?
+            .to_owned();
+        Ok(Self { child, base })
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn encode(value: &Value) -> String {
+    value
+        .to_string()
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            other => format!("%{other:02X}"),
+        })
+        .collect()
+}
+
+fn sqlite_store(scratch: &Scratch) -> Result<Vec<String>, Box<dyn std::error::Error>> {
+    let db = scratch.db("served.db");
+    ok(&["migrate", "--database", &db], "")?;
+    Ok(vec!["--database".into(), db])
+}
+
+fn postgres_store() -> Result<Vec<String>, Box<dyn std::error::Error>> {
+    let args = vec![
+        "--database-url".into(),
+        pg_url()?,
+        "--schema".into(),
+        pg_schema("serve"),
+    ];
+    let refs: Vec<&str> = std::iter::once("migrate")
+        .chain(args.iter().map(String::as_str))
+        .collect();
+    ok(&refs, "")?;
+    Ok(args)
+}
+
+fn refs(args: &[String]) -> Vec<&str> {
+    args.iter().map(String::as_str).collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_api_answers_and_refuses_in_json() -> TestResult {
+    let scratch = Scratch::new()?;
+    let store = sqlite_store(&scratch)?;
+    let server = Server::start(
+        &refs(&store),
+        &["--token", "s3cret", "--max-body", "2048", "--max-read", "3"],
+    )?;
+    let http = reqwest::Client::new();
+    let authed = |request: reqwest::RequestBuilder| request.bearer_auth("s3cret");
+
+    let health = http.get(server.url("/health")).send().await?;
+    assert_eq!(health.status(), 200, "health needs no token");
+    let denied = http.get(server.url("/read")).send().await?;
+    assert_eq!(denied.status(), 401);
+    assert!(denied.json::<Value>().await?["error"].is_string());
+    let wrong = http.get(server.url("/read")).bearer_auth("guess").send().await?;
+    assert_eq!(wrong.status(), 401);
+
+    let body = json!({
+        "events": [
+            {"type": "Sold", "tags": ["course:c1"], "data": {"seat": 1}},
+            {"type": "Sold", "tags": ["course:c2"], "dataBase64": "AAE="},
+        ],
+        "stream": "sales",
+        "expected": "no-stream",
+    });
+    let appended: Value = authed(http.post(server.url("/append")).json(&body))
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert_eq!(appended["positions"], json!([1, 2]));
+    assert_eq!(appended["appendConditionFailed"], false);
+    assert!(appended["durationInMicroseconds"].as_u64().is_some());
+
+    let again = authed(http.post(server.url("/append")).json(&body)).send().await?;
+    assert_eq!(again.status(), 409, "a second no-stream append to the stream");
+
+    let query = json!({"items": [{"types": ["Sold"], "tags": ["course:c2"]}]});
+    let read: Vec<Value> = authed(http.get(server.url(&format!("/read?query={}", encode(&query)))))
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert_eq!(read.len(), 1);
+    assert_eq!(
+        (&read[0]["type"], &read[0]["position"], &read[0]["dataBase64"]),
+        (&json!("Sold"), &json!(2), &json!("AAE="))
+    );
+    assert_eq!(read[0]["stream"], "sales");
+
+    for _ in 0..3 {
+        authed(
+            http.post(server.url("/append"))
+                .json(&json!({"events": [{"type": "Filler"}]})),
+        )
+        .send()
+        .await?;
+    }
+    let options = json!({"backwards": true, "limit": 100});
+    let page: Vec<Value> = authed(http.get(server.url(&format!("/read?options={}", encode(&options)))))
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert_eq!(page.len(), 3, "reads are bounded by --max-read");
+    assert_eq!(page[0]["position"], 5);
+
+    for (path, problem) in [
+        ("/read?query=nope", "query"),
+        ("/read?query=%7B%22items%22%3A%5B%7B%22kinds%22%3A1%7D%5D%7D", "kinds"),
+        ("/read?options=%7B%22limit%22%3A-1%7D", "options"),
+        ("/subscribe?after=later", "after"),
+    ] {
+        let refused = authed(http.get(server.url(path))).send().await?;
+        assert_eq!(refused.status(), 400, "{path}");
+        let error: Value = refused.json().await?;
+        assert!(
+            error["error"].as_str().unwrap_or("").contains(problem),
+            "{path}: {error}"
+        );
+    }
+    for (body, problem) in [
+        ("{\"events\": [", "EOF"),
+        ("{\"events\": []}", "at least one event"),
+        ("{\"events\": [{\"type\": \"\"}]}", "events[0]"),
+        ("{\"events\": [{\"type\": \"A\", \"tags\": [\"\\u0001\"]}]}", "tag"),
+        ("{\"events\": [{\"type\": \"A\"}], \"expected\": \"soon\"}", "soon"),
+        ("[1, 2]", "invalid type"),
+    ] {
+        let refused = authed(http.post(server.url("/append")).body(body)).send().await?;
+        assert_eq!(refused.status(), 400, "{body}");
+        let error: Value = refused.json().await?;
+        assert!(
+            error["error"].as_str().unwrap_or("").contains(problem),
+            "{body}: {error}"
+        );
+    }
+    let huge = json!({"events": [{"type": "A", "data": "x".repeat(4096)}]});
+    let refused = authed(http.post(server.url("/append")).json(&huge)).send().await?;
+    assert_eq!(refused.status(), 413);
+    assert!(refused.json::<Value>().await?["error"].is_string());
+    let missing = authed(http.get(server.url("/nowhere"))).send().await?;
+    assert_eq!(missing.status(), 404);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn subscribers_receive_new_events_as_server_sent_events() -> TestResult {
+    let scratch = Scratch::new()?;
+    let store = sqlite_store(&scratch)?;
+    let server = Server::start(&refs(&store), &[])?;
+    let http = reqwest::Client::new();
+    let query = json!({"items": [{"types": ["Sold"]}]});
+    let mut events = http
+        .get(server.url(&format!("/subscribe?query={}", encode(&query))))
+        .send()
+        .await?;
+    assert_eq!(events.status(), 200);
+    let append = json!({"events": [{"type": "Other"}, {"type": "Sold", "data": {"seat": 7}}]});
+    http.post(server.url("/append")).json(&append).send().await?;
+    let mut received = String::new();
+    while !received.contains("\n\n") {
+        let chunk = tokio::time::timeout(std::time::Duration::from_secs(10), events.chunk())
+            .await??
+            .ok_or("the stream ended")?;
+        received.push_str(std::str::from_utf8(&chunk)?);
+        received = received.trim_start_matches(":\n\n").to_owned();
+    }
+    assert!(received.contains("event: record"), "{received}");
+    assert!(received.contains("id: 0:2"), "{received}");
+    assert!(received.contains("\"data\":{\"seat\":7}"), "{received}");
+    Ok(())
+}
+
+/// Clients that each read the course, and append a sale only if it is not
+/// full, with the condition that nothing matching arrived since their read.
+async fn capacity_race(server: &Server, clients: usize, capacity: usize) -> Result<(), Box<dyn std::error::Error>> {
+    let query = json!({"items": [{"types": ["Sold"], "tags": ["course:c1"]}]});
+    let read_url = server.url(&format!("/read?query={}", encode(&query)));
+    let append_url = server.url("/append");
+    let tasks: Vec<_> = (0..clients)
+        .map(|client| {
+            let (read_url, append_url, query) = (read_url.clone(), append_url.clone(), query.clone());
+            tokio::spawn(async move {
+                let http = reqwest::Client::new();
+                let mut sold = 0usize;
+                loop {
+                    let seen: Vec<Value> = http.get(&read_url).send().await?.json().await?;
+                    if seen.len() >= capacity {
+                        return Ok::<_, reqwest::Error>(sold);
+                    }
+                    let after = seen.last().map(|e| e["position"].clone()).unwrap_or(Value::Null);
+                    let mut condition = json!({"failIfEventsMatch": query});
+                    if !after.is_null() {
+                        condition["after"] = after;
+                    }
+                    let body = json!({
+                        "events": [{"type": "Sold", "tags": ["course:c1", format!("client:{client}")], "data": {"client": client}}],
+                        "condition": condition,
+                    });
+                    let answer: Value = http.post(&append_url).json(&body).send().await?.json().await?;
+                    if answer["appendConditionFailed"] == false {
+                        sold += 1;
+                    }
+                }
+            })
+        })
+        .collect();
+    let mut sold = 0;
+    for task in tasks {
+        sold += task.await??;
+    }
+    let http = reqwest::Client::new();
+    let stored: Vec<Value> = http.get(&read_url).send().await?.json().await?;
+    assert_eq!(sold, capacity, "sales acknowledged");
+    assert_eq!(stored.len(), capacity, "sales stored");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_capacity_race_through_the_server_never_oversells_on_sqlite() -> TestResult {
+    let scratch = Scratch::new()?;
+    let store = sqlite_store(&scratch)?;
+    let server = Server::start(&refs(&store), &[])?;
+    capacity_race(&server, 16, 25).await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_capacity_race_through_the_server_never_oversells_on_postgres() -> TestResult {
+    let store = postgres_store()?;
+    let server = Server::start(&refs(&store), &[])?;
+    capacity_race(&server, 16, 25).await?;
+    Ok(())
+}
