@@ -41,7 +41,7 @@ pub enum Open {
     AnyVersion,
 }
 
-/// An opened store of either backend; [`with_store!`] runs code generic
+/// An opened store of either backend; [`with_store!`](crate::with_store) runs code generic
 /// over [`CliStore`] on it.
 #[derive(Debug, Clone)]
 pub enum Opened {

@@ -1,6 +1,6 @@
 //! Moving records into a store in batches: what `import` and `copy` share.
 //!
-//! Each batch is one [`Admin::import`] transaction, so an interrupted
+//! Each batch is one [`Admin::import`](factos::admin::Admin::import) transaction, so an interrupted
 //! transfer leaves whole batches behind. Run again, it finds the target's
 //! last event in its input (same position, same id), skips everything up
 //! to it and carries on: no duplicates, nothing missing.

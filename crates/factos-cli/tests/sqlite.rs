@@ -168,7 +168,7 @@ fn append_honours_expected_revisions_and_conditions() -> TestResult {
     );
     args.pop();
     args.push("2");
-    assert!(ok(&args, one)?.contains("positions 3"));
+    assert!(ok(&args, one)?.contains("at position 3"));
     let error = fails(&["append", "--database", &db, "--stream", "c3", "--tag", "x"], one)?;
     assert!(error.contains("--fail-if-match"), "{error}");
     Ok(())

@@ -62,9 +62,13 @@ pub async fn run<S: CliStore>(store: &S, args: &AppendArgs, flags: &ArgMatches) 
         return Ok(());
     }
     println!(
-        "appended {} events to {stream} (now at revision {}) at positions {}",
-        positions.len(),
+        "appended {} to {stream} (now at revision {}) at position{} {}",
+        match positions.len() {
+            1 => "1 event".to_owned(),
+            n => format!("{n} events"),
+        },
         committed.revision,
+        if positions.len() == 1 { "" } else { "s" },
         positions.iter().map(u64::to_string).collect::<Vec<_>>().join(", ")
     );
     Ok(())
