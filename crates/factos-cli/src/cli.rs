@@ -24,8 +24,9 @@ pub struct Cli {
 /// Which store a command works on.
 #[derive(Debug, Args)]
 pub struct StoreArgs {
-    /// A SQLite database file.
-    #[arg(long, global = true, value_name = "PATH", conflicts_with = "database_url")]
+    /// A SQLite database file (wins over --database-url and
+    /// FACTOS_DATABASE_URL).
+    #[arg(long, global = true, value_name = "PATH")]
     pub database: Option<PathBuf>,
     /// A store URL: `postgres://user:pass@host/db`, `sqlite:PATH`.
     #[arg(
@@ -227,6 +228,9 @@ pub struct CopyArgs {
     /// new).
     #[arg(long, value_name = "PATH|URL")]
     pub to: String,
+    /// The source's PostgreSQL schema.
+    #[arg(long, value_name = "NAME")]
+    pub from_schema: Option<String>,
     /// The target's PostgreSQL schema.
     #[arg(long, value_name = "NAME")]
     pub to_schema: Option<String>,

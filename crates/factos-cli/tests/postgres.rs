@@ -212,3 +212,39 @@ fn tail_follows_commits_on_postgres() -> TestResult {
     assert!(child.wait()?.success());
     Ok(())
 }
+
+#[test]
+fn bench_measures_a_postgres_store() -> TestResult {
+    let db = store("bench")?;
+    let report = ok(
+        &with(&["bench", "--json", "--seconds", "0.3", "--writers", "2"], &db),
+        "",
+    )?;
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&report)?;
+    assert_eq!(rows.len(), 5);
+    for row in &rows {
+        assert!(row["operations"].as_u64().unwrap_or(0) > 0, "{row}");
+        assert_eq!(row["failed"], 0, "{row}");
+    }
+    assert!(ok(&with(&["check"], &db), "")?.contains("no problems found"));
+    Ok(())
+}
+
+#[test]
+fn copy_moves_a_postgres_store_back_to_sqlite() -> TestResult {
+    let db = store("back")?;
+    ok(&with(&["import"], &db), &export_lines(500, 3))?;
+    ok(&with(&["append", "--stream", "s-0"], &db), &append_lines(2))?;
+    let scratch = Scratch::new()?;
+    let target = scratch.db("back.db");
+    let copied = ok(
+        &["copy", "--from", &db[1], "--from-schema", &db[3], "--to", &target],
+        "",
+    )?;
+    assert!(copied.contains("verified: 502 events"), "{copied}");
+    assert_eq!(
+        ok(&["export", "--database", &target], "")?,
+        ok(&with(&["export"], &db), "")?
+    );
+    Ok(())
+}

@@ -24,6 +24,16 @@ fn migrate_creates_the_schema_then_has_nothing_to_do() -> TestResult {
     assert_eq!(again, serde_json::json!({"found": 2, "version": 2, "changed": false}));
     let url = format!("sqlite:{db}");
     assert!(ok(&["migrate", "--database-url", &url], "")?.contains("nothing to do"));
+    let from_env = factos().args(["migrate"]).env("FACTOS_DATABASE_URL", &url).output()?;
+    assert!(String::from_utf8(from_env.stdout)?.contains("nothing to do"));
+    let flag_wins = factos()
+        .args(["migrate", "--database", &db])
+        .env("FACTOS_DATABASE_URL", "postgres://nobody@127.0.0.1:1/x")
+        .output()?;
+    assert!(
+        String::from_utf8(flag_wins.stdout)?.contains("nothing to do"),
+        "--database wins over the environment"
+    );
     Ok(())
 }
 

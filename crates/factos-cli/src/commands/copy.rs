@@ -12,7 +12,7 @@ use crate::transfer::{StoreSource, digest, interrupt_flag, transfer};
 use crate::with_store;
 
 pub async fn run(args: &CopyArgs) -> Result<(), CliError> {
-    let from = Target::parse(&args.from, None)?;
+    let from = Target::parse(&args.from, args.from_schema.clone())?;
     let to = Target::parse(&args.to, args.to_schema.clone())?;
     if from == to {
         return Err(CliError::Usage("--from and --to name the same store".into()));
