@@ -18,7 +18,7 @@ use crate::record::{RecordIn, RecordOut};
 use crate::store::CliStore;
 
 /// Records per batch (one transaction each).
-pub const BATCH: usize = 1_000;
+pub const BATCH: usize = 10_000;
 
 /// Where records come from, a batch at a time.
 pub(crate) trait Source {

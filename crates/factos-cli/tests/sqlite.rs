@@ -268,11 +268,10 @@ fn an_interrupted_import_is_completed_by_running_it_again() -> TestResult {
         .status()?;
     let output = child.wait_with_output()?;
     let stderr = String::from_utf8(output.stderr)?;
-    assert!(
-        output.status.success() || (output.status.code() == Some(130) && stderr.contains("run the same command again")),
-        "{:?}: {stderr}",
-        output.status
-    );
+    // Importing 60,000 events takes seconds in a debug build: the signal
+    // arrives mid-way, and the import stops after the batch in flight.
+    assert_eq!(output.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("run the same command again"), "{stderr}");
 
     let resumed = ok(&["import", "--json", "--database", &target, "--input", &file], "")?;
     let resumed: serde_json::Value = serde_json::from_str(&resumed)?;

@@ -127,8 +127,13 @@ async fn import(client: &Client, records: &[StoredEvent]) -> Result<Result<(), S
         .query_one(include_str!("../sql/import_last.sql"), &[])
         .await?
         .try_get(0)?;
-    let streams: Vec<&str> = records.iter().map(|r| r.stream.as_str()).collect();
-    let heads: HashMap<String, i64> = client
+    let streams: Vec<&str> = records
+        .iter()
+        .map(|r| r.stream.as_str())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let heads: HashMap<String, Option<i64>> = client
         .query_typed(include_str!("../sql/import_heads.sql"), &[(&streams, Type::TEXT_ARRAY)])
         .await?
         .iter()
@@ -150,7 +155,9 @@ async fn import(client: &Client, records: &[StoredEvent]) -> Result<Result<(), S
         let head = |stream: &factos::StreamId| -> Result<_, PgError> {
             Ok(heads
                 .get(stream.as_str())
-                .and_then(|h| u64::try_from(*h).ok())
+                .copied()
+                .flatten()
+                .and_then(|h| u64::try_from(h).ok())
                 .map(StreamRevision::new))
         };
         if let Err(refused) = check.record(record, head)? {
