@@ -152,3 +152,27 @@ pub async fn pg_execute(schema: &str, sql: &str) -> Result<(), Box<dyn std::erro
     let _ = driver.await;
     Ok(())
 }
+
+/// Damage done to a store holding `export_lines(40, 4)`, in SQL both
+/// backends run: stream s-3 loses its revision 1 (position 7, so position
+/// 11 follows a gap), position 12's tag `k:12` loses its index row, and the
+/// index gains a tag position 20 does not carry.
+pub const CORRUPTION: &str = "DELETE FROM event_tags WHERE position = 7; DELETE FROM events WHERE position = 7; \
+     DELETE FROM event_tags WHERE position = 12 AND tag = 'k:12'; \
+     INSERT INTO event_tags (tag, position, event_type) VALUES ('ghost', 20, 'T0');";
+
+/// Checks that `check` failed and reported each problem of [`CORRUPTION`]
+/// at its position.
+pub fn assert_corruption_reported(output: &Output) -> Result<(), Box<dyn std::error::Error>> {
+    assert_eq!(output.status.code(), Some(1));
+    let report = String::from_utf8(output.stdout.clone())?;
+    for line in [
+        "position 11: stream s-3 continues at revision 1, found 2",
+        "position 12: tag \"k:12\" has no row in the tag index",
+        "position 20: the tag index holds \"ghost\"",
+    ] {
+        assert!(report.contains(line), "{line} in {report}");
+    }
+    assert!(String::from_utf8(output.stderr.clone())?.contains("found 3 problems in 39 events"));
+    Ok(())
+}
