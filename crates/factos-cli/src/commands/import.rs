@@ -13,7 +13,7 @@ use crate::transfer::{LinesSource, interrupt_flag, transfer};
 
 pub async fn run<S: CliStore>(store: &S, args: &ImportArgs) -> Result<(), CliError> {
     let interrupted = interrupt_flag();
-    let bar = progress(None, "importing");
+    let bar = progress(records_in(args.input.as_deref()), "importing");
     let done = match &args.input {
         Some(path) => {
             let file = tokio::fs::File::open(path)
@@ -42,4 +42,21 @@ pub async fn run<S: CliStore>(store: &S, args: &ImportArgs) -> Result<(), CliErr
         );
     }
     Ok(())
+}
+
+/// How many records a file holds (its non-blank lines), for the progress
+/// bar: counted only when one is drawn and the input is a file.
+fn records_in(input: Option<&std::path::Path>) -> Option<u64> {
+    use std::io::{BufRead, IsTerminal};
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let file = std::fs::File::open(input?).ok()?;
+    let mut lines = 0u64;
+    for line in std::io::BufReader::with_capacity(1 << 16, file).split(b'\n') {
+        if !line.ok()?.iter().all(u8::is_ascii_whitespace) {
+            lines += 1;
+        }
+    }
+    Some(lines)
 }
