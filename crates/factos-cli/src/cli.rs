@@ -107,8 +107,7 @@ pub struct QueryArgs {
     #[arg(long = "tag", value_name = "TAG")]
     pub tags: Vec<String>,
     /// Starts another query item (items are OR-combined).
-    ///
-    /// (Each occurrence is kept with its place on the command line.)
+    // Appended (not counted) so that each occurrence keeps its index.
     #[arg(long = "item", num_args = 0, default_missing_value = "", action = clap::ArgAction::Append)]
     pub items: Vec<String>,
 }
