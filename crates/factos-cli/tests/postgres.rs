@@ -3,13 +3,11 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use support::{
-    CORRUPTION, Scratch, TestResult, append_lines, assert_corruption_reported, export_lines, factos, fails, ok,
-    pg_execute, pg_schema, pg_url, run,
+    CORRUPTION, Scratch, TestResult, append_lines, assert_corruption_reported, export_lines, fails, interrupt, ok,
+    pg_execute, pg_schema, pg_url, run, start,
 };
 
 /// `--database-url URL --schema SCHEMA` for a fresh, migrated schema.
@@ -172,27 +170,13 @@ fn a_server_that_refuses_connections_fails_within_seconds_with_the_cause() -> Te
 #[test]
 fn tail_follows_commits_on_postgres() -> TestResult {
     let db = store("tail")?;
-    let mut child = factos()
-        .args(with(&["tail", "--json", "--tag", "order:1"], &db))
-        .stdout(Stdio::piped())
-        .spawn()?;
-    let stdout = child.stdout.take().ok_or("no stdout")?;
-    let (lines, received) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if lines.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let mut tail = start(&with(&["tail", "--json", "--tag", "order:1"], &db))?;
     std::thread::sleep(Duration::from_millis(800));
     ok(&with(&["append", "--stream", "orders"], &db), &append_lines(3))?;
-    let line = received.recv_timeout(Duration::from_secs(10))?;
+    let line = tail.lines.recv_timeout(Duration::from_secs(10))?;
     assert!(line.contains("\"tags\":[\"batch:x\",\"order:1\"]"), "{line}");
-    std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()?;
-    assert!(child.wait()?.success());
+    interrupt(&tail.child)?;
+    assert!(tail.child.wait()?.success());
     Ok(())
 }
 

@@ -2,12 +2,12 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use support::{
-    CORRUPTION, Scratch, TestResult, append_lines, assert_corruption_reported, export_lines, factos, fails, ok, run,
+    CORRUPTION, Scratch, TestResult, append_lines, assert_corruption_reported, export_lines, factos, fails, interrupt,
+    ok, run, start,
 };
 
 fn migrated(scratch: &Scratch, name: &str) -> Result<String, Box<dyn std::error::Error>> {
@@ -265,9 +265,7 @@ fn an_interrupted_import_is_completed_by_running_it_again() -> TestResult {
         .stderr(Stdio::piped())
         .spawn()?;
     std::thread::sleep(Duration::from_millis(700));
-    std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()?;
+    interrupt(&child)?;
     let output = child.wait_with_output()?;
     let stderr = String::from_utf8(output.stderr)?;
     // Importing 60,000 events takes seconds in a debug build: the signal
@@ -351,26 +349,13 @@ fn tail_prints_events_as_they_commit_until_interrupted() -> TestResult {
         &["append", "--database", &db, "--stream", "old"],
         "{\"type\":\"Sold\",\"data\":0}\n",
     )?;
-    let mut child = factos()
-        .args(["tail", "--json", "--database", &db, "--type", "Sold"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()?;
-    let stdout = child.stdout.take().ok_or("no stdout")?;
-    let (lines, received) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if lines.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let mut tail = start(&["tail", "--json", "--database", &db, "--type", "Sold"])?;
     std::thread::sleep(Duration::from_millis(500));
     ok(
         &["append", "--database", &db, "--stream", "new"],
         "{\"type\":\"Other\"}\n{\"type\":\"Sold\",\"data\":1}\n",
     )?;
-    let line = received.recv_timeout(Duration::from_secs(10))?;
+    let line = tail.lines.recv_timeout(Duration::from_secs(10))?;
     let record: serde_json::Value = serde_json::from_str(&line)?;
     assert_eq!(
         (record["position"].as_u64(), record["data"].as_u64()),
@@ -378,28 +363,21 @@ fn tail_prints_events_as_they_commit_until_interrupted() -> TestResult {
         "{line}"
     );
     assert_eq!(record["cursor"], "0:3");
-    std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()?;
+    interrupt(&tail.child)?;
     let started = Instant::now();
-    let status = child.wait()?;
+    let status = tail.child.wait()?;
     assert!(status.success(), "{status}");
     assert!(started.elapsed() < Duration::from_secs(5));
     assert!(
-        received.try_recv().is_err(),
+        tail.lines.try_recv().is_err(),
         "the old event and the other type were not printed"
     );
 
-    let history = factos()
-        .args(["tail", "--json", "--database", &db, "--from-start", "--type", "Sold"])
-        .stdout(Stdio::piped())
-        .spawn()?;
+    let mut history = start(&["tail", "--json", "--database", &db, "--from-start", "--type", "Sold"])?;
     std::thread::sleep(Duration::from_millis(800));
-    std::process::Command::new("kill")
-        .args(["-INT", &history.id().to_string()])
-        .status()?;
-    let output = history.wait_with_output()?;
-    assert_eq!(String::from_utf8(output.stdout)?.lines().count(), 2);
+    interrupt(&history.child)?;
+    assert!(history.child.wait()?.success());
+    assert_eq!(history.lines.iter().count(), 2, "both sales, then the end of output");
     Ok(())
 }
 

@@ -176,3 +176,36 @@ pub fn assert_corruption_reported(output: &Output) -> Result<(), Box<dyn std::er
     assert!(String::from_utf8(output.stderr.clone())?.contains("found 3 problems in 39 events"));
     Ok(())
 }
+
+/// A long-running `factos` (`tail`, `import`) whose standard output lines
+/// arrive on a channel.
+pub struct Running {
+    pub child: std::process::Child,
+    pub lines: std::sync::mpsc::Receiver<String>,
+}
+
+/// Starts `factos args`, reading its standard output line by line.
+pub fn start(args: &[&str]) -> Result<Running, Box<dyn std::error::Error>> {
+    use std::io::BufRead;
+    let mut child = factos()
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let stdout = child.stdout.take().ok_or("no stdout")?;
+    let (sender, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            if sender.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    Ok(Running { child, lines })
+}
+
+/// Sends SIGINT (Ctrl-C) to a running `factos`.
+pub fn interrupt(child: &std::process::Child) -> Result<(), std::io::Error> {
+    Command::new("kill").args(["-INT", &child.id().to_string()]).status()?;
+    Ok(())
+}
