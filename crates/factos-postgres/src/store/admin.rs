@@ -2,7 +2,7 @@
 //! imports.
 
 use std::collections::HashMap;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use factos::admin::{Admin, ImportCheck, ImportRefused, SchemaVersion, StoreStats, TagRow};
 use factos::{EventId, Position, StoreError, StoredEvent, StreamRevision, Timestamp};
@@ -172,11 +172,13 @@ async fn import(client: &Client, records: &[StoredEvent]) -> Result<Result<(), S
             .into()));
         }
     }
-    insert(client, records).await?;
+    insert(client, records, &ids).await?;
     Ok(Ok(()))
 }
 
-async fn insert(client: &Client, records: &[StoredEvent]) -> Result<(), PgError> {
+/// Inserts `records` (whose ids are `ids`, in order) with their tag rows,
+/// and moves the position sequence past them.
+async fn insert(client: &Client, records: &[StoredEvent], ids: &[uuid::Uuid]) -> Result<(), PgError> {
     let mut positions = Vec::with_capacity(records.len());
     let mut revisions = Vec::with_capacity(records.len());
     let mut versions = Vec::with_capacity(records.len());
@@ -185,9 +187,8 @@ async fn insert(client: &Client, records: &[StoredEvent]) -> Result<(), PgError>
         positions.push(to_sql("position", record.position.value())?);
         revisions.push(to_sql("revision", record.revision.value())?);
         versions.push(i64::from(record.version));
-        times.push(system_time(record.recorded_at));
+        times.push(SystemTime::from(record.recorded_at));
     }
-    let ids: Vec<uuid::Uuid> = records.iter().map(|r| *r.id.as_uuid()).collect();
     let streams: Vec<&str> = records.iter().map(|r| r.stream.as_str()).collect();
     let types: Vec<&str> = records.iter().map(|r| r.event_type.as_str()).collect();
     let tags: Vec<String> = records.iter().map(|r| tags_column(&r.tags)).collect();
@@ -216,14 +217,4 @@ async fn insert(client: &Client, records: &[StoredEvent]) -> Result<(), PgError>
             .await?;
     }
     Ok(())
-}
-
-/// `at` as the driver writes a `timestamptz`.
-fn system_time(at: Timestamp) -> SystemTime {
-    let micros = at.as_unix_micros();
-    let offset = Duration::from_micros(micros.unsigned_abs());
-    match micros >= 0 {
-        true => SystemTime::UNIX_EPOCH + offset,
-        false => SystemTime::UNIX_EPOCH - offset,
-    }
 }
