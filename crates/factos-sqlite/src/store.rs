@@ -17,7 +17,7 @@ use rusqlite::Connection;
 use tokio::sync::oneshot;
 
 use crate::error::SqliteError;
-use crate::pool::{Pool, Pooled, SqliteOptions, Target};
+use crate::pool::{Pool, SqliteOptions, Target};
 use crate::schema;
 use crate::writer::{Ran, Writer};
 
@@ -183,11 +183,6 @@ impl SqliteStore {
         }
     }
 
-    async fn connection(&self) -> Result<Pooled, SqliteError> {
-        self.check_migrated()?;
-        Ok(self.shared.pool.get().await)
-    }
-
     pub(crate) fn commits(&self) -> &CommitSignal {
         &self.shared.commits
     }
@@ -264,8 +259,8 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, SqliteError> + Send + 'static,
     {
-        let (_, value) = self.connection().await?.run(self.inline, work).await?;
-        Ok(value)
+        self.check_migrated()?;
+        self.run_unchecked(work).await
     }
 }
 
