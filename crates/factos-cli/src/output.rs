@@ -9,6 +9,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::error::CliError;
 use crate::record::{format_time, preview};
+use crate::store::CliStore;
 
 /// A table with `header`, sized to the terminal.
 pub fn table<const N: usize>(header: [&str; N]) -> Table {
@@ -85,6 +86,17 @@ pub fn progress(total: Option<u64>, what: &str) -> ProgressBar {
     bar.set_message(what.to_owned());
     bar.enable_steady_tick(Duration::from_millis(200));
     bar
+}
+
+/// A progress bar counting `what` up to the store's number of events, which
+/// is asked only when the bar is drawn (standard error is a terminal).
+pub async fn store_progress<S: CliStore>(store: &S, what: &str) -> ProgressBar {
+    use std::io::IsTerminal;
+    let total = match std::io::stderr().is_terminal() {
+        true => store.stats(0).await.ok().map(|stats| stats.events),
+        false => None,
+    };
+    progress(total, what)
 }
 
 /// A byte count for humans.

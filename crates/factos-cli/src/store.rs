@@ -180,17 +180,22 @@ impl Target {
 
 /// Fails unless the store has the schema this tool writes.
 fn require_current(version: SchemaVersion) -> Result<(), CliError> {
-    if version.is_current() {
-        return Ok(());
+    match version.is_current() {
+        true => Ok(()),
+        false => Err(schema_mismatch(version)),
     }
-    Err(CliError::Schema {
+}
+
+/// Why a store of `version` cannot be used as it is, and what to do.
+pub fn schema_mismatch(version: SchemaVersion) -> CliError {
+    CliError::Schema {
         found: version.found,
         supported: version.supported,
         advice: match version.found < version.supported {
             true => ": run `factos migrate`",
             false => ": it was written by a newer factos; use that one",
         },
-    })
+    }
 }
 
 /// `url` with its password replaced by `***`.

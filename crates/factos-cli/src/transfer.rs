@@ -89,7 +89,10 @@ impl<S: EventStore> Source for StoreSource<'_, S> {
             .store
             .read(&Query::all(), options)
             .await
-            .map_err(CliError::store("cannot read the source store"))?;
+            .map_err(CliError::store(format!(
+                "cannot read the events from position {}",
+                self.next.map_or(1, |p| p.value())
+            )))?;
         if let Some(last) = page.last() {
             self.next = Some(last.position.next());
         }

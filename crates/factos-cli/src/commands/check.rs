@@ -7,21 +7,21 @@
 
 use std::collections::VecDeque;
 
+use factos::Position;
 use factos::admin::{IntegrityCheck, Problem, TagRow};
-use factos::{Position, Query, ReadOptions};
 use serde_json::json;
 
 use crate::error::CliError;
-use crate::output::{Out, progress};
+use crate::output::{Out, store_progress};
 use crate::store::CliStore;
-use crate::transfer::BATCH;
+use crate::transfer::{Source, StoreSource};
 
 /// Tag rows are fetched for this many positions at a time: the tag index
 /// is keyed by tag, so each fetch scans it once.
 const TAG_ROW_SPAN: u64 = 100_000;
 
 pub async fn run<S: CliStore>(store: &S, json: bool) -> Result<(), CliError> {
-    let bar = progress(super::export::total(store).await, "checking");
+    let bar = store_progress(store, "checking").await;
     let mut out = Out::stdout();
     let mut check = IntegrityCheck::new();
     let mut rows: VecDeque<TagRow> = VecDeque::new();
@@ -37,16 +37,9 @@ pub async fn run<S: CliStore>(store: &S, json: bool) -> Result<(), CliError> {
         }
         out.flush()
     };
+    let mut events = StoreSource::new(store, None);
     loop {
-        let mut options = ReadOptions::forwards().limit(BATCH);
-        options.from = check.last().map(|last| last.next());
-        let page = store
-            .read(&Query::all(), options)
-            .await
-            .map_err(CliError::store(format!(
-                "cannot read the events after position {}",
-                check.last().map_or(0, |p| p.value())
-            )))?;
+        let page = events.next_batch().await?;
         let Some(page_last) = page.last().map(|e| e.position.value()) else {
             break;
         };

@@ -6,7 +6,7 @@ use serde_json::json;
 
 use crate::cli::CopyArgs;
 use crate::error::CliError;
-use crate::output::{print_json, progress};
+use crate::output::{print_json, progress, store_progress};
 use crate::store::{CliStore, Open, Target};
 use crate::transfer::{StoreSource, digest, interrupt_flag, transfer};
 use crate::with_store;
@@ -27,7 +27,7 @@ pub async fn run(args: &CopyArgs) -> Result<(), CliError> {
 
 async fn copy<S: CliStore, T: CliStore>(source: &S, target: &T, args: &CopyArgs) -> Result<(), CliError> {
     let interrupted = interrupt_flag();
-    let bar = progress(super::export::total(source).await, "copying");
+    let bar = store_progress(source, "copying").await;
     let done = transfer(target, &mut StoreSource::new(source, None), false, &bar, &interrupted).await;
     bar.finish_and_clear();
     let done = done?;

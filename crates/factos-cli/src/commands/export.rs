@@ -1,13 +1,13 @@
 //! `factos export`: every event as one JSON line, in position order,
 //! a page at a time (constant memory for any size).
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 
 use factos::Position;
 
 use crate::cli::ExportArgs;
 use crate::error::CliError;
-use crate::output::progress;
+use crate::output::store_progress;
 use crate::record::RecordOut;
 use crate::store::CliStore;
 use crate::transfer::{Source, StoreSource};
@@ -22,7 +22,7 @@ pub async fn run<S: CliStore>(store: &S, args: &ExportArgs) -> Result<(), CliErr
         None => (Box::new(std::io::stdout()), "standard output".to_owned()),
     };
     let mut out = std::io::BufWriter::with_capacity(1 << 16, &mut out);
-    let bar = progress(total(store).await, "exporting");
+    let bar = store_progress(store, "exporting").await;
     let mut source = StoreSource::new(store, args.from.map(Position::new));
     let mut exported = 0u64;
     loop {
@@ -41,13 +41,4 @@ pub async fn run<S: CliStore>(store: &S, args: &ExportArgs) -> Result<(), CliErr
     bar.finish_and_clear();
     eprintln!("exported {exported} events");
     Ok(())
-}
-
-/// The number of events, for the progress bar: asked only when one is
-/// drawn.
-pub(crate) async fn total<S: CliStore>(store: &S) -> Option<u64> {
-    if !std::io::stderr().is_terminal() {
-        return None;
-    }
-    store.stats(0).await.ok().map(|stats| stats.events)
 }

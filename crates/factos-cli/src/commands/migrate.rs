@@ -6,7 +6,7 @@ use serde_json::json;
 
 use crate::error::CliError;
 use crate::output::print_json;
-use crate::store::{CliStore, Target};
+use crate::store::{CliStore, Target, schema_mismatch};
 
 pub async fn run<S: CliStore>(store: &S, target: &Target, json: bool) -> Result<(), CliError> {
     let found = store
@@ -14,11 +14,7 @@ pub async fn run<S: CliStore>(store: &S, target: &Target, json: bool) -> Result<
         .await
         .map_err(CliError::store("cannot read the schema version"))?;
     if found.found > found.supported {
-        return Err(CliError::Schema {
-            found: found.found,
-            supported: found.supported,
-            advice: ": it was written by a newer factos; use that one",
-        });
+        return Err(schema_mismatch(found));
     }
     let changed = !found.is_current();
     if changed {
