@@ -196,7 +196,9 @@ macro_rules! conformance_tests {
             concurrent_dispatches_accept_exactly_capacity,
             accepted_conditional_appends_saw_their_whole_context,
             accepted_decisions_saw_their_whole_context,
-            unrelated_conditional_appends_never_conflict
+            unrelated_conditional_appends_never_conflict,
+            queries_at_the_limits_work_alike_everywhere,
+            queries_over_the_limits_are_refused_naming_the_limit
         );
 
         #[test]

@@ -31,6 +31,7 @@ struct Window {
 
 impl LocalFollow for D1Store {
     async fn read_after(&self, query: &Query, after: Option<Cursor>, limit: usize) -> Result<FollowBatch, StoreError> {
+        self.query_limits().check(query)?;
         let from = after.map(|c| to_sql(c.position())).transpose()?.unwrap_or(0);
         let mut window = Statement::new(factos_sql::sqlite_dialect::WINDOW_END);
         window.args = vec![Arg::Int(from), Arg::Int(i64::try_from(limit).unwrap_or(i64::MAX))];

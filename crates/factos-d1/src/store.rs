@@ -4,8 +4,8 @@ use std::fmt;
 use std::time::Duration;
 
 use factos::{
-    AppendRequest, CommitSignal, Committed, DecisionScope, Direction, LocalEventStore, Query, ReadOptions, StoreError,
-    StoredEvent, StreamId, StreamRevision,
+    AppendRequest, CommitSignal, Committed, DecisionScope, Direction, LocalEventStore, Query, QueryLimits, ReadOptions,
+    StoreError, StoredEvent, StreamId, StreamRevision,
 };
 use factos_sql::Bounds;
 use worker::D1Database;
@@ -27,6 +27,7 @@ pub struct D1Store {
     db: D1Database,
     commits: CommitSignal,
     poll_interval: Duration,
+    query_limits: QueryLimits,
 }
 
 /// How often a waiting follower reads again.
@@ -46,7 +47,21 @@ impl D1Store {
             db,
             commits: CommitSignal::new(),
             poll_interval: POLL_INTERVAL,
+            query_limits: QueryLimits::DEFAULT,
         }
+    }
+
+    /// Refuses queries over `limits` ([`QueryLimits::default`] unless set)
+    /// with [`StoreError::QueryTooLarge`] before anything is sent. Every
+    /// query within them fits D1's statement limits (see
+    /// [`factos_sql::matching`]).
+    pub fn with_query_limits(mut self, limits: QueryLimits) -> Self {
+        self.query_limits = limits;
+        self
+    }
+
+    pub(crate) fn query_limits(&self) -> &QueryLimits {
+        &self.query_limits
     }
 
     /// How often a waiting follower reads again (100 ms by default): a
@@ -142,6 +157,7 @@ impl LocalEventStore for D1Store {
     type Transaction = ();
 
     async fn read(&self, query: &Query, options: ReadOptions) -> Result<Vec<StoredEvent>, StoreError> {
+        self.query_limits.check(query)?;
         self.read_matching(query, options).await
     }
 
@@ -150,12 +166,14 @@ impl LocalEventStore for D1Store {
     }
 
     async fn append(&self, request: AppendRequest) -> Result<Committed, StoreError> {
+        self.query_limits.check_append(&request)?;
         let committed = append::append(&self.db, request, Self::now()).await?;
         self.commits.bump();
         Ok(committed)
     }
 
     async fn begin_decision(&self, scope: &DecisionScope) -> Result<((), Vec<StoredEvent>), StoreError> {
+        self.query_limits.check_scope(scope)?;
         let events = match scope {
             DecisionScope::Query(query) => self.read_matching(query, ReadOptions::forwards()).await?,
             DecisionScope::Stream(stream) => self.read_whole_stream(stream, StreamRevision::FIRST).await?,

@@ -93,6 +93,7 @@ async fn watch(client: Client, filter: SubscriptionFilter, signal: Arc<CommitSig
 
 impl Follow for KurrentStore {
     async fn read_after(&self, query: &Query, after: Option<Cursor>, limit: usize) -> Result<FollowBatch, StoreError> {
+        self.query_limits().check(query)?;
         refuse_predicates(query)?;
         let mut batch = FollowBatch::default();
         if limit == 0 {

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use factos::{
-    AppendRequest, Committed, DecisionScope, EventStore, ExpectedRevision, Query, ReadOptions, StoreError, StoredEvent,
-    StreamId, StreamRevision, UnsupportedAppendCondition,
+    AppendRequest, Committed, DecisionScope, EventStore, ExpectedRevision, Query, QueryLimits, ReadOptions, StoreError,
+    StoredEvent, StreamId, StreamRevision, UnsupportedAppendCondition,
 };
 use kurrentdb::{
     AppendToStreamOptions, Client, ClientSettings, ReadAllOptions, ReadStreamOptions, RecordedEvent, StreamPosition,
@@ -36,6 +36,7 @@ pub struct KurrentStore {
     scope: Scope,
     watch: Arc<Watch>,
     poll_interval: Duration,
+    query_limits: QueryLimits,
 }
 
 /// How often a waiting follower reads again when no commit woke it.
@@ -57,7 +58,20 @@ impl KurrentStore {
             scope: Scope::default(),
             watch: Arc::default(),
             poll_interval: POLL_INTERVAL,
+            query_limits: QueryLimits::DEFAULT,
         }
+    }
+
+    /// Refuses queries over `limits` ([`QueryLimits::default`] unless set)
+    /// with [`StoreError::QueryTooLarge`] before anything is sent, as every
+    /// backend does with the same request.
+    pub fn with_query_limits(mut self, limits: QueryLimits) -> Self {
+        self.query_limits = limits;
+        self
+    }
+
+    pub(crate) fn query_limits(&self) -> &QueryLimits {
+        &self.query_limits
     }
 
     /// How often a waiting follower reads again when no commit woke it
@@ -410,6 +424,7 @@ impl EventStore for KurrentStore {
     #[tracing::instrument(level = "debug", name = "store", skip_all,
         fields(backend = "kurrentdb", operation = "read", query_items = query.items().len(), rows, code, error))]
     async fn read(&self, query: &Query, options: ReadOptions) -> Result<Vec<StoredEvent>, StoreError> {
+        self.query_limits.check(query)?;
         traced(self.read_matching(query, options).await, Vec::len)
     }
 
@@ -426,6 +441,7 @@ impl EventStore for KurrentStore {
     #[tracing::instrument(level = "debug", name = "store", skip_all,
         fields(backend = "kurrentdb", operation = "append", stream = %request.stream, rows, code, error))]
     async fn append(&self, request: AppendRequest) -> Result<Committed, StoreError> {
+        self.query_limits.check_append(&request)?;
         traced(self.append_batch(request).await, |c| c.records.len())
     }
 
@@ -436,6 +452,7 @@ impl EventStore for KurrentStore {
         fields(backend = "kurrentdb", operation = "begin_decision", rows, code, error)
     )]
     async fn begin_decision(&self, scope: &DecisionScope) -> Result<((), Vec<StoredEvent>), StoreError> {
+        self.query_limits.check_scope(scope)?;
         let result = match scope {
             DecisionScope::Query(_) => Err(refused_condition().into()),
             DecisionScope::Stream(stream) => self.read_stream(stream, StreamRevision::FIRST).await.map(|e| ((), e)),

@@ -336,6 +336,7 @@ impl Follow for PgStore {
     #[tracing::instrument(level = "debug", name = "store", skip_all,
         fields(backend = "postgres", operation = "read_after", query_items = query.items().len(), rows, code, error))]
     async fn read_after(&self, query: &Query, after: Option<Cursor>, limit: usize) -> Result<FollowBatch, StoreError> {
+        self.query_limits().check(query)?;
         let read = async {
             if self.search_path().is_none() && self.cached_keys().is_some() {
                 // The connection's own schema, already checked: two

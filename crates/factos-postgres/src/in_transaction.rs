@@ -1,8 +1,8 @@
 //! The store inside a transaction the application controls.
 
 use factos::{
-    AppendRequest, Committed, DecisionScope, EventStore, Query, ReadOptions, StoreError, StoredEvent, StreamId,
-    StreamRevision,
+    AppendRequest, Committed, DecisionScope, EventStore, Query, QueryLimits, ReadOptions, StoreError, StoredEvent,
+    StreamId, StreamRevision,
 };
 
 use crate::locks::{LockSet, Locking};
@@ -23,6 +23,7 @@ use crate::store::{append, read, read_consistent, read_for_decision};
 pub struct PgTransactionStore<'t> {
     transaction: &'t tokio_postgres::Transaction<'t>,
     locking: Locking,
+    query_limits: QueryLimits,
 }
 
 /// A decision in progress inside an application's transaction: the locks
@@ -41,8 +42,16 @@ impl std::fmt::Debug for PgTransactionStore<'_> {
 }
 
 impl<'t> PgTransactionStore<'t> {
-    pub(crate) fn new(transaction: &'t tokio_postgres::Transaction<'t>, locking: Locking) -> Self {
-        Self { transaction, locking }
+    pub(crate) fn new(
+        transaction: &'t tokio_postgres::Transaction<'t>,
+        locking: Locking,
+        query_limits: QueryLimits,
+    ) -> Self {
+        Self {
+            transaction,
+            locking,
+            query_limits,
+        }
     }
 }
 
@@ -50,6 +59,7 @@ impl EventStore for PgTransactionStore<'_> {
     type Transaction = PgTransactionDecision;
 
     async fn read(&self, query: &Query, options: ReadOptions) -> Result<Vec<StoredEvent>, StoreError> {
+        self.query_limits.check(query)?;
         Ok(read_consistent(self.transaction, self.locking, query, options, None).await?)
     }
 
@@ -58,6 +68,7 @@ impl EventStore for PgTransactionStore<'_> {
     }
 
     async fn append(&self, request: AppendRequest) -> Result<Committed, StoreError> {
+        self.query_limits.check_append(&request)?;
         append::append(self.transaction, self.locking, &LockSet::new(), request).await?
     }
 
@@ -65,6 +76,7 @@ impl EventStore for PgTransactionStore<'_> {
         &self,
         scope: &DecisionScope,
     ) -> Result<(PgTransactionDecision, Vec<StoredEvent>), StoreError> {
+        self.query_limits.check_scope(scope)?;
         let (held, events) = read_for_decision(self.transaction, self.locking, scope, None).await?;
         Ok((PgTransactionDecision { held }, events))
     }

@@ -53,6 +53,14 @@ pub(crate) const LOCK_ROWS: i64 = 4_096;
 /// instead, so a large batch never exhausts the server's lock table.
 pub(crate) const MAX_SHARED_KEYS: usize = 64;
 
+/// A query guarding more keys than this guards the key every event
+/// touches, `(*, *)`, instead: one lock, however large the query, so no
+/// request can exhaust the server's lock table (shared by every database,
+/// 64 × `max_connections` entries by default). It waits for every writer
+/// in flight and holds new ones off while it reads, which is the price of
+/// a query that large.
+pub(crate) const MAX_GUARD_KEYS: usize = 64;
+
 /// How one store takes its locks.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Locking {
@@ -150,6 +158,9 @@ impl Keys {
         let mut keys: Vec<i64> = query.items().iter().flat_map(|item| self.item_keys(item)).collect();
         keys.sort_unstable();
         keys.dedup();
+        if keys.len() > MAX_GUARD_KEYS {
+            return vec![self.type_tag(None, None)];
+        }
         keys
     }
 
@@ -401,6 +412,24 @@ mod tests {
         let small = small.locks();
         assert_eq!(small.len(), 2 * 2 + 2 + 1);
         assert_eq!(small.iter().filter(|(_, exclusive)| *exclusive).count(), 1);
+    }
+
+    #[test]
+    fn a_large_query_guards_the_key_every_event_touches_instead_of_its_many_keys() {
+        let keys = Keys::new("s");
+        let tags: Vec<String> = (0..=MAX_GUARD_KEYS).map(|i| format!("t{i}")).collect();
+        let large = Query::new(tags.iter().map(|t| item(&[], std::slice::from_ref(t))));
+        assert_eq!(keys.guarded(&large), vec![keys.type_tag(None, None)]);
+        let small = Query::new(
+            tags[..MAX_GUARD_KEYS]
+                .iter()
+                .map(|t| item(&[], std::slice::from_ref(t))),
+        );
+        assert_eq!(keys.guarded(&small).len(), MAX_GUARD_KEYS);
+        // Every event touches it, so the large query still guards whatever
+        // it matches.
+        let touched = keys.touched(&[event("A", &tags[..1])]);
+        assert!(touched.contains(&keys.type_tag(None, None)));
     }
 
     #[test]

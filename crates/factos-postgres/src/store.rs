@@ -11,8 +11,8 @@ use std::time::Instant;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use factos::{
-    AppendRequest, BoxError, Committed, DecisionScope, EventStore, Query, ReadOptions, StoreError, StoredEvent,
-    StreamId, StreamRevision,
+    AppendRequest, BoxError, Committed, DecisionScope, EventStore, Query, QueryLimits, ReadOptions, StoreError,
+    StoredEvent, StreamId, StreamRevision,
 };
 use tokio::sync::OnceCell;
 use tokio_postgres::{GenericClient, NoTls, Statement};
@@ -44,6 +44,7 @@ pub struct PgStore {
     /// The statement that calls the append function in this store's schema.
     call_sql: Arc<str>,
     prepared_statements: bool,
+    query_limits: QueryLimits,
 }
 
 /// A decision in progress: a transaction holding the locks its scope guards
@@ -79,6 +80,7 @@ impl PgStore {
             notify_commits: true,
             call_sql: append::call_sql(None).into(),
             prepared_statements: true,
+            query_limits: QueryLimits::DEFAULT,
         }
     }
 
@@ -222,6 +224,18 @@ impl PgStore {
         self
     }
 
+    /// Refuses queries over `limits` ([`QueryLimits::default`] unless set)
+    /// with [`factos::StoreError::QueryTooLarge`] before anything is sent.
+    pub fn with_query_limits(mut self, limits: QueryLimits) -> Self {
+        self.query_limits = limits;
+        self
+    }
+
+    /// The store's query limits (see [`PgStore::with_query_limits`]).
+    pub(crate) fn query_limits(&self) -> &QueryLimits {
+        &self.query_limits
+    }
+
     /// How long a decision waits for each lock it needs after its read (the
     /// keys its new events touch), 50 ms by default.
     ///
@@ -288,7 +302,11 @@ impl PgStore {
             transaction.batch_execute(&search_path).await?;
         }
         let keys = self.keys_with(transaction).await?;
-        Ok(PgTransactionStore::new(transaction, self.locking(keys, true)))
+        Ok(PgTransactionStore::new(
+            transaction,
+            self.locking(keys, true),
+            self.query_limits,
+        ))
     }
 
     /// Creates or upgrades the schema (idempotent; safe to run from several
@@ -441,6 +459,7 @@ impl EventStore for PgStore {
     #[tracing::instrument(level = "debug", name = "store", skip_all,
         fields(backend = "postgres", operation = "read", query_items = query.items().len(), rows, code, error))]
     async fn read(&self, query: &Query, options: ReadOptions) -> Result<Vec<StoredEvent>, StoreError> {
+        self.query_limits.check(query)?;
         traced(self.run_read(query, options).await, Vec::len)
     }
 
@@ -453,6 +472,7 @@ impl EventStore for PgStore {
     #[tracing::instrument(level = "debug", name = "store", skip_all,
         fields(backend = "postgres", operation = "append", stream = %request.stream, rows, code, error))]
     async fn append(&self, request: AppendRequest) -> Result<Committed, StoreError> {
+        self.query_limits.check_append(&request)?;
         let outcome = self.run_append(request).await;
         if outcome.is_ok() {
             self.committed();
@@ -467,6 +487,7 @@ impl EventStore for PgStore {
         fields(backend = "postgres", operation = "begin_decision", rows, code, error)
     )]
     async fn begin_decision(&self, scope: &DecisionScope) -> Result<(PgDecision, Vec<StoredEvent>), StoreError> {
+        self.query_limits.check_scope(scope)?;
         traced(self.run_begin_decision(scope).await, |(_, events)| events.len())
     }
 

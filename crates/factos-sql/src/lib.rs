@@ -105,12 +105,18 @@ impl Builder<'_> {
     }
 
     fn bounds(&mut self, bounds: Bounds) {
+        self.bounds_of("", bounds);
+    }
+
+    /// The bounds on the `position` column of the table aliased `alias`
+    /// (`"t."`, or `""` for the only one).
+    fn bounds_of(&mut self, alias: &str, bounds: Bounds) {
         if let Some(min) = bounds.min {
-            self.sql.push_str(" AND position >= ");
+            self.sql.push_str(&format!(" AND {alias}position >= "));
             self.param(SqlValue::Integer(min));
         }
         if let Some(max) = bounds.max {
-            self.sql.push_str(" AND position <= ");
+            self.sql.push_str(&format!(" AND {alias}position <= "));
             self.param(SqlValue::Integer(max));
         }
     }
@@ -175,15 +181,34 @@ impl Builder<'_> {
     }
 }
 
+/// Queries with more non-predicate items than this, or whose items would
+/// bind more parameters than [`EXPANDED_PARAMS`], are written in the compact
+/// shape (see [`matching`]).
+pub const EXPANDED_ITEMS: usize = 8;
+
+/// See [`EXPANDED_ITEMS`].
+pub const EXPANDED_PARAMS: usize = 32;
+
 /// A boolean SQL expression over `events` that selects the rows matching
 /// `query` within `bounds`, with its parameters appended to `params`
 /// (placeholders are numbered after any parameters already there).
 ///
-/// Each query item becomes index range scans (tag items on
-/// `event_tags (tag, position)`, type-only items on
-/// `events (event_type, position)`), and the position bounds are pushed into
-/// every scan, so a condition check reads only events after the decision's
-/// position.
+/// A small query is written out: each item becomes index range scans (tag
+/// items on `event_tags (tag, position)`, type-only items on
+/// `events (event_type, position)`) joined by `UNION`, with the position
+/// bounds pushed into every scan, so a condition check reads only events
+/// after the decision's position.
+///
+/// A large one (more than [`EXPANDED_ITEMS`] items without a predicate, or
+/// more than [`EXPANDED_PARAMS`] of their values) is written in a compact
+/// shape whose size does not grow with the query: the tag items travel as
+/// one JSON parameter that the statement walks (`json_each`,
+/// `jsonb_array_elements`), each item one probe of the tag index by its
+/// first tag, and the type-only items' types as another. So no query
+/// within [`factos::QueryLimits`] reaches a SQL engine's statement limits
+/// (SQLite's 500 compound-SELECT terms, its expression depth, bound
+/// parameters; PostgreSQL's 65,535 parameters; D1's 100). Items with a SQL
+/// predicate stay one term each.
 ///
 /// # Errors
 ///
@@ -206,14 +231,122 @@ pub fn matching(
         return Ok(b.sql);
     }
     b.sql.push_str(" AND position IN (");
-    for (i, item) in query.items().iter().enumerate() {
-        if i > 0 {
-            b.sql.push_str(" UNION ");
+    if is_large(query) {
+        b.compact(query, bounds)?;
+    } else {
+        for (i, item) in query.items().iter().enumerate() {
+            if i > 0 {
+                b.sql.push_str(" UNION ");
+            }
+            b.item(item, bounds)?;
         }
-        b.item(item, bounds)?;
     }
     b.sql.push(')');
     Ok(b.sql)
+}
+
+/// Whether `query` is written in the compact shape.
+fn is_large(query: &Query) -> bool {
+    let plain = query.items().iter().filter(|item| item.predicate().is_none());
+    let (items, values) = plain.fold((0, 0), |(items, values), item| {
+        let item_values = item.event_types().len() * item.required_tags().len().max(1) + item.required_tags().len();
+        (items + 1, values + item_values)
+    });
+    items > EXPANDED_ITEMS || values > EXPANDED_PARAMS
+}
+
+impl Builder<'_> {
+    /// The compact shape of [`matching`]: one term for the tag items, one
+    /// for the type-only items, one per item with a predicate.
+    fn compact(&mut self, query: &Query, bounds: Bounds) -> Result<(), InvalidPredicate> {
+        let mut tagged = Vec::new();
+        let mut types = std::collections::BTreeSet::new();
+        let mut terms = 0;
+        for item in query.items() {
+            if item.predicate().is_some() {
+                if terms > 0 {
+                    self.sql.push_str(" UNION ");
+                }
+                self.item(item, bounds)?;
+                terms += 1;
+            } else if item.required_tags().is_empty() {
+                types.extend(item.event_types().iter().map(|t| t.as_str()));
+            } else {
+                let names = |set: Vec<&str>| serde_json::Value::from(set);
+                tagged.push(serde_json::Value::Array(vec![
+                    names(item.event_types().iter().map(|t| t.as_str()).collect()),
+                    names(item.required_tags().iter().map(|t| t.as_str()).collect()),
+                ]));
+            }
+        }
+        if !tagged.is_empty() {
+            if terms > 0 {
+                self.sql.push_str(" UNION ");
+            }
+            let json = serde_json::Value::Array(tagged).to_string();
+            self.tag_items(json, bounds);
+            terms += 1;
+        }
+        if !types.is_empty() {
+            if terms > 0 {
+                self.sql.push_str(" UNION ");
+            }
+            let json = serde_json::Value::from(types.into_iter().collect::<Vec<_>>()).to_string();
+            self.type_items(json, bounds);
+        }
+        Ok(())
+    }
+
+    /// The positions of the events matching any of the tag items in
+    /// `json` (`[[types], [tags]]` each): a probe of the tag index by the
+    /// item's first tag, its types, and a count of its other tags.
+    fn tag_items(&mut self, json: String, bounds: Bounds) {
+        match self.dialect {
+            Dialect::Sqlite => {
+                self.sql.push_str("SELECT t.position FROM json_each(");
+                self.param(SqlValue::Text(json));
+                self.sql.push_str(
+                    ") AS i CROSS JOIN event_tags AS t ON t.tag = json_extract(i.value, '$[1][0]') \
+                     WHERE (json_array_length(i.value, '$[0]') = 0 \
+                     OR t.event_type IN (SELECT value FROM json_each(i.value, '$[0]'))) \
+                     AND json_array_length(i.value, '$[1]') = (SELECT count(*) FROM json_each(i.value, '$[1]') AS g \
+                     JOIN event_tags AS u ON u.tag = g.value AND u.position = t.position)",
+                );
+            }
+            Dialect::Postgres => {
+                self.sql.push_str("SELECT t.position FROM jsonb_array_elements(");
+                self.param(SqlValue::Text(json));
+                self.sql.push_str(
+                    "::jsonb) AS i(v) JOIN event_tags AS t ON t.tag = i.v->1->>0 \
+                     WHERE (jsonb_array_length(i.v->0) = 0 \
+                     OR t.event_type IN (SELECT jsonb_array_elements_text(i.v->0))) \
+                     AND jsonb_array_length(i.v->1) = (SELECT count(*) FROM jsonb_array_elements_text(i.v->1) AS g(tag) \
+                     JOIN event_tags AS u ON u.tag = g.tag AND u.position = t.position)",
+                );
+            }
+        }
+        self.bounds_of("t.", bounds);
+    }
+
+    /// The positions of the events of any of the types in `json`.
+    fn type_items(&mut self, json: String, bounds: Bounds) {
+        self.sql
+            .push_str("SELECT position FROM events WHERE event_type IN (SELECT ");
+        match self.dialect {
+            Dialect::Sqlite => {
+                self.sql.push_str("value FROM json_each(");
+                self.param(SqlValue::Text(json));
+                self.sql.push(')');
+            }
+            Dialect::Postgres => {
+                self.sql.push_str("jsonb_array_elements_text(");
+                self.param(SqlValue::Text(json));
+                self.sql.push_str("::jsonb)");
+            }
+        }
+        self.sql.push(')');
+        self.bounds(bounds);
+    }
 }
 
 #[cfg(test)]

@@ -7,9 +7,11 @@ use thiserror::Error;
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum SqliteError {
-    /// SQLite reported an error.
+    /// SQLite reported an error. Errors that would quote the statement
+    /// (a statement SQLite could not compile) carry SQLite's message
+    /// without the generated SQL.
     #[error("SQLite failed: {0}")]
-    Sqlite(#[from] rusqlite::Error),
+    Sqlite(#[source] rusqlite::Error),
     /// A query's SQL predicate is not one well-formed expression; nothing
     /// ran.
     #[error(transparent)]
@@ -74,6 +76,19 @@ pub enum SqliteError {
     Task(#[from] tokio::task::JoinError),
 }
 
+impl From<rusqlite::Error> for SqliteError {
+    fn from(error: rusqlite::Error) -> Self {
+        match error {
+            // Its text quotes the whole statement: generated SQL, possibly
+            // megabytes of it, never belongs in a message.
+            rusqlite::Error::SqlInputError { error, msg, .. } => {
+                SqliteError::Sqlite(rusqlite::Error::SqliteFailure(error, Some(msg)))
+            }
+            other => SqliteError::Sqlite(other),
+        }
+    }
+}
+
 impl SqliteError {
     /// Whether the database stayed locked by another connection or process
     /// for longer than the busy timeout. Nothing was written; retrying is
@@ -102,5 +117,30 @@ impl From<SqliteError> for StoreError {
         } else {
             StoreError::backend(error)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_statement_sqlite_cannot_compile_is_reported_without_its_sql() -> Result<(), rusqlite::Error> {
+        let conn = rusqlite::Connection::open_in_memory()?;
+        let generated = "SELECT position FROM events WHERE tag_generated_here = ?1 UNION SELEC";
+        let error = conn.prepare(generated).err().map(SqliteError::from);
+        let mut chain = Vec::new();
+        let mut cause: Option<&dyn std::error::Error> = error.as_ref().map(|e| e as _);
+        while let Some(e) = cause {
+            chain.push(e.to_string());
+            cause = e.source();
+        }
+        assert!(!chain.is_empty(), "the statement must not compile");
+        assert!(
+            chain.iter().all(|text| !text.contains("tag_generated_here")),
+            "{chain:?}"
+        );
+        assert!(chain.iter().any(|text| text.contains("syntax error")), "{chain:?}");
+        Ok(())
     }
 }

@@ -78,6 +78,7 @@ impl Follow for SqliteStore {
     #[tracing::instrument(level = "debug", name = "store", skip_all,
         fields(backend = "sqlite", operation = "read_after", query_items = query.items().len(), rows, code, error))]
     async fn read_after(&self, query: &Query, after: Option<Cursor>, limit: usize) -> Result<FollowBatch, StoreError> {
+        self.query_limits().check(query)?;
         let query = query.clone();
         let result = self.run(move |conn| read_after(conn, &query, after, limit)).await;
         crate::store::traced(result.map_err(StoreError::from), |batch| batch.events.len())

@@ -51,6 +51,15 @@ pub struct SqliteOptions {
     /// (`PRAGMA data_version`, one cheap call); commits in this process wake
     /// followers at once.
     pub poll_interval: Duration,
+    /// The most a query may ask for ([`factos::QueryLimits`]); a query
+    /// over them is refused before anything runs.
+    pub query_limits: factos::QueryLimits,
+    /// How long a decision on a context that recently lost a race waits
+    /// for the decision ahead of it on the same context (see the crate
+    /// docs, "How it keeps decisions valid"); past it the decision fails
+    /// with [`crate::SqliteError::DecisionTimeout`]. Nothing else ever
+    /// waits for a decision.
+    pub decision_timeout: Duration,
 }
 
 impl Default for SqliteOptions {
@@ -60,6 +69,8 @@ impl Default for SqliteOptions {
             busy_timeout: Duration::from_secs(5),
             max_connections: 8,
             poll_interval: Duration::from_millis(100),
+            query_limits: factos::QueryLimits::DEFAULT,
+            decision_timeout: Duration::from_secs(5),
         }
     }
 }

@@ -191,6 +191,10 @@ impl SqliteStore {
         self.inline
     }
 
+    pub(crate) fn query_limits(&self) -> &factos::QueryLimits {
+        &self.shared.pool.options().query_limits
+    }
+
     pub(crate) fn poll_interval(&self) -> std::time::Duration {
         self.shared.pool.options().poll_interval
     }
@@ -277,6 +281,7 @@ impl EventStore for SqliteStore {
     #[tracing::instrument(level = "debug", name = "store", skip_all,
         fields(backend = "sqlite", operation = "read", query_items = query.items().len(), rows, code, error))]
     async fn read(&self, query: &Query, options: ReadOptions) -> Result<Vec<StoredEvent>, StoreError> {
+        self.query_limits().check(query)?;
         let query = query.clone();
         let result = self.run(move |conn| read::read(conn, &query, options)).await;
         traced(result.map_err(StoreError::from), Vec::len)
@@ -293,6 +298,7 @@ impl EventStore for SqliteStore {
     #[tracing::instrument(level = "debug", name = "store", skip_all,
         fields(backend = "sqlite", operation = "append", stream = %request.stream, rows, code, error))]
     async fn append(&self, request: AppendRequest) -> Result<Committed, StoreError> {
+        self.query_limits().check_append(&request)?;
         let outcome = self.append_in_group(request).await;
         if outcome.is_ok() {
             self.shared.commits.bump();
@@ -307,6 +313,7 @@ impl EventStore for SqliteStore {
         fields(backend = "sqlite", operation = "begin_decision", rows, code, error)
     )]
     async fn begin_decision(&self, scope: &DecisionScope) -> Result<(SqliteDecision, Vec<StoredEvent>), StoreError> {
+        self.query_limits().check_scope(scope)?;
         let begun = async {
             if self.is_contended(scope) {
                 return self.begin_held(scope.clone()).await;

@@ -78,6 +78,18 @@ pub struct Cluster {
 
 static SHARED: OnceLock<Result<Cluster, String>> = OnceLock::new();
 static DURABLE: OnceLock<Result<Cluster, String>> = OnceLock::new();
+static STOCK: OnceLock<Result<Cluster, String>> = OnceLock::new();
+
+/// How a cluster this process starts is configured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Settings {
+    /// Durability off, room for many connections and locks.
+    Fast,
+    /// The server's durability, room for many connections and locks.
+    Durable,
+    /// The server's defaults for everything but where it listens.
+    Stock,
+}
 static SCHEMAS: AtomicU64 = AtomicU64::new(0);
 
 impl Cluster {
@@ -88,7 +100,20 @@ impl Cluster {
     /// [`ClusterError`] when neither `FACTOS_TEST_DATABASE_URL` nor local
     /// server binaries give a usable server.
     pub fn shared() -> Result<&'static Cluster, ClusterError> {
-        Self::started(&SHARED, false)
+        Self::started(&SHARED, Settings::Fast)
+    }
+
+    /// A cluster of this process with the server's stock configuration,
+    /// started on first use: default durability, `max_connections` (100)
+    /// and `max_locks_per_transaction` (64), for tests of what a request
+    /// may cost a server configured as most are. `FACTOS_TEST_DATABASE_URL`,
+    /// when set, serves instead, configured as it is.
+    ///
+    /// # Errors
+    ///
+    /// As [`Cluster::shared`].
+    pub fn stock() -> Result<&'static Cluster, ClusterError> {
+        Self::started(&STOCK, Settings::Stock)
     }
 
     /// The durable cluster of this process, started on first use: the
@@ -101,19 +126,19 @@ impl Cluster {
     ///
     /// As [`Cluster::shared`].
     pub fn durable() -> Result<&'static Cluster, ClusterError> {
-        Self::started(&DURABLE, true)
+        Self::started(&DURABLE, Settings::Durable)
     }
 
     fn started(
         cell: &'static OnceLock<Result<Cluster, String>>,
-        durable: bool,
+        settings: Settings,
     ) -> Result<&'static Cluster, ClusterError> {
-        cell.get_or_init(|| Self::start(durable).map_err(|e| format!("{e}: {:?}", std::error::Error::source(&e))))
+        cell.get_or_init(|| Self::start(settings).map_err(|e| format!("{e}: {:?}", std::error::Error::source(&e))))
             .as_ref()
             .map_err(|e| ClusterError::Failed(e.clone()))
     }
 
-    fn start(durable: bool) -> Result<Cluster, ClusterError> {
+    fn start(settings: Settings) -> Result<Cluster, ClusterError> {
         if let Ok(url) = std::env::var("FACTOS_TEST_DATABASE_URL") {
             return Ok(Cluster {
                 config: url.parse()?,
@@ -145,13 +170,16 @@ impl Cluster {
                 "--no-sync",
             ],
         )?;
-        let durability = match durable {
-            true => "",
-            false => "-c fsync=off -c synchronous_commit=off -c full_page_writes=off ",
+        let tuning = match settings {
+            Settings::Fast => {
+                "-c fsync=off -c synchronous_commit=off -c full_page_writes=off \
+                 -c max_connections=400 -c max_locks_per_transaction=256"
+            }
+            Settings::Durable => "-c max_connections=400 -c max_locks_per_transaction=256",
+            Settings::Stock => "",
         };
         let options = format!(
-            "-c listen_addresses='' -c unix_socket_directories={} {durability}\
-             -c max_connections=400 -c max_locks_per_transaction=256",
+            "-c listen_addresses='' -c unix_socket_directories={} {tuning}",
             path(&dir)?
         );
         let log = dir.join("server.log");

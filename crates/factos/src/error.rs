@@ -178,6 +178,10 @@ pub enum StoreError {
     /// batch, which is idempotent.
     #[error("storage backend failed: {0}")]
     Backend(#[source] BoxError),
+    /// The query exceeds the store's [`crate::QueryLimits`]; nothing was
+    /// read or written.
+    #[error(transparent)]
+    QueryTooLarge(#[from] crate::limits::QueryTooLarge),
     /// An import ([`crate::admin::Admin::import`]) refused a record;
     /// nothing of its batch was written.
     #[error(transparent)]

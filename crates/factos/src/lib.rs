@@ -98,6 +98,7 @@ mod event;
 pub mod facts;
 pub mod follow;
 mod handler;
+pub mod limits;
 mod memory;
 mod name;
 mod position;
@@ -125,6 +126,7 @@ pub use follow::{
     LocalFollow, ParkedEffect, Subscription, decode, decode_delivered, deliver_in_position_order,
 };
 pub use handler::CommandHandler;
+pub use limits::{QueryLimit, QueryLimits, QueryTooLarge};
 pub use memory::MemoryStore;
 pub use name::{EventType, InvalidName, MAX_NAME_LEN, NameProblem, StreamId, Tag};
 pub use position::{AppendCondition, ExpectedRevision, Position, StreamRevision};

@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use crate::error::{StoreError, UnsupportedAppendCondition, UnsupportedQuery};
 use crate::event::{EventId, Timestamp};
 use crate::follow::{Checkpoints, CommitSignal, Cursor, Follow, FollowBatch, ParkedEffect, deliver_in_position_order};
+use crate::limits::QueryLimits;
 use crate::name::StreamId;
 use crate::position::{Position, StreamRevision};
 use crate::query::Query;
@@ -44,6 +45,7 @@ const PREDICATES: &str = "SQL predicates need a SQL backend";
 pub struct MemoryStore {
     log: Arc<Mutex<Log>>,
     commits: Arc<CommitSignal>,
+    limits: QueryLimits,
 }
 
 #[derive(Debug, Default)]
@@ -60,6 +62,13 @@ impl MemoryStore {
     /// An empty store.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The same store (clones share the log) refusing queries over
+    /// `limits` instead of [`QueryLimits::default`].
+    pub fn with_query_limits(mut self, limits: QueryLimits) -> Self {
+        self.limits = limits;
+        self
     }
 
     fn lock(&self) -> MutexGuard<'_, Log> {
@@ -148,6 +157,7 @@ fn refuse_predicates(query: &Query) -> Result<(), StoreError> {
 
 impl Follow for MemoryStore {
     async fn read_after(&self, query: &Query, after: Option<Cursor>, limit: usize) -> Result<FollowBatch, StoreError> {
+        self.limits.check(query)?;
         refuse_predicates(query)?;
         let log = self.lock();
         // The event at index `i` has position `i + 1`: the one after
@@ -222,6 +232,7 @@ impl EventStore for MemoryStore {
     type Transaction = ();
 
     async fn read(&self, query: &Query, options: ReadOptions) -> Result<Vec<StoredEvent>, StoreError> {
+        self.limits.check(query)?;
         refuse_predicates(query)?;
         Ok(self.lock().read(query, options))
     }
@@ -237,6 +248,7 @@ impl EventStore for MemoryStore {
     }
 
     async fn append(&self, request: AppendRequest) -> Result<Committed, StoreError> {
+        self.limits.check_append(&request)?;
         let committed = self.lock().append(request)?;
         self.commits.bump();
         Ok(committed)
