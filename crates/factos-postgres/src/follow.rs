@@ -23,6 +23,23 @@
 //! wrote other rows before appending: that transaction's id is older than
 //! its append, so its events can be delivered before events it read.
 //!
+//! **Row locks.** With [`LockMode::RowLocks`](crate::LockMode::RowLocks)
+//! the argument above fails: `FOR SHARE` / `FOR UPDATE` give a transaction
+//! its id when it takes its first row lock, not at its insert, so a writer
+//! that got its id and then waited for a decision could be ordered before
+//! an append to its stream that committed first, or before the events a
+//! later decision read. A follower in that mode therefore reads in
+//! position order instead, after taking the key every writer touches,
+//! `(*, *)`, exclusively for the read (what a consistent read of every
+//! event takes): every writer in flight has committed or rolled back, and
+//! every later one takes its positions after the read. Positions agree
+//! with each stream's revisions (appends to one stream are serialised by
+//! its key) and come after everything a decision read. The price: each
+//! read waits for the writers in flight (and for the decisions they wait
+//! for) and holds new writers off while it runs. Its cursors carry
+//! transaction id 0; a checkpoint taken in one mode is not valid in the
+//! other (the store must not change modes under a follower's checkpoint).
+//!
 //! **Cost and lag.** A long-running transaction anywhere in the database
 //! (even one that never touches the events) holds the horizon back: the
 //! followers lag behind it, they do not lose anything. Commits wake
@@ -48,6 +65,7 @@ use tokio_postgres::types::Type;
 use tokio_postgres::{AsyncMessage, Config, GenericClient, NoTls};
 
 use crate::error::PgError;
+use crate::locks::{self, LockMode, LockSet, Locking};
 use crate::store::PgStore;
 use crate::store::read::{COLUMNS, Params, event_from_row, to_sql};
 
@@ -166,6 +184,69 @@ pub(crate) async fn read_after<C: GenericClient + Sync>(
             u64::try_from(end_commit).unwrap_or(0),
             Position::new(u64::try_from(end_position).unwrap_or(0)),
         )),
+    })
+}
+
+/// [`read_after`] for [`LockMode::RowLocks`](crate::LockMode::RowLocks):
+/// the next window of at most `limit` events after `after` in position
+/// order, read while holding the key every writer touches (see the module
+/// docs), and those of them matching `query`.
+async fn read_after_locked<C: GenericClient + Sync>(
+    client: &C,
+    locking: Locking,
+    query: &Query,
+    after: Option<Cursor>,
+    limit: usize,
+) -> Result<FollowBatch, PgError> {
+    let mut guards = LockSet::new();
+    locking.keys.guard(&mut guards, &Query::all());
+    locks::acquire(client, locking.mode, &locks::plan(locking.mode, &guards.locks()), None).await?;
+    let from = match after {
+        Some(cursor) => to_sql("position", cursor.position().value())?,
+        None => 0,
+    };
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let window = client
+        .query_typed(
+            "SELECT count(*), max(position) FROM \
+             (SELECT position FROM events WHERE position > $1 ORDER BY position LIMIT $2) AS w",
+            &[(&from, Type::INT8), (&limit, Type::INT8)],
+        )
+        .await?;
+    let (examined, end): (i64, Option<i64>) = match window.first() {
+        Some(row) => (row.try_get(0)?, row.try_get(1)?),
+        None => (0, None),
+    };
+    let Some(end) = end else {
+        return Ok(FollowBatch::default());
+    };
+    let mut params = vec![factos_sql::SqlValue::Integer(from), factos_sql::SqlValue::Integer(end)];
+    let filter = factos_sql::matching(
+        query,
+        Bounds {
+            min: Some(from + 1),
+            max: Some(end),
+        },
+        Dialect::Postgres,
+        &mut params,
+    )?;
+    let sql =
+        format!("SELECT {COLUMNS} FROM events WHERE position > $1 AND position <= $2 AND {filter} ORDER BY position");
+    let rows = client.query_typed(&sql, &Params(params).typed()).await?;
+    let events = rows
+        .iter()
+        .map(|row| {
+            let record = event_from_row(row)?;
+            Ok(Delivered {
+                cursor: Cursor::new(0, record.position),
+                record,
+            })
+        })
+        .collect::<Result<Vec<_>, PgError>>()?;
+    Ok(FollowBatch {
+        events,
+        examined: usize::try_from(examined).unwrap_or(0),
+        end: Some(Cursor::new(0, Position::new(u64::try_from(end).unwrap_or(0)))),
     })
 }
 
@@ -338,6 +419,11 @@ impl Follow for PgStore {
     async fn read_after(&self, query: &Query, after: Option<Cursor>, limit: usize) -> Result<FollowBatch, StoreError> {
         self.query_limits().check(query)?;
         let read = async {
+            if self.lock_mode() == LockMode::RowLocks {
+                let (session, locking) = self.begin(false).await?;
+                let batch = read_after_locked(session.client(), locking, query, after, limit).await;
+                return session.end(batch).await;
+            }
             if self.search_path().is_none() && self.cached_keys().is_some() {
                 // The connection's own schema, already checked: two
                 // statements in autocommit, no transaction needed (the

@@ -42,6 +42,13 @@ pub enum LockMode {
     /// Proxy), which pin or break on advisory locks. Behind a pooler that
     /// does not track prepared statements, also turn those off
     /// ([`crate::PgStore::with_prepared_statements`]).
+    ///
+    /// Followers pay for it: a row lock gives a transaction its id before
+    /// its insert, so the transaction-id order followers use in the other
+    /// modes could put a stream's events out of revision order. In this
+    /// mode followers read in position order while holding the key every
+    /// writer touches, waiting for the writers in flight (see
+    /// [`crate::follow`]).
     RowLocks,
 }
 

@@ -231,6 +231,11 @@ impl PgStore {
         self
     }
 
+    /// How the store takes its locks (see [`PgStore::with_lock_mode`]).
+    pub(crate) fn lock_mode(&self) -> LockMode {
+        self.mode
+    }
+
     /// The store's query limits (see [`PgStore::with_query_limits`]).
     pub(crate) fn query_limits(&self) -> &QueryLimits {
         &self.query_limits

@@ -5,8 +5,29 @@ use std::fmt;
 
 use crate::query::Query;
 
-/// The global position of a committed event: strictly increasing in commit
-/// order across the whole store, starting at 1.
+/// The global position of a committed event: unique across the whole
+/// store, starting at 1, and increasing along every order that a decision
+/// can depend on.
+///
+/// What holds on every backend:
+///
+/// - within a batch, and within a stream, positions increase with the
+///   revisions;
+/// - every event a decision read has a lower position than the events the
+///   decision appended, and an event matching an append condition's query
+///   that commits after the condition was checked gets a higher position
+///   than every event visible then (so `FailIfEventsMatch(query, after)`
+///   means what it says);
+/// - a reader never sees an event appear later with a lower position than
+///   one it already saw *among the events of its query*.
+///
+/// What does **not** hold everywhere: positions in commit order across
+/// unrelated events. SQLite, D1, KurrentDB and the memory store assign
+/// positions in commit order; on PostgreSQL a writer takes its positions
+/// before it commits, so an unrelated event with a lower position can
+/// become visible after a higher one (followers use a cursor that accounts
+/// for it; see [`crate::follow`]). Positions can also have gaps (a rolled
+/// back append on PostgreSQL, KurrentDB's log positions).
 ///
 /// "No position yet" (an empty store, a context with no matching events) is
 /// `Option<Position>::None`.

@@ -13,7 +13,9 @@ use crate::query::Query;
 /// turns those into `Recorded<E>` for the application's event type `E`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Recorded<E> {
-    /// Global position, strictly increasing in commit order.
+    /// Global position: unique, increasing with the stream's revisions and
+    /// after everything a decision read; not necessarily in commit order
+    /// across unrelated events (see [`Position`]).
     pub position: Position,
     /// The id the application gave the event.
     pub id: EventId,

@@ -9,12 +9,14 @@ use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use factos::{AppendRequest, Cursor, EventId, LocalEventStore, LocalFollow, Query, ReadOptions, Subscription};
+use factos::{
+    AppendRequest, Cursor, DecisionScope, EventId, LocalEventStore, LocalFollow, Query, ReadOptions, Subscription,
+};
 use futures::future::join_all;
 use proptest::prelude::Rng;
 
 use super::concurrent::{random_appenders, random_query};
-use crate::fixtures::{CaseResult, event, rng, stream};
+use crate::fixtures::{CaseResult, event, item, query, rng, stream};
 
 /// Every matching event reaches a follower exactly once, in stream order,
 /// although it restarts from its checkpoint at random moments while writers
@@ -178,4 +180,130 @@ where
     let again = store.read_after(&narrow, Some(end), 100).await?;
     assert_eq!(again, factos::FollowBatch::default(), "nothing new to examine");
     Ok(())
+}
+
+/// Rounds of [`followers_deliver_streams_in_order_and_decisions_after_what_they_read`].
+const HELD_ROUNDS: u64 = 16;
+
+/// With transactions held open at random (a decision holding a context
+/// while writers of matching events wait for it, a second writer of the
+/// same stream, a decision waiting to read what a writer commits), a
+/// follower of the whole log gets each stream in revision order and every
+/// decision's events after every event the decision read.
+///
+/// Delivery order need not be position order (PostgreSQL delivers in
+/// commit-horizon order), but it must never contradict a stream's
+/// revisions or what a decision saw.
+pub async fn followers_deliver_streams_in_order_and_decisions_after_what_they_read<S>(store: &S) -> CaseResult
+where
+    S: LocalEventStore + LocalFollow,
+{
+    let mut rng = rng(62);
+    // Each accepted decision: the ids it read, and its own event's id.
+    let mut decided: Vec<(Vec<EventId>, EventId)> = Vec::new();
+    for round in 0..HELD_ROUNDS {
+        let held_tag = format!("held:{round}");
+        // A decision holds the context of `held_tag`; W appends a matching
+        // event to stream `order-N` and waits for it where the store makes
+        // writers wait; H appends to the same stream meanwhile.
+        let holding = hold(store, query([item(&[], &[&held_tag])])).await?;
+        let w = event(&mut rng, "W", &[&held_tag], b"w");
+        let h = event(&mut rng, "H", &[&format!("other:{round}")], b"h");
+        let (h_delay, release) = (rng.random_range(0..20), rng.random_range(10..40));
+        let order = stream(&format!("order-{round}"));
+        let (w_done, h_done, ()) = futures::join!(
+            store.append(AppendRequest::new(order.clone(), vec![w])),
+            async {
+                tokio::time::sleep(Duration::from_millis(h_delay)).await;
+                store.append(AppendRequest::new(order.clone(), vec![h])).await
+            },
+            release_after(store, holding, release),
+        );
+        w_done?;
+        h_done?;
+
+        // A decision D waits behind one holding part of its context, while
+        // writer W2 commits an event of the other part; D reads it, then
+        // appends.
+        let (a, y) = (format!("a:{round}"), format!("y:{round}"));
+        let holding = hold(store, query([item(&[], &[&a])])).await?;
+        let context = query([item(&[], &[&a]), item(&[], &[&y])]);
+        let w2 = event(&mut rng, "W2", &[&y], b"w2");
+        let (w2_delay, release) = (rng.random_range(0..20), rng.random_range(10..40));
+        let mine = event(&mut rng, "D", &[&format!("z:{round}")], b"d");
+        let mine_id = mine.id;
+        let decide = async {
+            let (transaction, read) = match store.begin_decision(&DecisionScope::Query(context.clone())).await {
+                Ok(begun) => begun,
+                Err(factos::StoreError::UnsupportedCondition(_)) => return Ok(None),
+                Err(other) => return Err(other),
+            };
+            let seen = read.last().map(|e| e.position);
+            let request = AppendRequest::new(stream(&format!("decided-{round}")), vec![mine])
+                .condition(factos::AppendCondition::new(context.clone(), seen));
+            match store.commit_decision(transaction, request).await {
+                Ok(_) => Ok(Some(read.iter().map(|e| e.id).collect::<Vec<_>>())),
+                Err(conflict) if conflict.is_conflict() => Ok(None),
+                Err(other) => Err(other),
+            }
+        };
+        let (decision, w2_done, ()) = futures::join!(
+            decide,
+            async {
+                tokio::time::sleep(Duration::from_millis(w2_delay)).await;
+                store
+                    .append(AppendRequest::new(stream(&format!("w2-{round}")), vec![w2]))
+                    .await
+            },
+            release_after(store, holding, release),
+        );
+        w2_done?;
+        if let Some(read) = decision? {
+            decided.push((read, mine_id));
+        }
+    }
+
+    let delivered = Subscription::new(store, Query::all(), None).catch_up().await?;
+    let expected = store.read(&Query::all(), ReadOptions::forwards()).await?;
+    assert_eq!(delivered.len(), expected.len(), "every event is delivered once");
+    let mut heads: BTreeMap<&str, u64> = BTreeMap::new();
+    for d in &delivered {
+        let last = heads.insert(d.record.stream.as_str(), d.record.revision.value());
+        assert!(
+            last.is_none_or(|r| r < d.record.revision.value()),
+            "stream {} delivered revision {} after revision {last:?}",
+            d.record.stream,
+            d.record.revision.value()
+        );
+    }
+    let index: BTreeMap<EventId, usize> = delivered.iter().enumerate().map(|(i, d)| (d.record.id, i)).collect();
+    for (read, own) in &decided {
+        let own_at = index.get(own).ok_or("a decision's event was not delivered")?;
+        for id in read {
+            let read_at = index.get(id).ok_or("an event a decision read was not delivered")?;
+            assert!(
+                read_at < own_at,
+                "a decision's event was delivered (at {own_at}) before an event it read (at {read_at})"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Begins a decision on `context` and keeps it open; `None` on a store
+/// that refuses query decisions (then nothing is held).
+async fn hold<S: LocalEventStore>(store: &S, context: Query) -> Result<Option<S::Transaction>, factos::StoreError> {
+    match store.begin_decision(&DecisionScope::Query(context)).await {
+        Ok((transaction, _)) => Ok(Some(transaction)),
+        Err(factos::StoreError::UnsupportedCondition(_)) => Ok(None),
+        Err(other) => Err(other),
+    }
+}
+
+/// Abandons a held decision after `millis` milliseconds.
+async fn release_after<S: LocalEventStore>(store: &S, held: Option<S::Transaction>, millis: u64) {
+    tokio::time::sleep(Duration::from_millis(millis)).await;
+    if let Some(transaction) = held {
+        store.abandon_decision(transaction).await;
+    }
 }
