@@ -71,6 +71,14 @@ pub enum SqliteError {
     /// written through this store.
     #[error("the SQLite writer thread is gone")]
     WriterGone,
+    /// A decision on a context that recently lost a race waited longer
+    /// than [`crate::SqliteOptions::decision_timeout`] for the decision
+    /// ahead of it on the same context; nothing was read or written.
+    #[error("a decision waited longer than its limit of {after:?} for another decision on the same context")]
+    DecisionTimeout {
+        /// The limit.
+        after: std::time::Duration,
+    },
     /// The blocking task running a database call panicked or was cancelled.
     #[error("database task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
@@ -104,6 +112,13 @@ impl SqliteError {
             SqliteError::Group(cause) => cause.is_busy(),
             _ => false,
         }
+    }
+}
+
+impl SqliteError {
+    /// Whether a time limit of the store ran out.
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, SqliteError::DecisionTimeout { .. })
     }
 }
 

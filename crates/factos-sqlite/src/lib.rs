@@ -51,12 +51,17 @@
 //! snapshot on a reader connection, decide, and append with the condition
 //! (or expected revision) that the read implies: a write that got in
 //! between is caught by that check, exactly, and the dispatch runs again.
-//! A scope that lost such a race is remembered: its next decision is a job
-//! on the writer thread that reads inside the writer's transaction and
-//! waits there for the decision (a pure fold and decide), so no write can
-//! get in between and that attempt cannot lose. Unrelated contexts never
-//! wait for each other's decisions; a contended one costs at most one lost
-//! race per burst.
+//! A scope that lost such a race is remembered: its next decisions in this
+//! process take turns, each holding the scope from its read to its append,
+//! so they cannot invalidate each other (only a plain append, another
+//! process or a decision on an overlapping scope still can, and the check
+//! catches it). Nothing else ever waits for a decision: the writer thread
+//! never waits for a decider, unrelated contexts never wait for each
+//! other's decisions, and an append made while a decision is open (from
+//! the same task too) goes through at once. A decision waits for its
+//! scope's turn at most [`SqliteOptions::decision_timeout`] (5 s by
+//! default, like PostgreSQL's decision limit), then fails with
+//! [`SqliteError::DecisionTimeout`].
 //!
 //! ## Without an async runtime
 //!
@@ -88,6 +93,7 @@ mod pool;
 mod projection;
 pub mod schema;
 mod store;
+mod turns;
 mod writer;
 
 pub use error::SqliteError;

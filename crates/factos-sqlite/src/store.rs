@@ -14,12 +14,12 @@ use factos::{
     StreamId, StreamRevision,
 };
 use rusqlite::Connection;
-use tokio::sync::oneshot;
 
 use crate::error::SqliteError;
 use crate::pool::{Pool, SqliteOptions, Target};
 use crate::schema;
-use crate::writer::{Ran, Writer};
+use crate::turns::{Turn, Turns};
+use crate::writer::Writer;
 
 /// An event store in one SQLite database file (or in memory).
 ///
@@ -49,31 +49,24 @@ struct Shared {
     /// A connection of its own and the `data_version` it last saw, for
     /// noticing other processes' commits.
     watch: Mutex<Option<(Connection, i64)>>,
-    /// Decision scopes whose last optimistic decision lost a race: their
-    /// next decisions hold the writer instead.
+    /// Decision scopes whose last decision lost a race: their next
+    /// decisions take turns.
     contended: Mutex<HashSet<DecisionScope>>,
+    /// The turns of contended scopes.
+    turns: Arc<Turns>,
 }
 
 /// A decision in progress (see the crate docs, "How it keeps decisions
-/// valid"). Dropping it abandons the decision: nothing is written.
+/// valid"): its context was read from a snapshot on a reader connection,
+/// and its append's condition (or expected revision) catches any write
+/// since, in the writer's group transaction. On a scope that recently lost
+/// a race it also holds the scope's turn, so this process's other
+/// decisions on the scope wait for it. Dropping it abandons the decision:
+/// nothing is written.
 #[derive(Debug)]
-pub struct SqliteDecision(Decision);
-
-#[derive(Debug)]
-enum Decision {
-    /// Read from a snapshot on a reader connection; the append's condition
-    /// (or expected revision) catches any write since, in the writer's
-    /// group transaction.
-    Optimistic { scope: DecisionScope },
-    /// A job on the writer thread that read the context inside the
-    /// writer's transaction and waits for the decision's events: no other
-    /// write runs meanwhile, so the decision cannot be invalidated. Taken
-    /// for scopes whose optimistic decisions lost a race.
-    Held {
-        scope: DecisionScope,
-        request: oneshot::Sender<AppendRequest>,
-        outcome: oneshot::Receiver<Result<Result<Committed, StoreError>, SqliteError>>,
-    },
+pub struct SqliteDecision {
+    scope: DecisionScope,
+    turn: Option<Turn>,
 }
 
 /// At most this many scopes are remembered as contended; beyond it the
@@ -124,6 +117,7 @@ impl SqliteStore {
                 commits: CommitSignal::new(),
                 watch: Mutex::new(None),
                 contended: Mutex::new(HashSet::new()),
+                turns: Arc::default(),
             }),
             inline: false,
         })
@@ -315,14 +309,20 @@ impl EventStore for SqliteStore {
     async fn begin_decision(&self, scope: &DecisionScope) -> Result<(SqliteDecision, Vec<StoredEvent>), StoreError> {
         self.query_limits().check_scope(scope)?;
         let begun = async {
-            if self.is_contended(scope) {
-                return self.begin_held(scope.clone()).await;
-            }
+            self.check_migrated()?;
+            let turn = match self.is_contended(scope) {
+                true => Some(self.take_turn(scope.clone()).await?),
+                false => None,
+            };
             let read = {
                 let scope = scope.clone();
                 self.run(move |conn| read_scope(conn, &scope)).await?
             };
-            Ok((SqliteDecision(Decision::Optimistic { scope: scope.clone() }), read))
+            let decision = SqliteDecision {
+                scope: scope.clone(),
+                turn,
+            };
+            Ok::<_, SqliteError>((decision, read))
         };
         traced(begun.await.map_err(StoreError::from), |(_, events)| events.len())
     }
@@ -334,38 +334,24 @@ impl EventStore for SqliteStore {
         fields(backend = "sqlite", operation = "abandon_decision")
     )]
     async fn abandon_decision(&self, decision: SqliteDecision) {
-        if let Decision::Held { scope, .. } = &decision.0 {
-            self.set_contended(scope, false);
+        if decision.turn.is_some() {
+            self.set_contended(&decision.scope, false);
         }
-        // A held decision's writer job sees its request channel close and
-        // rolls back.
+        // Dropping the turn lets the next decision on the scope in.
         drop(decision);
     }
 
     #[tracing::instrument(level = "debug", name = "store", skip_all,
         fields(backend = "sqlite", operation = "commit_decision", stream = %request.stream, rows, code, error))]
     async fn commit_decision(&self, decision: SqliteDecision, request: AppendRequest) -> Result<Committed, StoreError> {
-        let outcome = match decision.0 {
-            Decision::Optimistic { scope } => {
-                let outcome = self.append_in_group(request).await;
-                if matches!(&outcome, Err(conflict) if conflict.is_conflict()) {
-                    self.set_contended(&scope, true);
-                }
-                outcome
-            }
-            Decision::Held {
-                scope,
-                request: sender,
-                outcome,
-            } => {
-                let result = match sender.send(request) {
-                    Ok(()) => outcome.await.unwrap_or(Err(SqliteError::WriterGone)),
-                    Err(_) => Err(SqliteError::WriterGone),
-                };
-                self.set_contended(&scope, false);
-                result.map_err(StoreError::from).and_then(|outcome| outcome)
-            }
-        };
+        let outcome = self.append_in_group(request).await;
+        match &outcome {
+            Err(conflict) if conflict.is_conflict() => self.set_contended(&decision.scope, true),
+            // A decision that took its turn and won ends the contention.
+            Ok(_) if decision.turn.is_some() => self.set_contended(&decision.scope, false),
+            _ => {}
+        }
+        drop(decision);
         if outcome.is_ok() {
             self.shared.commits.bump();
         }
@@ -407,42 +393,16 @@ impl SqliteStore {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// A decision that holds the writer from its read to its append.
-    async fn begin_held(&self, scope: DecisionScope) -> Result<(SqliteDecision, Vec<StoredEvent>), SqliteError> {
-        self.check_migrated()?;
-        let (events_sender, events) = oneshot::channel();
-        let (request, requested) = oneshot::channel::<AppendRequest>();
-        let (outcome_sender, outcome) = oneshot::channel();
-        let read_scope_of_job = scope.clone();
-        self.shared.writer.group_job(move |conn| {
-            let read = conn
-                .map_err(SqliteError::Group)
-                .and_then(|conn| Ok((conn, read_scope(conn, &read_scope_of_job)?)));
-            let conn = match read {
-                Ok((conn, read)) => match events_sender.send(Ok(read)) {
-                    Ok(()) => conn,
-                    Err(_) => return Ran::discard(|| ()),
-                },
-                Err(error) => {
-                    let _ = events_sender.send(Err(error));
-                    return Ran::discard(|| ());
-                }
-            };
-            // The caller decides; the writer waits for its events, or for
-            // the decision to be abandoned (dropped).
-            let Ok(request) = requested.blocking_recv() else {
-                return Ran::discard(|| ());
-            };
-            let outcome = append::append(conn, request).map(|outcome| (outcome.is_ok(), outcome));
-            Ran::replying(outcome, outcome_sender)
-        })?;
-        let read = events.await.unwrap_or(Err(SqliteError::WriterGone))?;
-        let held = Decision::Held {
-            scope,
-            request,
-            outcome,
-        };
-        Ok((SqliteDecision(held), read))
+    /// Waits for `scope`'s turn (see [`crate::turns`]): on a blocking
+    /// thread, or on the calling thread for an inline store. A turn that
+    /// comes after the caller gave up is given back at once.
+    async fn take_turn(&self, scope: DecisionScope) -> Result<Turn, SqliteError> {
+        let turns = Arc::clone(&self.shared.turns);
+        let timeout = self.shared.pool.options().decision_timeout;
+        if self.inline {
+            return turns.take(scope, timeout);
+        }
+        tokio::task::spawn_blocking(move || turns.take(scope, timeout)).await?
     }
 }
 

@@ -8,11 +8,10 @@
 //! `synchronous=FULL`, one WAL flush for all of them. A job learns its fate
 //! only after that commit, so nothing is acknowledged before it is durable.
 //!
-//! Jobs run one at a time on the thread, so a decision's read, decision and
-//! append are as isolated as under the write lock held from read to commit
-//! before: no other job can write between them. A decision waits on the
-//! thread for its caller to decide (a pure fold and decide: microseconds),
-//! holding the queue as it held the write lock.
+//! Jobs run one at a time on the thread, so each append's checks and its
+//! insert are isolated: no other job can write between them. A job never
+//! waits for anything outside the thread (a decision decides before its
+//! append is queued), so one caller can never hold up the others.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -121,15 +120,6 @@ impl Writer {
             Ran::replying(conn.map_err(SqliteError::Group).and_then(work), reply)
         })))?;
         answer.await.unwrap_or(Err(SqliteError::WriterGone))
-    }
-
-    /// Runs a job that builds its own report (a decision's): see
-    /// [`Writer::group`].
-    pub(crate) fn group_job(
-        &self,
-        job: impl FnOnce(Result<&Connection, Arc<SqliteError>>) -> Ran + Send + 'static,
-    ) -> Result<(), SqliteError> {
-        self.send(Job::Group(Box::new(job)))
     }
 
     /// Runs `work` on the writer's connection outside any group

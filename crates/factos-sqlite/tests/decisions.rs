@@ -1,37 +1,45 @@
-//! Decisions read optimistically; one whose race was lost holds the writer
-//! from read to commit on its next attempt; an abandoned one writes nothing
-//! and lets the next writer in.
+//! Decisions read optimistically; after a lost race, decisions on the scope
+//! take turns, never blocking any write, and wait for a turn only up to
+//! their time limit; an abandoned one writes nothing and lets the next
+//! writer in.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use factos::{
     AppendCondition, AppendRequest, DecisionScope, EventId, EventStore, EventType, NewEvent, Query, QueryItem,
     ReadOptions, StoreError, StreamId, Tag,
 };
-use factos_sqlite::SqliteStore;
+use factos_sqlite::{SqliteError, SqliteOptions, SqliteStore};
 
-type TestResult = Result<(), Box<dyn std::error::Error>>;
+type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 
 fn sale() -> Result<NewEvent, factos::InvalidName> {
     Ok(NewEvent::new(EventId::random(), EventType::new("Sold")?, Vec::new()).with_tags([Tag::new("concert:1")?]))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_decision_that_lost_a_race_holds_the_writer_on_its_next_attempt() -> TestResult {
-    let dir = tempfile::tempdir()?;
-    let store = SqliteStore::open(dir.path().join("events.db"))?;
-    store.migrate().await?;
-    let query = Query::from(QueryItem::tags([Tag::new("concert:1")?]));
-    let scope = DecisionScope::Query(query.clone());
-    let decide = |after| {
-        Ok::<_, Box<dyn std::error::Error>>(
-            AppendRequest::new(StreamId::new("decider")?, vec![sale()?])
-                .condition(AppendCondition::new(query.clone(), after)),
-        )
+fn contended_store(
+    dir: &std::path::Path,
+    decision_timeout: Duration,
+) -> Result<SqliteStore, Box<dyn std::error::Error + Send + Sync>> {
+    let options = SqliteOptions {
+        decision_timeout,
+        ..SqliteOptions::default()
     };
+    Ok(SqliteStore::open_with(dir.join("events.db"), options)?)
+}
 
-    // First attempt: optimistic. A matching writer gets in after the read,
-    // and the decision's append is refused.
+fn concert() -> Result<Query, factos::InvalidName> {
+    Ok(Query::from(QueryItem::tags([Tag::new("concert:1")?])))
+}
+
+fn decide(after: Option<factos::Position>) -> Result<AppendRequest, Box<dyn std::error::Error + Send + Sync>> {
+    Ok(AppendRequest::new(StreamId::new("decider")?, vec![sale()?]).condition(AppendCondition::new(concert()?, after)))
+}
+
+/// Loses one race on the concert's scope, so that its next decisions take
+/// turns.
+async fn lose_a_race(store: &SqliteStore) -> TestResult {
+    let scope = DecisionScope::Query(concert()?);
     let (decision, seen) = store.begin_decision(&scope).await?;
     assert!(seen.is_empty());
     let racer = store
@@ -41,32 +49,88 @@ async fn a_decision_that_lost_a_race_holds_the_writer_on_its_next_attempt() -> T
         Err(StoreError::ConditionFailed(failed)) => assert_eq!(failed.conflicting, racer.records[0].position),
         other => panic!("expected the lost race to be refused, got {other:?}"),
     }
+    Ok(())
+}
 
-    // Second attempt: the scope is contended, so the decision holds the
-    // writer from its read to its commit; no writer gets in between.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_decision_that_lost_a_race_takes_turns_and_never_blocks_writes() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let store = contended_store(dir.path(), Duration::from_secs(5))?;
+    store.migrate().await?;
+    lose_a_race(&store).await?;
+    let scope = DecisionScope::Query(concert()?);
+
+    // The scope is contended: this decision takes its turn and keeps it
+    // while open.
     let (decision, seen) = store.begin_decision(&scope).await?;
     assert_eq!(seen.len(), 1);
+    // An unrelated append from another task, and one from this very task,
+    // go through at once although the decision is open.
     let other = store.clone();
-    let late = AppendRequest::new(StreamId::new("racer")?, vec![sale()?]);
-    let blocked = tokio::spawn(async move { other.append(late).await });
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    assert!(
-        !blocked.is_finished(),
-        "a writer got in while a held decision waited for its events"
-    );
-    let committed = store.commit_decision(decision, decide(Some(seen[0].position))?).await?;
-    let raced = blocked.await??;
-    assert!(committed.records[0].position < raced.records[0].position);
-
-    // Once a held decision committed, the next one is optimistic again:
-    // it does not block writers.
-    let (decision, _) = store.begin_decision(&scope).await?;
+    let elsewhere = tokio::spawn(async move {
+        let stream = StreamId::new("elsewhere")?;
+        let unrelated = NewEvent::new(EventId::random(), EventType::new("Noted")?, Vec::new());
+        other.append(AppendRequest::new(stream, vec![unrelated])).await?;
+        Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
+    });
+    tokio::time::timeout(Duration::from_secs(2), elsewhere)
+        .await
+        .map_err(|_| "an unrelated append waited for an open decision")???;
+    let own = NewEvent::new(EventId::random(), EventType::new("Noted")?, Vec::new());
     tokio::time::timeout(
         Duration::from_secs(2),
-        store.append(AppendRequest::new(StreamId::new("other")?, vec![sale()?])),
+        store.append(AppendRequest::new(StreamId::new("own")?, vec![own])),
     )
-    .await??;
-    drop(decision);
+    .await
+    .map_err(|_| "an append from the deciding task waited for its own decision")??;
+
+    // Another decision on the same scope waits for this one's turn, and
+    // then reads what it appended: it cannot have invalidated it.
+    let next = store.clone();
+    let waiting = tokio::spawn(async move {
+        let (decision, seen) = next.begin_decision(&DecisionScope::Query(concert()?)).await?;
+        next.abandon_decision(decision).await;
+        Ok::<_, Box<dyn std::error::Error + Send + Sync>>(seen.len())
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(
+        !waiting.is_finished(),
+        "a second decision on the scope did not wait for its turn"
+    );
+    store.commit_decision(decision, decide(Some(seen[0].position))?).await?;
+    assert_eq!(waiting.await??, 2, "the next decision reads the first one's event");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_decision_waits_for_its_turn_at_most_the_decision_timeout() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let limit = Duration::from_millis(300);
+    let store = contended_store(dir.path(), limit)?;
+    store.migrate().await?;
+    lose_a_race(&store).await?;
+    let scope = DecisionScope::Query(concert()?);
+    let (held, _) = store.begin_decision(&scope).await?;
+
+    let started = Instant::now();
+    let refused = store.begin_decision(&scope).await.err();
+    let waited = started.elapsed();
+    let timed_out = match &refused {
+        Some(StoreError::Backend(source)) => source
+            .downcast_ref::<SqliteError>()
+            .is_some_and(SqliteError::is_timeout),
+        _ => false,
+    };
+    assert!(timed_out, "expected the decision time limit, got {refused:?}");
+    assert!(
+        waited >= limit && waited < limit * 10,
+        "waited {waited:?} for a limit of {limit:?}"
+    );
+
+    // Once the holder gives up, the scope is free again.
+    store.abandon_decision(held).await;
+    let (decision, _) = store.begin_decision(&scope).await?;
+    store.abandon_decision(decision).await;
     Ok(())
 }
 
