@@ -101,17 +101,6 @@ impl CliError {
 }
 
 /// The error and its causes on one line: `what: cause: cause`.
-pub fn one_line(error: &dyn std::error::Error) -> String {
-    let mut line = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let text = cause.to_string();
-        // Transparent wrappers repeat their cause's message.
-        if !line.ends_with(&text) {
-            line.push_str(": ");
-            line.push_str(&text);
-        }
-        source = cause.source();
-    }
-    line.replace('\n', " ")
+pub fn one_line(error: &(dyn std::error::Error + 'static)) -> String {
+    factos::ErrorChain(error).to_string().replace('\n', " ")
 }

@@ -54,8 +54,14 @@
 //! * D1 binds at most 100 parameters per statement: a batch of more than
 //!   about a dozen events continues in further statements of the same
 //!   batch (inserting only if the first one did), and tags go 49 to a
-//!   statement. A query (read or condition) needing more than 100
-//!   parameters is refused with `UnsupportedQuery` / `UnsupportedCondition`.
+//!   statement. Queries within [`factos::QueryLimits`] (10,000 items, 100
+//!   types and 100 tags per item, 1 MiB by default; over them:
+//!   [`StoreError::QueryTooLarge`](factos::StoreError::QueryTooLarge))
+//!   fit: a large query travels as one JSON parameter
+//!   ([`factos_sql::matching`]). Only SQL predicates bind their own
+//!   values, and a query whose predicates need more than D1's 100
+//!   parameters is refused with `UnsupportedQuery` /
+//!   `UnsupportedCondition`.
 //! * One row holds at most 2,000,000 bytes: a larger event is refused with
 //!   [`InvalidAppend::TooLarge`](factos::InvalidAppend::TooLarge) before
 //!   anything is sent.

@@ -16,7 +16,7 @@ use thiserror::Error;
 #[non_exhaustive]
 pub enum EffectError {
     /// The store failed (reading the log, saving the checkpoint, parking).
-    #[error("effect runner {runner}: {source}")]
+    #[error("effect runner {runner}: the store failed")]
     Store {
         /// The runner's name.
         runner: String,
@@ -25,7 +25,7 @@ pub enum EffectError {
         source: StoreError,
     },
     /// An event could not be decoded: the runner cannot know its effects.
-    #[error("effect runner {runner}: {source}")]
+    #[error("effect runner {runner}: an event cannot be decoded")]
     Decode {
         /// The runner's name.
         runner: String,

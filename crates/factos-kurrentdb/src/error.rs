@@ -12,10 +12,10 @@ use thiserror::Error;
 #[non_exhaustive]
 pub enum KurrentError {
     /// The connection string is not one the official client accepts.
-    #[error("invalid KurrentDB connection string: {0}")]
+    #[error("invalid KurrentDB connection string")]
     InvalidConnectionString(#[source] kurrentdb::ClientSettingsParseError),
     /// The client could not be created (it needs a tokio runtime).
-    #[error("cannot create the KurrentDB client: {0}")]
+    #[error("cannot create the KurrentDB client")]
     Client(#[source] BoxError),
     /// The prefix given to [`crate::KurrentStore::scoped`] cannot scope a
     /// store.
@@ -27,7 +27,7 @@ pub enum KurrentError {
         problem: &'static str,
     },
     /// The server or the connection to it failed.
-    #[error("KurrentDB failed: {0}")]
+    #[error("KurrentDB failed")]
     Kurrent(#[from] kurrentdb::Error),
     /// An event in the database cannot be read as a factos event.
     #[error("event {revision} of stream {stream:?} cannot be read by factos: {reason}")]

@@ -8,19 +8,28 @@ use thiserror::Error;
 use tokio_postgres::error::SqlState;
 
 /// What the PostgreSQL backend can fail with.
+///
+/// Like every factos error, a `PgError` says what failed in its own words
+/// and leaves its causes to [`std::error::Error::source`], never both. The
+/// driver's errors end the chain: a `PgError` made from one already says
+/// what the server or the connection said (the SQLSTATE and the server's
+/// message, or the driver's words with their IO cause), without the
+/// connection pool's wording, and [`PgError::code`] gives the SQLSTATE.
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum PgError {
     /// PostgreSQL or the connection to it failed. The message carries the
     /// SQLSTATE and the server's words; [`PgError::code`] gives the code.
     #[error("PostgreSQL failed: {}", describe(.0))]
-    Postgres(#[from] tokio_postgres::Error),
-    /// No connection could be taken from the pool.
-    #[error("no connection available from the pool: {0}")]
-    Pool(#[from] deadpool_postgres::PoolError),
+    Postgres(tokio_postgres::Error),
+    /// No connection could be had: the server refused it (a wrong password,
+    /// an unknown database or user), could not be reached, or the pool is
+    /// closed. The message says which, in the server's words.
+    #[error("{}", describe_pool(.0))]
+    Pool(deadpool_postgres::PoolError),
     /// The connection string could not be parsed.
-    #[error("invalid PostgreSQL connection string: {0}")]
-    InvalidConfig(#[source] tokio_postgres::Error),
+    #[error("invalid PostgreSQL connection string: {}", describe(.0))]
+    InvalidConfig(tokio_postgres::Error),
     /// The name given to [`crate::PgStore::with_schema`] cannot name a
     /// schema.
     #[error("invalid schema name {name:?}: {problem}")]
@@ -31,8 +40,8 @@ pub enum PgError {
         problem: &'static str,
     },
     /// The pool could not be built.
-    #[error("cannot build the connection pool: {0}")]
-    BuildPool(#[from] deadpool_postgres::BuildError),
+    #[error("cannot build the connection pool")]
+    BuildPool(#[source] deadpool_postgres::BuildError),
     /// A configured time limit ran out; see the crate docs for the defaults.
     #[error("{limit} took longer than its limit of {after:?}")]
     Timeout {
@@ -79,10 +88,10 @@ pub enum PgError {
     #[error(transparent)]
     Decode(#[from] factos::DecodeError),
     /// A stored checkpoint is not a cursor.
-    #[error("corrupt checkpoint: {0}")]
+    #[error("corrupt checkpoint")]
     CorruptCheckpoint(#[source] factos::InvalidCursor),
     /// A stored row cannot be turned back into an event.
-    #[error("corrupt event row at position {position}: {source}")]
+    #[error("corrupt event row at position {position}")]
     CorruptRow {
         /// The row's position.
         position: i64,
@@ -133,11 +142,51 @@ impl fmt::Display for Limit {
 }
 
 /// A driver error in the caller's terms: the SQLSTATE and the server's
-/// message for database errors, the driver's own words otherwise.
+/// message for database errors; otherwise the driver's words followed by
+/// each of their causes (an IO error, a TLS library's).
 fn describe(error: &tokio_postgres::Error) -> String {
-    match error.as_db_error() {
-        Some(db) => format!("SQLSTATE {}: {}", db.code().code(), db.message()),
-        None => error.to_string(),
+    if let Some(db) = error.as_db_error() {
+        return format!("SQLSTATE {}: {}", db.code().code(), db.message());
+    }
+    let mut text = error.to_string();
+    let mut cause = std::error::Error::source(error);
+    while let Some(inner) = cause {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        cause = inner.source();
+    }
+    text
+}
+
+/// A pool's failure in the caller's terms, without the pool's wording.
+fn describe_pool(error: &deadpool_postgres::PoolError) -> String {
+    use deadpool_postgres::{PoolError, TimeoutType};
+    match error {
+        PoolError::Backend(e) => format!("cannot connect to PostgreSQL: {}", describe(e)),
+        PoolError::Timeout(TimeoutType::Wait) => "timed out waiting for a free connection".to_owned(),
+        PoolError::Timeout(TimeoutType::Create) => "timed out connecting to PostgreSQL".to_owned(),
+        PoolError::Timeout(TimeoutType::Recycle) => "timed out checking a pooled connection".to_owned(),
+        PoolError::Closed => "the connection pool is closed".to_owned(),
+        PoolError::NoRuntimeSpecified => "the connection pool has no async runtime".to_owned(),
+        PoolError::PostCreateHook(hook) => format!("a new connection's setup hook failed: {hook}"),
+    }
+}
+
+impl From<tokio_postgres::Error> for PgError {
+    fn from(error: tokio_postgres::Error) -> Self {
+        PgError::Postgres(error)
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for PgError {
+    fn from(error: deadpool_postgres::PoolError) -> Self {
+        PgError::Pool(error)
+    }
+}
+
+impl From<deadpool_postgres::BuildError> for PgError {
+    fn from(error: deadpool_postgres::BuildError) -> Self {
+        PgError::BuildPool(error)
     }
 }
 

@@ -144,6 +144,23 @@
 //! so it blocks matching writers for at most that long. A pool passed to
 //! [`PgStore::new`] keeps its own connect and wait limits.
 //!
+//! ## Size limits
+//!
+//! | limit | default | set with |
+//! |---|---|---|
+//! | a query's items, types and tags per item, bytes ([`factos::QueryLimits`]) | 10,000; 100; 100; 1 MiB | [`PgStore::with_query_limits`] |
+//! | lock keys a query guards before it guards `(*, *)` instead | 64 | fixed |
+//! | lock keys a batch touches before it takes the bulk key instead | 64 | fixed |
+//!
+//! A query over its limits is refused with
+//! [`StoreError::QueryTooLarge`](factos::StoreError::QueryTooLarge) before
+//! anything is sent. The lock bounds keep every request, whatever its size,
+//! within a few entries of the server's lock table (shared by every
+//! database, `max_locks_per_transaction` × `max_connections`): a huge
+//! query or batch costs its own waiting, never another request's failure.
+//! A large query is sent as one JSON parameter, never as thousands of
+//! terms ([`factos_sql::matching`]).
+//!
 //! ## Connections
 //!
 //! A decision that appends nothing (a rejection, no events, a decode

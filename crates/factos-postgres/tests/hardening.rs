@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use deadpool_postgres::{Hook, Manager, ManagerConfig, Pool, RecyclingMethod};
 use factos::{
-    AppendRequest, DecisionScope, Dispatcher, EventId, EventStore, EventType, JsonCodec, NewEvent, Query, ReadOptions,
-    StoreError, StreamId, Tag, decider,
+    AppendRequest, DecisionScope, Dispatcher, ErrorChain, EventId, EventStore, EventType, JsonCodec, NewEvent, Query,
+    ReadOptions, StoreError, StreamId, Tag, decider,
 };
 use factos_conformance::tickets::{Buy, TicketSold, box_office, concert_query, concert_stream};
 use factos_postgres::{Limit, PgError, PgStore, PoolOptions};
@@ -152,7 +152,10 @@ async fn a_server_that_never_answers_fails_within_the_connect_timeout() -> TestR
         "took {:?}",
         started.elapsed()
     );
-    assert!(error.to_string().contains("connecting to PostgreSQL"), "{error}");
+    assert!(
+        ErrorChain(&error).to_string().contains("connecting to PostgreSQL"),
+        "{error}"
+    );
     Ok(())
 }
 
@@ -235,8 +238,9 @@ async fn a_statement_blocked_past_the_statement_timeout_fails_typed() -> TestRes
     assert!(started.elapsed() < Duration::from_secs(2));
     // The message says what ran out; the chain keeps the server's words.
     assert_eq!(
-        error.to_string(),
-        "storage backend failed: a statement took longer than its limit of 200ms"
+        ErrorChain(&error).to_string(),
+        "storage backend failed: a statement took longer than its limit of 200ms: \
+         PostgreSQL failed: SQLSTATE 57014: canceling statement due to statement timeout"
     );
     let mut chain = Vec::new();
     let mut cause: Option<&dyn std::error::Error> = Some(&error);

@@ -10,7 +10,7 @@ pub enum SqliteError {
     /// SQLite reported an error. Errors that would quote the statement
     /// (a statement SQLite could not compile) carry SQLite's message
     /// without the generated SQL.
-    #[error("SQLite failed: {0}")]
+    #[error("SQLite failed")]
     Sqlite(#[source] rusqlite::Error),
     /// A query's SQL predicate is not one well-formed expression; nothing
     /// ran.
@@ -31,7 +31,7 @@ pub enum SqliteError {
     #[error("the database has no factos schema; call SqliteStore::migrate first")]
     NotMigrated,
     /// A stored row cannot be turned back into an event.
-    #[error("corrupt event row at position {position}: {source}")]
+    #[error("corrupt event row at position {position}")]
     CorruptRow {
         /// The row's position.
         position: i64,
@@ -50,7 +50,7 @@ pub enum SqliteError {
     #[error("the projection was lost when an earlier call panicked")]
     ProjectionLost,
     /// A stored checkpoint is not a cursor.
-    #[error("corrupt checkpoint: {0}")]
+    #[error("corrupt checkpoint")]
     CorruptCheckpoint(#[source] factos::InvalidCursor),
     /// A value does not fit SQLite's signed 64-bit integers.
     #[error("{what} {value} does not fit a signed 64-bit integer")]
@@ -62,10 +62,10 @@ pub enum SqliteError {
     },
     /// The group transaction this write ran in failed (to begin, or to
     /// commit): nothing of the write was kept.
-    #[error("the write's group transaction failed: {0}")]
+    #[error("the write's group transaction failed")]
     Group(#[source] std::sync::Arc<SqliteError>),
     /// The store's writer thread could not be started.
-    #[error("cannot start the SQLite writer thread: {0}")]
+    #[error("cannot start the SQLite writer thread")]
     WriterThread(#[source] std::io::Error),
     /// The store's writer thread is gone (it panicked); nothing more can be
     /// written through this store.
@@ -80,7 +80,7 @@ pub enum SqliteError {
         after: std::time::Duration,
     },
     /// The blocking task running a database call panicked or was cancelled.
-    #[error("database task failed: {0}")]
+    #[error("database task failed")]
     Task(#[from] tokio::task::JoinError),
 }
 

@@ -63,6 +63,21 @@
 //! default, like PostgreSQL's decision limit), then fails with
 //! [`SqliteError::DecisionTimeout`].
 //!
+//! ## Limits
+//!
+//! | limit | default | set with |
+//! |---|---|---|
+//! | a query's items, types and tags per item, bytes ([`factos::QueryLimits`]) | 10,000; 100; 100; 1 MiB | [`SqliteOptions::query_limits`] |
+//! | waiting for another process's write lock | 5 s | [`SqliteOptions::busy_timeout`] |
+//! | a decision waiting for its scope's turn | 5 s | [`SqliteOptions::decision_timeout`] |
+//!
+//! A query over its limits is refused with
+//! [`StoreError::QueryTooLarge`](factos::StoreError::QueryTooLarge) before
+//! anything runs; every query within them runs (a large one is written as
+//! one JSON parameter, so SQLite's compound-SELECT, depth and parameter
+//! limits are never reached; see [`factos_sql::matching`]). No error
+//! message carries generated SQL.
+//!
 //! ## Without an async runtime
 //!
 //! [`SqliteStore::inline`] gives the same store reading on the calling

@@ -7,9 +7,9 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use factos::{
     AppendCondition, AppendConditionFailed, AppendRequest, Committed, DecisionScope, Direction, DuplicateEventId,
-    EventId, EventType, ExpectedRevision, Metadata, NewEvent, Position, Query, QueryItem, ReadOptions, Recorded,
-    RevisionMismatch, StoreError, StoredEvent, StreamId, StreamRevision, Tag, Timestamp, UnsupportedAppendCondition,
-    UnsupportedQuery,
+    ErrorChain, EventId, EventType, ExpectedRevision, Metadata, NewEvent, Position, Query, QueryItem, QueryLimit,
+    QueryTooLarge, ReadOptions, Recorded, RevisionMismatch, StoreError, StoredEvent, StreamId, StreamRevision, Tag,
+    Timestamp, UnsupportedAppendCondition, UnsupportedQuery,
 };
 use serde::{Deserialize, Serialize};
 
@@ -462,6 +462,16 @@ pub enum WireFailure {
         /// Why.
         reason: String,
     },
+    /// `QueryTooLarge`, naming the limit.
+    QueryTooLarge {
+        /// Which limit: `items`, `types_per_item`, `tags_per_item` or
+        /// `bytes`.
+        limit: String,
+        /// What it allows.
+        allowed: usize,
+        /// What the query had.
+        found: usize,
+    },
     /// `Contention`.
     Contention {
         /// The message.
@@ -504,11 +514,23 @@ impl WireFailure {
             StoreError::UnsupportedQuery(refusal) => WireFailure::UnsupportedQuery {
                 reason: refusal.reason.clone(),
             },
+            StoreError::QueryTooLarge(too_large) => WireFailure::QueryTooLarge {
+                limit: match too_large.limit {
+                    QueryLimit::Items => "items",
+                    QueryLimit::TypesPerItem => "types_per_item",
+                    QueryLimit::TagsPerItem => "tags_per_item",
+                    QueryLimit::Bytes => "bytes",
+                    _ => "unknown",
+                }
+                .to_owned(),
+                allowed: too_large.allowed,
+                found: too_large.found,
+            },
             StoreError::Contention(source) => WireFailure::Contention {
-                message: source.to_string(),
+                message: ErrorChain(source.as_ref()).to_string(),
             },
             other => WireFailure::Backend {
-                message: other.to_string(),
+                message: ErrorChain(other).to_string(),
             },
         }
     }
@@ -558,6 +580,16 @@ impl WireFailure {
             },
             (WireFailure::UnsupportedCondition { reason }, _) => UnsupportedAppendCondition { backend, reason }.into(),
             (WireFailure::UnsupportedQuery { reason }, _) => UnsupportedQuery { backend, reason }.into(),
+            (WireFailure::QueryTooLarge { limit, allowed, found }, _) => {
+                let limit = match limit.as_str() {
+                    "items" => QueryLimit::Items,
+                    "types_per_item" => QueryLimit::TypesPerItem,
+                    "tags_per_item" => QueryLimit::TagsPerItem,
+                    "bytes" => QueryLimit::Bytes,
+                    other => return StoreError::backend(format!("the worker named an unknown query limit {other:?}")),
+                };
+                QueryTooLarge { limit, allowed, found }.into()
+            }
             (WireFailure::Contention { message }, _) => StoreError::contention(message),
             (other, _) => StoreError::backend(format!("{other:?}")),
         }

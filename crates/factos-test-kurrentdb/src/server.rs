@@ -36,7 +36,7 @@ use crate::quick_ack::QuickAck;
 #[non_exhaustive]
 pub enum FakeError {
     /// No loopback port could be bound.
-    #[error("cannot listen on a loopback port: {0}")]
+    #[error("cannot listen on a loopback port")]
     Listen(#[from] std::io::Error),
     /// The process-wide runtime for detached servers could not start.
     #[error("cannot run a detached server: {0}")]

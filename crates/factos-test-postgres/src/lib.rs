@@ -80,6 +80,10 @@ static SHARED: OnceLock<Result<Cluster, String>> = OnceLock::new();
 static DURABLE: OnceLock<Result<Cluster, String>> = OnceLock::new();
 static STOCK: OnceLock<Result<Cluster, String>> = OnceLock::new();
 
+/// The `postgres` user's password on the stock cluster (the others trust
+/// every local connection).
+pub const STOCK_PASSWORD: &str = "factos-stock";
+
 /// How a cluster this process starts is configured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Settings {
@@ -105,8 +109,10 @@ impl Cluster {
 
     /// A cluster of this process with the server's stock configuration,
     /// started on first use: default durability, `max_connections` (100)
-    /// and `max_locks_per_transaction` (64), for tests of what a request
-    /// may cost a server configured as most are. `FACTOS_TEST_DATABASE_URL`,
+    /// and `max_locks_per_transaction` (64), and password authentication
+    /// (`scram-sha-256`; the user `postgres` has [`STOCK_PASSWORD`], which
+    /// [`Cluster::config`] carries), for tests of what a request may cost a
+    /// server configured as most are and of what its refusals say. `FACTOS_TEST_DATABASE_URL`,
     /// when set, serves instead, configured as it is.
     ///
     /// # Errors
@@ -153,23 +159,29 @@ impl Cluster {
             std::os::unix::fs::chown(&dir, Some(uid), Some(gid))?;
         }
         let data = dir.join("data");
-        run(
-            &bin,
-            as_postgres,
-            "initdb",
-            &[
-                "-D",
-                path(&data)?,
-                "-U",
-                "postgres",
-                "-A",
-                "trust",
-                "-E",
-                "UTF8",
-                "--no-locale",
-                "--no-sync",
-            ],
-        )?;
+        let mut initdb = vec![
+            "-D",
+            path(&data)?,
+            "-U",
+            "postgres",
+            "-E",
+            "UTF8",
+            "--no-locale",
+            "--no-sync",
+        ];
+        let password_file = dir.join("password");
+        match settings {
+            Settings::Stock => {
+                // Passwords checked, as on a server set up for real use.
+                std::fs::write(&password_file, STOCK_PASSWORD)?;
+                if as_postgres {
+                    std::os::unix::fs::chown(&password_file, Some(id("-u")?), Some(id("-g")?))?;
+                }
+                initdb.extend(["-A", "scram-sha-256", "--pwfile", path(&password_file)?]);
+            }
+            Settings::Fast | Settings::Durable => initdb.extend(["-A", "trust"]),
+        }
+        run(&bin, as_postgres, "initdb", &initdb)?;
         let tuning = match settings {
             Settings::Fast => {
                 "-c fsync=off -c synchronous_commit=off -c full_page_writes=off \
@@ -203,6 +215,9 @@ impl Cluster {
         start_watchdog(&bin, as_postgres, &dir, &data)?;
         let mut config = Config::new();
         config.host_path(&dir).user("postgres").dbname("postgres");
+        if settings == Settings::Stock {
+            config.password(STOCK_PASSWORD);
+        }
         Ok(Cluster { config, dir: Some(dir) })
     }
 
@@ -224,7 +239,12 @@ impl Cluster {
             .as_deref()
             .map(|dir| dir.display().to_string())
             .unwrap_or_default();
-        format!("host={host} user=postgres dbname=postgres")
+        let password = self
+            .config
+            .get_password()
+            .map(|p| format!(" password={}", String::from_utf8_lossy(p)))
+            .unwrap_or_default();
+        format!("host={host} user=postgres dbname=postgres{password}")
     }
 
     /// The directory of a cluster this process started (its server log is

@@ -1,5 +1,10 @@
 //! Errors: what a store reports and what a dispatch returns.
 //!
+//! Every factos error says what failed in its own words and returns its
+//! cause from [`std::error::Error::source`], never both, so a printed chain
+//! shows each cause once. [`ErrorChain`] prints the whole chain on one
+//! line.
+//!
 //! Conflicts are core types with structured fields so callers can branch on
 //! them without knowing which backend produced them; backends map their
 //! native signals (unique violations, SQLSTATE 40001/40P01, "wrong expected
@@ -11,6 +16,40 @@ use crate::event::{EventId, InvalidMetadata};
 use crate::name::{EventType, InvalidName, StreamId};
 use crate::position::{AppendCondition, ExpectedRevision, Position, StreamRevision};
 use crate::query::Query;
+
+/// An error and its causes on one line, `what: why: why`, each cause once:
+/// what a log line or a user needs, where `{}` of the error alone says only
+/// what failed at the outermost layer.
+///
+/// ```
+/// use factos::{ErrorChain, Operation, StreamId, StoreError};
+/// let cause = std::io::Error::other("disk full");
+/// let error = Operation::Append { stream: StreamId::new("s")? }.failed::<String>(StoreError::backend(cause));
+/// assert_eq!(error.to_string(), "appending to stream s failed");
+/// assert_eq!(ErrorChain(&error).to_string(), "appending to stream s failed: storage backend failed: disk full");
+/// # Ok::<(), factos::InvalidName>(())
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct ErrorChain<'a>(pub &'a (dyn std::error::Error + 'static));
+
+impl std::fmt::Display for ErrorChain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut printed = self.0.to_string();
+        f.write_str(&printed)?;
+        let mut cause = self.0.source();
+        while let Some(inner) = cause {
+            let text = inner.to_string();
+            // Errors of other crates may repeat their cause's words
+            // (transparent wrappers always do): print them once.
+            if !printed.ends_with(&text) {
+                write!(f, ": {text}")?;
+                printed = text;
+            }
+            cause = inner.source();
+        }
+        Ok(())
+    }
+}
 
 /// A boxed error from a backend or an application codec, kept as a source so
 /// the cause chain stays intact and can be downcast.
@@ -170,13 +209,13 @@ pub enum StoreError {
     /// A transient conflict between concurrent transactions (a deadlock, a
     /// serialization failure, a busy database). Nothing was written and
     /// re-running the whole decision is safe.
-    #[error("transient conflict with a concurrent transaction: {0}")]
+    #[error("transient conflict with a concurrent transaction")]
     Contention(#[source] BoxError),
     /// The backend failed (connection lost, disk full, corrupt row). For
     /// appends, the backend guarantees the batch was written entirely or not
     /// at all; a lost acknowledgement can be resolved by re-sending the same
     /// batch, which is idempotent.
-    #[error("storage backend failed: {0}")]
+    #[error("storage backend failed")]
     Backend(#[source] BoxError),
     /// The query exceeds the store's [`crate::QueryLimits`]; nothing was
     /// read or written.
@@ -228,7 +267,7 @@ pub struct DecodeError {
 /// transaction was rolled back, so its checkpoint stays before the failing
 /// batch.
 #[derive(Debug, Error)]
-#[error("projection {name} failed{}: {source}", .position.map(|p| format!(" in the batch from position {p}")).unwrap_or_default())]
+#[error("projection {name} failed{}", .position.map(|p| format!(" in the batch from position {p}")).unwrap_or_default())]
 pub struct ProjectionFailed {
     /// The projection.
     pub name: String,
@@ -258,7 +297,7 @@ pub enum Error<D> {
     Domain(D),
     /// The append condition kept failing under the retry policy; nothing was
     /// written by the last attempt.
-    #[error("{source} (after {attempts} attempts)")]
+    #[error("gave up after {attempts} attempts: concurrent writers kept changing the context")]
     AppendConditionFailed {
         /// The conflict of the last attempt, with its condition.
         #[source]
@@ -268,7 +307,7 @@ pub enum Error<D> {
     },
     /// The stream kept moving under the retry policy; nothing was written by
     /// the last attempt.
-    #[error("{source} (after {attempts} attempts)")]
+    #[error("gave up after {attempts} attempts: concurrent writers kept moving the stream")]
     RevisionMismatch {
         /// The conflict of the last attempt.
         #[source]
@@ -277,7 +316,7 @@ pub enum Error<D> {
         attempts: u32,
     },
     /// The store failed during `operation`.
-    #[error("{operation} failed: {source}")]
+    #[error("{operation} failed")]
     Store {
         /// What the dispatcher was doing.
         operation: Operation,
@@ -470,6 +509,10 @@ mod tests {
         .failed(StoreError::backend(DiskFull));
         assert_eq!(
             error.to_string(),
+            "dispatching to stream concert-1 on context (any type with concert:1) failed"
+        );
+        assert_eq!(
+            ErrorChain(&error).to_string(),
             "dispatching to stream concert-1 on context (any type with concert:1) failed: \
              storage backend failed: SQLSTATE 53100: could not extend file"
         );
@@ -477,6 +520,53 @@ mod tests {
         assert!(matches!(store, Some(StoreError::Backend(_))));
         let cause = store.and_then(std::error::Error::source);
         assert!(cause.is_some_and(|c| c.is::<DiskFull>()));
+        Ok(())
+    }
+
+    #[test]
+    fn every_layer_leaves_its_cause_to_source_so_a_chain_prints_each_cause_once() -> Result<(), InvalidName> {
+        #[derive(Debug, Error)]
+        #[error("the disk is full")]
+        struct DiskFull;
+        let stream = StreamId::new("s")?;
+        let conflict = AppendConditionFailed {
+            condition: crate::AppendCondition::new(Query::all(), None),
+            conflicting: Position::new(3),
+        };
+        let errors: Vec<Error<String>> = vec![
+            Operation::Append { stream: stream.clone() }.failed(StoreError::backend(DiskFull)),
+            Operation::Append { stream: stream.clone() }.failed(StoreError::contention(DiskFull)),
+            Error::AppendConditionFailed {
+                source: conflict,
+                attempts: 3,
+            },
+            Error::Decode(DecodeError {
+                position: Position::new(1),
+                event_type: EventType::new("E")?,
+                version: 1,
+                source: Box::new(DiskFull),
+            }),
+            Operation::Read { query: Query::all() }.failed(StoreError::backend(ProjectionFailed {
+                name: "board".into(),
+                position: None,
+                source: Box::new(DiskFull),
+            })),
+        ];
+        for error in &errors {
+            let mut texts = vec![error.to_string()];
+            let mut cause = std::error::Error::source(error);
+            while let Some(inner) = cause {
+                texts.push(inner.to_string());
+                cause = inner.source();
+            }
+            for (i, outer) in texts.iter().enumerate() {
+                for inner in &texts[i + 1..] {
+                    assert!(!outer.contains(inner.as_str()), "{outer:?} repeats its cause {inner:?}");
+                }
+            }
+            let printed = ErrorChain(error).to_string();
+            assert!(printed.matches("the disk is full").count() <= 1, "{printed}");
+        }
         Ok(())
     }
 }

@@ -115,7 +115,7 @@ pub use context::{Context, LoadedStream};
 pub use decider::{Decider, FnDecider, compute_events, compute_state, decider};
 pub use dispatch::{Dispatcher, RetryPolicy};
 pub use error::{
-    AppendConditionFailed, BoxError, DecodeError, DuplicateEventId, EncodeError, Error, InvalidAppend,
+    AppendConditionFailed, BoxError, DecodeError, DuplicateEventId, EncodeError, Error, ErrorChain, InvalidAppend,
     InvalidPredicate, Operation, ProjectionFailed, RevisionMismatch, SplitRejection, StoreError,
     UnsupportedAppendCondition, UnsupportedQuery,
 };
