@@ -254,6 +254,10 @@ pub struct ServeArgs {
     /// Return at most this many events per read.
     #[arg(long, default_value_t = 10_000)]
     pub max_read: usize,
+    /// End a read's page once its events add up to this many bytes (it
+    /// holds at least one event).
+    #[arg(long, default_value_t = 8 * 1024 * 1024)]
+    pub max_read_bytes: usize,
 }
 
 /// `factos bench`.

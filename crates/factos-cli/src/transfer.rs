@@ -20,6 +20,10 @@ use crate::store::CliStore;
 /// Records per batch (one transaction each).
 pub const BATCH: usize = 10_000;
 
+/// The most bytes of events read in one batch (plus one event), so large
+/// events never make a batch large.
+pub const BATCH_BYTES: usize = 32 * 1024 * 1024;
+
 /// Where records come from, a batch at a time.
 pub(crate) trait Source {
     /// The next records in position order; empty at the end.
@@ -83,7 +87,7 @@ impl<'s, S> StoreSource<'s, S> {
 
 impl<S: EventStore> Source for StoreSource<'_, S> {
     async fn next_batch(&mut self) -> Result<Vec<StoredEvent>, CliError> {
-        let mut options = ReadOptions::forwards().limit(BATCH);
+        let mut options = ReadOptions::forwards().limit(BATCH).max_bytes(BATCH_BYTES);
         options.from = self.next;
         let page = self
             .store

@@ -150,6 +150,26 @@ async fn the_api_answers_and_refuses_in_json() -> TestResult {
         .await?;
     assert_eq!(page.len(), 3, "reads are bounded by --max-read");
     assert_eq!(page[0]["position"], 5);
+    // A bounded page says where to continue; the last page says nothing.
+    let mut url = server.url(&format!("/read?options={}", encode(&options)));
+    let mut positions = Vec::new();
+    for _ in 0..10 {
+        let response = authed(http.get(&url)).send().await?;
+        let next = match response.headers().get("link") {
+            Some(link) => Some(link.to_str()?.to_owned()),
+            None => None,
+        };
+        let page: Vec<Value> = response.json().await?;
+        positions.extend(page.iter().map(|record| record["position"].clone()));
+        let Some(link) = next else { break };
+        let path = link
+            .strip_prefix('<')
+            .and_then(|rest| rest.split_once(">; rel=\"next\""))
+            .map(|(path, _)| path)
+            .ok_or_else(|| format!("malformed Link header {link:?}"))?;
+        url = server.url(path);
+    }
+    assert_eq!(positions, vec![json!(5), json!(4), json!(3), json!(2), json!(1)]);
 
     for (path, problem) in [
         ("/read?query=nope", "query"),

@@ -178,6 +178,7 @@ macro_rules! conformance_tests {
             expected_revision_exact,
             invalid_metadata_is_refused_alike_everywhere,
             read_options_select_from_limit_and_direction,
+            reads_end_a_page_at_the_byte_budget_and_say_where_to_continue,
             read_stream_returns_stream_from_revision,
             metadata_versions_and_payloads_round_trip,
             unicode_and_sql_shaped_names_round_trip,

@@ -10,8 +10,8 @@
 use std::collections::HashMap;
 
 use factos::{
-    AppendCondition, AppendRequest, Committed, Direction, EventId, ExpectedRevision, LocalEventStore, MemoryStore,
-    Metadata, NewEvent, Query, QueryItem, ReadOptions, StoreError, StoredEvent, StreamRevision,
+    AppendCondition, AppendRequest, Committed, EventId, ExpectedRevision, LocalEventStore, MemoryStore, Metadata,
+    NewEvent, Query, QueryItem, ReadOptions, StoreError, StoredEvent, StreamRevision,
 };
 use proptest::prelude::*;
 use proptest::sample::Index;
@@ -216,15 +216,13 @@ impl<S: LocalEventStore> Subject<'_, S> {
                 limit,
                 backwards,
             } => {
-                let options = ReadOptions {
-                    from: from.as_ref().and_then(place),
-                    limit: *limit,
-                    direction: if *backwards {
-                        Direction::Backwards
-                    } else {
-                        Direction::Forwards
-                    },
+                let mut options = if *backwards {
+                    ReadOptions::backwards()
+                } else {
+                    ReadOptions::forwards()
                 };
+                options.from = from.as_ref().and_then(place);
+                options.limit = *limit;
                 let q = query(specs);
                 let read = self
                     .store

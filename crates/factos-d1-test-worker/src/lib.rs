@@ -60,8 +60,13 @@ async fn run(store: &D1Store, op: Op) -> Answer {
             from,
             limit,
             backwards,
+            max_bytes,
         } => match query.to_query() {
-            Ok(query) => events(store.read(&query, wire::options(from, limit, backwards)).await),
+            Ok(query) => events(
+                store
+                    .read(&query, wire::options(from, limit, backwards, max_bytes))
+                    .await,
+            ),
             Err(error) => malformed(error),
         },
         Op::ReadStream { stream, from } => match factos::StreamId::new(stream) {

@@ -19,6 +19,9 @@ use crate::{append, schema};
 /// response of bounded size, so long reads are paged.
 const PAGE: i64 = 500;
 
+/// Rows per D1 statement when a read has a byte budget.
+const BUDGET_PAGE: i64 = 16;
+
 /// A factos event store on a D1 database, inside a Cloudflare worker.
 ///
 /// Its futures are not `Send` (JavaScript values live in them), so it
@@ -105,8 +108,11 @@ impl D1Store {
         let mut limit = options.limit.map_or(i64::MAX, |l| i64::try_from(l).unwrap_or(i64::MAX));
         let mut from = options.from.map(to_sql).transpose()?;
         let backwards = options.direction == Direction::Backwards;
-        while limit > 0 {
-            let page = limit.min(PAGE);
+        let mut budget = options.budget();
+        // Under a byte budget, small pages: a page's rows are all in memory.
+        let page_size = if options.max_bytes.is_some() { BUDGET_PAGE } else { PAGE };
+        while limit > 0 && budget.has_room() {
+            let page = limit.min(page_size);
             let bounds = match backwards {
                 false => Bounds { min: from, max: None },
                 true => Bounds { min: None, max: from },
@@ -127,7 +133,13 @@ impl D1Store {
                 from = Some(if backwards { last - 1 } else { last + 1 });
             }
             limit -= rows.len() as i64;
-            found.extend(rows.into_iter().map(|(record, _)| record));
+            for (record, _) in rows {
+                let room = budget.take(&record);
+                found.push(record);
+                if !room {
+                    return Ok(found);
+                }
+            }
             if complete {
                 break;
             }

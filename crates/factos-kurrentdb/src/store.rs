@@ -270,8 +270,9 @@ impl KurrentStore {
     async fn read_matching(&self, query: &Query, options: ReadOptions) -> Result<Vec<StoredEvent>, StoreError> {
         refuse_predicates(query)?;
         let limit = options.limit.unwrap_or(usize::MAX);
+        let mut budget = options.budget();
         let mut found = Vec::new();
-        if limit == 0 {
+        if !budget.has_room() {
             return Ok(found);
         }
         let filter = self.scope.server_filter(query);
@@ -292,6 +293,7 @@ impl KurrentStore {
                 {
                     let (record, _) = from_recorded(event, stream)?;
                     if record.position == from && record.matches(query) {
+                        budget.take(&record);
                         found.push(record);
                     }
                 }
@@ -299,7 +301,7 @@ impl KurrentStore {
             }
         };
         let mut last_seen: Option<u64> = None;
-        while found.len() < limit {
+        while budget.has_room() {
             let wanted = if exact { (limit - found.len()).min(PAGE) } else { PAGE };
             // A forwards page resumes at the last event seen, inclusive.
             let count = wanted + usize::from(!backwards && last_seen.is_some());
@@ -316,8 +318,9 @@ impl KurrentStore {
                 };
                 let (record, _) = from_recorded(event, stream)?;
                 if options.admits(record.position) && record.matches(query) {
+                    let room = budget.take(&record);
                     found.push(record);
-                    if found.len() == limit {
+                    if !room {
                         return Ok(found);
                     }
                 }

@@ -115,6 +115,7 @@ impl EventStore for D1Client {
             from: options.from.map(|p| p.value()),
             limit: options.limit,
             backwards: options.direction == factos::Direction::Backwards,
+            max_bytes: options.max_bytes,
         })
         .await
     }

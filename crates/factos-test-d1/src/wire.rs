@@ -6,10 +6,10 @@ use std::collections::BTreeSet;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use factos::{
-    AppendCondition, AppendConditionFailed, AppendRequest, Committed, DecisionScope, Direction, DuplicateEventId,
-    ErrorChain, EventId, EventType, ExpectedRevision, Metadata, NewEvent, Position, Query, QueryItem, QueryLimit,
-    QueryTooLarge, ReadOptions, Recorded, RevisionMismatch, StoreError, StoredEvent, StreamId, StreamRevision, Tag,
-    Timestamp, UnsupportedAppendCondition, UnsupportedQuery,
+    AppendCondition, AppendConditionFailed, AppendRequest, Committed, DecisionScope, DuplicateEventId, ErrorChain,
+    EventId, EventType, ExpectedRevision, Metadata, NewEvent, Position, Query, QueryItem, QueryLimit, QueryTooLarge,
+    ReadOptions, Recorded, RevisionMismatch, StoreError, StoredEvent, StreamId, StreamRevision, Tag, Timestamp,
+    UnsupportedAppendCondition, UnsupportedQuery,
 };
 use serde::{Deserialize, Serialize};
 
@@ -47,6 +47,9 @@ pub enum Op {
         limit: Option<usize>,
         /// Direction.
         backwards: bool,
+        /// `max_bytes`.
+        #[serde(default)]
+        max_bytes: Option<usize>,
     },
     /// `read_stream`.
     ReadStream {
@@ -200,16 +203,16 @@ impl WireQuery {
 }
 
 /// Read options on the wire.
-pub fn options(from: Option<u64>, limit: Option<usize>, backwards: bool) -> ReadOptions {
-    ReadOptions {
-        from: from.map(Position::new),
-        limit,
-        direction: if backwards {
-            Direction::Backwards
-        } else {
-            Direction::Forwards
-        },
-    }
+pub fn options(from: Option<u64>, limit: Option<usize>, backwards: bool, max_bytes: Option<usize>) -> ReadOptions {
+    let mut options = if backwards {
+        ReadOptions::backwards()
+    } else {
+        ReadOptions::forwards()
+    };
+    options.from = from.map(Position::new);
+    options.limit = limit;
+    options.max_bytes = max_bytes;
+    options
 }
 
 /// A new event.

@@ -134,7 +134,7 @@ pub use query::{Predicate, PredicateValue, Query, QueryItem};
 pub use reactor::{FnReactor, Reactor, react_all, reactor};
 pub use recorded::{Recorded, StoredEvent};
 pub use store::{
-    AppendRequest, Committed, DecisionScope, Direction, EventStore, LocalEventStore, ReadOptions, SharedStore,
-    record_outcome,
+    AppendRequest, Committed, DecisionScope, Direction, EventStore, LocalEventStore, PageBudget, ReadOptions,
+    SharedStore, record_outcome,
 };
 pub use view::{FnView, MergedViews, View, merge_views, project, view};

@@ -82,24 +82,20 @@ impl MemoryStore {
 impl Log {
     fn read(&self, query: &Query, options: ReadOptions) -> Vec<StoredEvent> {
         let matching = |(event, _): &&(StoredEvent, u64)| options.admits(event.position) && event.matches(query);
-        let limit = options.limit.unwrap_or(usize::MAX);
-        match options.direction {
-            Direction::Forwards => self
-                .events
-                .iter()
-                .filter(matching)
-                .take(limit)
-                .map(|(e, _)| e.clone())
-                .collect(),
-            Direction::Backwards => self
-                .events
-                .iter()
-                .rev()
-                .filter(matching)
-                .take(limit)
-                .map(|(e, _)| e.clone())
-                .collect(),
+        let in_order: Box<dyn Iterator<Item = &(StoredEvent, u64)>> = match options.direction {
+            Direction::Forwards => Box::new(self.events.iter()),
+            Direction::Backwards => Box::new(self.events.iter().rev()),
+        };
+        let mut budget = options.budget();
+        let mut page = Vec::new();
+        for (event, _) in in_order.filter(matching) {
+            if !budget.has_room() {
+                break;
+            }
+            budget.take(event);
+            page.push(event.clone());
         }
+        page
     }
 
     fn append(&mut self, request: AppendRequest) -> Result<Committed, StoreError> {

@@ -40,6 +40,19 @@ pub struct Recorded<E> {
 /// A committed event with its payload as stored.
 pub type StoredEvent = Recorded<Vec<u8>>;
 
+impl Recorded<Vec<u8>> {
+    /// About how many bytes the event takes in memory and on the wire: its
+    /// payload, metadata, tags, type and stream, plus a fixed 64 for its
+    /// numbers. What [`crate::ReadOptions::max_bytes`] budgets.
+    pub fn byte_size(&self) -> usize {
+        64 + self.event.len()
+            + self.event_type.as_str().len()
+            + self.stream.as_str().len()
+            + self.tags.iter().map(|t| t.as_str().len()).sum::<usize>()
+            + self.metadata.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>()
+    }
+}
+
 impl<E> Recorded<E> {
     /// Whether this event matches `query`.
     pub fn matches(&self, query: &Query) -> bool {

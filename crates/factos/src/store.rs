@@ -30,6 +30,11 @@ pub enum Direction {
 
 /// How much of the matching events a read returns.
 ///
+/// A read is a page: it ends at the [`limit`](ReadOptions::limit) of
+/// events or at the [`max_bytes`](ReadOptions::max_bytes) budget, whichever
+/// comes first, and [`ReadOptions::next_page`] says whether more may follow
+/// and where.
+///
 /// ```
 /// use factos::{Direction, Position, ReadOptions};
 /// let newest_ten = ReadOptions::backwards().limit(10);
@@ -38,6 +43,7 @@ pub enum Direction {
 /// assert!(page.admits(Position::new(100)) && !page.admits(Position::new(99)));
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
 pub struct ReadOptions {
     /// Start here, inclusive: forwards reads return positions `>= from`,
     /// backwards reads positions `<= from`. `None` starts at the respective
@@ -47,6 +53,11 @@ pub struct ReadOptions {
     pub limit: Option<usize>,
     /// Which way to walk.
     pub direction: Direction,
+    /// End the page with the event at which the events' sizes
+    /// ([`StoredEvent::byte_size`](Recorded::byte_size)) add up to this many bytes or more: a page
+    /// holds at most this much plus one event (and always at least one
+    /// event, so paging always moves on). `None`: no byte budget.
+    pub max_bytes: Option<usize>,
 }
 
 impl ReadOptions {
@@ -75,6 +86,62 @@ impl ReadOptions {
         self
     }
 
+    /// Ends each page once its events' sizes add up to `bytes` (see
+    /// [`ReadOptions::max_bytes`](field@ReadOptions::max_bytes)).
+    pub fn max_bytes(mut self, bytes: usize) -> Self {
+        self.max_bytes = Some(bytes);
+        self
+    }
+
+    /// The options of the page after `page` (what a read with `self`
+    /// returned), or `None` when `page` ended because no more events
+    /// matched: it ended neither at the limit nor at the byte budget.
+    ///
+    /// ```
+    /// use factos::{AppendRequest, EventId, EventStore, EventType, MemoryStore, NewEvent, Query, ReadOptions, StreamId};
+    /// # futures::executor::block_on(async {
+    /// let store = MemoryStore::new();
+    /// for n in 0..5u8 {
+    ///     let event = NewEvent::new(EventId::random(), EventType::new("Noted")?, vec![n; 1_000]);
+    ///     store.append(AppendRequest::new(StreamId::new("notes")?, vec![event])).await?;
+    /// }
+    /// // Pages of about 2 kB: every event once, in order.
+    /// let mut options = Some(ReadOptions::forwards().max_bytes(2_000));
+    /// let mut read = Vec::new();
+    /// while let Some(page_options) = options {
+    ///     let page = store.read(&Query::all(), page_options).await?;
+    ///     options = page_options.next_page(&page);
+    ///     read.extend(page);
+    /// }
+    /// assert_eq!(read.len(), 5);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn next_page(&self, page: &[StoredEvent]) -> Option<ReadOptions> {
+        let last = page.last()?;
+        let full = self.limit.is_some_and(|limit| page.len() >= limit);
+        let spent = self
+            .max_bytes
+            .is_some_and(|budget| page.iter().map(StoredEvent::byte_size).sum::<usize>() >= budget);
+        if !(full || spent) {
+            return None;
+        }
+        let from = match self.direction {
+            Direction::Forwards => last.position.value().checked_add(1)?,
+            Direction::Backwards => last.position.value().checked_sub(1).filter(|p| *p > 0)?,
+        };
+        Some(self.from(Position::new(from)))
+    }
+
+    /// A tally for a backend filling one page under these options: feed it
+    /// each event in read order; it says when the page is full.
+    pub fn budget(&self) -> PageBudget {
+        PageBudget {
+            events_left: self.limit.unwrap_or(usize::MAX),
+            bytes_left: self.max_bytes,
+        }
+    }
+
     /// Whether an event at `position` lies on the read's side of `from`.
     pub fn admits(&self, position: Position) -> bool {
         match (self.from, self.direction) {
@@ -82,6 +149,34 @@ impl ReadOptions {
             (Some(from), Direction::Forwards) => position >= from,
             (Some(from), Direction::Backwards) => position <= from,
         }
+    }
+}
+
+/// What is left of one page's limit and byte budget while a backend fills
+/// it ([`ReadOptions::budget`]).
+#[derive(Debug, Clone, Copy)]
+pub struct PageBudget {
+    events_left: usize,
+    bytes_left: Option<usize>,
+}
+
+impl PageBudget {
+    /// Counts `event` into the page; `false` once the page is full (the
+    /// event counted is the page's last).
+    pub fn take(&mut self, event: &StoredEvent) -> bool {
+        self.events_left = self.events_left.saturating_sub(1);
+        if let Some(bytes) = &mut self.bytes_left {
+            *bytes = bytes.saturating_sub(event.byte_size());
+            if *bytes == 0 {
+                return false;
+            }
+        }
+        self.events_left > 0
+    }
+
+    /// Whether the page can take another event.
+    pub fn has_room(&self) -> bool {
+        self.events_left > 0 && self.bytes_left != Some(0)
     }
 }
 

@@ -1,7 +1,7 @@
 //! `factos read` (a context query) and `factos stream NAME`.
 
 use clap::ArgMatches;
-use factos::{Direction, Position, ReadOptions, StoredEvent, StreamId, StreamRevision};
+use factos::{Position, ReadOptions, StoredEvent, StreamId, StreamRevision};
 
 use crate::cli::{ReadArgs, StreamArgs};
 use crate::error::CliError;
@@ -12,14 +12,12 @@ use crate::store::CliStore;
 
 pub async fn read<S: CliStore>(store: &S, args: &ReadArgs, flags: &ArgMatches) -> Result<(), CliError> {
     let query = query::from_matches(flags)?;
-    let options = ReadOptions {
-        from: args.from.map(Position::new),
-        limit: args.limit,
-        direction: match args.backwards {
-            true => Direction::Backwards,
-            false => Direction::Forwards,
-        },
+    let mut options = match args.backwards {
+        true => ReadOptions::backwards(),
+        false => ReadOptions::forwards(),
     };
+    options.from = args.from.map(Position::new);
+    options.limit = args.limit;
     let events = store
         .read(&query, options)
         .await

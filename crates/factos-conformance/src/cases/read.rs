@@ -1,6 +1,6 @@
 //! Reads: options, streams, and byte-exact round trips.
 
-use factos::{AppendRequest, Direction, LocalEventStore, Metadata, Position, Query, ReadOptions, StreamRevision};
+use factos::{AppendRequest, LocalEventStore, Metadata, Position, Query, ReadOptions, StreamRevision};
 
 use crate::fixtures::{CaseResult, event, item, query, rng, stream, tag, ty};
 
@@ -61,15 +61,7 @@ pub async fn read_options_select_from_limit_and_direction<S: LocalEventStore>(st
         Vec::<Position>::new()
     );
     assert_eq!(
-        read(
-            Query::all(),
-            ReadOptions {
-                from: Some(beyond),
-                limit: Some(1),
-                direction: Direction::Backwards
-            }
-        )
-        .await?,
+        read(Query::all(), ReadOptions::backwards().from(beyond).limit(1)).await?,
         vec![p[9]]
     );
     Ok(())
@@ -190,5 +182,67 @@ pub async fn unicode_and_sql_shaped_names_round_trip<S: LocalEventStore>(store: 
         assert_eq!(by_type.len(), 1, "type {name:?} must match exactly its own event");
         assert_eq!(store.read_stream(&stream(name), StreamRevision::FIRST).await?.len(), 1);
     }
+    Ok(())
+}
+
+/// A read with a byte budget ends its page at the event with which the
+/// events' sizes reach the budget (always at least one event), and
+/// [`ReadOptions::next_page`] continues from there: paging forwards and
+/// backwards returns every event once, in order; a complete last page
+/// says so.
+pub async fn reads_end_a_page_at_the_byte_budget_and_say_where_to_continue<S: LocalEventStore>(
+    store: &S,
+) -> CaseResult {
+    let mut rng = rng(33);
+    for n in 0..10u8 {
+        let payload = vec![n; 1_000 + usize::from(n) * 100];
+        store
+            .append(AppendRequest::new(
+                stream("budget"),
+                vec![event(&mut rng, "Big", &["b"], &payload)],
+            ))
+            .await?;
+    }
+    let everything = store.read(&Query::all(), ReadOptions::forwards()).await?;
+    let sizes: Vec<usize> = everything.iter().map(factos::StoredEvent::byte_size).collect();
+    let budget = sizes[0] + sizes[1] + 1;
+
+    let first = store
+        .read(&Query::all(), ReadOptions::forwards().max_bytes(budget))
+        .await?;
+    assert_eq!(first.len(), 3, "the page ends with the event that reaches the budget");
+    for (direction, start) in [
+        (ReadOptions::forwards(), everything.clone()),
+        (ReadOptions::backwards(), {
+            let mut reversed = everything.clone();
+            reversed.reverse();
+            reversed
+        }),
+    ] {
+        let mut options = Some(direction.max_bytes(budget).limit(4));
+        let mut paged = Vec::new();
+        let mut pages = 0;
+        while let Some(page_options) = options {
+            let page = store.read(&Query::all(), page_options).await?;
+            assert!(page.len() <= 4, "the limit still ends a page");
+            options = page_options.next_page(&page);
+            paged.extend(page);
+            pages += 1;
+            assert!(pages <= 20, "paging must end");
+        }
+        assert_eq!(
+            paged.iter().map(|e| e.id).collect::<Vec<_>>(),
+            start.iter().map(|e| e.id).collect::<Vec<_>>(),
+            "pages return every event once, in order"
+        );
+    }
+    let tiny = store.read(&Query::all(), ReadOptions::forwards().max_bytes(1)).await?;
+    assert_eq!(tiny.len(), 1, "a page holds at least one event");
+    let all = ReadOptions::forwards().max_bytes(usize::MAX);
+    assert_eq!(
+        all.next_page(&store.read(&Query::all(), all).await?),
+        None,
+        "a complete read says so"
+    );
     Ok(())
 }

@@ -8,6 +8,7 @@ use factos::{
     StreamRevision, Tag, Timestamp,
 };
 use factos_sql::{Bounds, Dialect, SqlValue};
+use futures_util::TryStreamExt;
 use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{GenericClient, Row};
 
@@ -97,7 +98,24 @@ pub(crate) async fn read<C: GenericClient + Sync>(
         None => String::new(),
     };
     let sql = format!("SELECT {COLUMNS} FROM events WHERE {filter} ORDER BY position {order}{limit}");
-    collect(client, &sql, &Params(params)).await
+    let params = Params(params);
+    if options.max_bytes.is_none() {
+        return collect(client, &sql, &params).await;
+    }
+    // A byte budget: take rows off the stream until the page is full; the
+    // rest are discarded as they arrive, never collected.
+    let rows = client.query_typed_raw(&sql, params.typed()).await?;
+    futures_util::pin_mut!(rows);
+    let mut budget = options.budget();
+    let mut page = Vec::new();
+    while budget.has_room()
+        && let Some(row) = rows.try_next().await?
+    {
+        let event = event_from_row(&row)?;
+        budget.take(&event);
+        page.push(event);
+    }
+    Ok(page)
 }
 
 /// The events of `stream` from revision `from` on.

@@ -1,6 +1,6 @@
 //! Reading events: rows to records, queries, streams and conflict checks.
 
-use factos::{Direction, Position, Query, ReadOptions, StoredEvent, StreamId, StreamRevision};
+use factos::{Direction, PageBudget, Position, Query, ReadOptions, StoredEvent, StreamId, StreamRevision};
 use rusqlite::types::Value;
 use rusqlite::{Connection, Row};
 
@@ -50,11 +50,26 @@ fn matching(query: &Query, bounds: Bounds) -> Result<(String, Vec<Value>), Sqlit
 
 /// Runs `sql` and collects the rows as records.
 fn collect(conn: &Connection, sql: &str, params: Vec<Value>) -> Result<Vec<StoredEvent>, SqliteError> {
+    collect_page(conn, sql, params, ReadOptions::forwards().budget())
+}
+
+/// Runs `sql` and collects the rows as records until `budget` says the
+/// page is full; the rest are never read.
+fn collect_page(
+    conn: &Connection,
+    sql: &str,
+    params: Vec<Value>,
+    mut budget: PageBudget,
+) -> Result<Vec<StoredEvent>, SqliteError> {
     let mut stmt = conn.prepare_cached(sql)?;
     let mut rows = stmt.query(rusqlite::params_from_iter(params))?;
     let mut events = Vec::new();
-    while let Some(row) = rows.next()? {
-        events.push(event_from_row(row)?);
+    while budget.has_room()
+        && let Some(row) = rows.next()?
+    {
+        let event = event_from_row(row)?;
+        budget.take(&event);
+        events.push(event);
     }
     Ok(events)
 }
@@ -70,7 +85,7 @@ pub(crate) fn to_sql(position: Position) -> Result<i64, SqliteError> {
 /// The events matching `query`, as `options` say.
 pub(crate) fn read(conn: &Connection, query: &Query, options: ReadOptions) -> Result<Vec<StoredEvent>, SqliteError> {
     let (sql, params) = read_sql(query, options)?;
-    collect(conn, &sql, params)
+    collect_page(conn, &sql, params, options.budget())
 }
 
 /// The SQL and parameters of [`read`].

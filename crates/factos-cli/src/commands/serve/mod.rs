@@ -2,8 +2,11 @@
 //!
 //! * `GET /read?query=<json>&options=<json>`: a JSON array of records
 //!   (the `export` form: `type`, `tags`, `data`, `position`, `id`,
-//!   `stream`, `revision`, `metadata`, `recordedAt`). At most `--max-read`
-//!   events per call; page with `options.from`.
+//!   `stream`, `revision`, `metadata`, `recordedAt`). A page ends at
+//!   `--max-read` events or once its events add up to `--max-read-bytes`
+//!   (at least one event): when more may follow, a `Link: <...>; rel="next"`
+//!   header gives the request for the next page (the same query, options
+//!   with `from` after the page); its absence means the answer is complete.
 //! * `POST /append` with `{events, condition?: {failIfEventsMatch, after?},
 //!   stream?, expected?}`: `{durationInMicroseconds, appendConditionFailed,
 //!   positions}`; a failed condition is a normal answer (200, `positions`
@@ -46,6 +49,7 @@ struct Served<S> {
     store: S,
     token: Option<String>,
     max_read: usize,
+    max_read_bytes: usize,
 }
 
 pub async fn run<S: CliStore>(store: S, args: &ServeArgs) -> Result<(), CliError> {
@@ -53,6 +57,7 @@ pub async fn run<S: CliStore>(store: S, args: &ServeArgs) -> Result<(), CliError
         store,
         token: args.token.clone(),
         max_read: args.max_read.max(1),
+        max_read_bytes: args.max_read_bytes.max(1),
     };
     let app = Router::new()
         .route("/read", get(read::<S>))
@@ -197,16 +202,27 @@ async fn read<S: CliStore>(
 ) -> Result<Response, ApiError> {
     let UrlQuery(params) = params.map_err(|rejected| ApiError::bad_request(rejected.body_text()))?;
     let query = query_param(params.query.as_deref())?;
-    let options = param::<OptionsJson>("options", params.options.as_deref())?
-        .unwrap_or_default()
-        .into_options(served.max_read);
+    let asked = param::<OptionsJson>("options", params.options.as_deref())?.unwrap_or_default();
+    let options = asked.to_options(served.max_read, served.max_read_bytes);
     let events = served
         .store
         .read(&query, options)
         .await
         .map_err(|failure| ApiError::store(&failure))?;
+    let next = asked.next_page(&options, &events).map(|options| {
+        let mut pairs = vec![("options", options)];
+        if let Some(query) = params.query {
+            pairs.insert(0, ("query", query));
+        }
+        let link = serde_urlencoded::to_string(pairs).unwrap_or_default();
+        format!("</read?{link}>; rel=\"next\"")
+    });
     let records: Vec<RecordOut<'_>> = events.iter().map(RecordOut::new).collect();
-    Ok(axum::Json(records).into_response())
+    let mut response = axum::Json(records).into_response();
+    if let Some(link) = next.and_then(|link| header::HeaderValue::from_str(&link).ok()) {
+        response.headers_mut().insert(header::LINK, link);
+    }
+    Ok(response)
 }
 
 async fn append<S: CliStore>(

@@ -2,8 +2,8 @@
 //! errors.
 
 use factos::{
-    AppendCondition, AppendRequest, Direction, EventId, EventType, ExpectedRevision, NewEvent, Position, Query,
-    QueryItem, ReadOptions, StreamId, StreamRevision, Tag,
+    AppendCondition, AppendRequest, EventId, EventType, ExpectedRevision, NewEvent, Position, Query, QueryItem,
+    ReadOptions, StreamId, StreamRevision, Tag,
 };
 use serde::Deserialize;
 
@@ -58,16 +58,26 @@ pub struct OptionsJson {
 }
 
 impl OptionsJson {
-    /// The read options, returning at most `max` events.
-    pub fn into_options(self, max: usize) -> ReadOptions {
-        ReadOptions {
-            from: self.from.map(Position::new),
-            limit: Some(self.limit.map_or(max, |limit| limit.min(max))),
-            direction: match self.backwards {
-                true => Direction::Backwards,
-                false => Direction::Forwards,
-            },
-        }
+    /// These options for the page after `page` (what a read with
+    /// `options` returned), as the `options` parameter of the next request;
+    /// `None` when `page` was the last.
+    pub fn next_page(&self, options: &ReadOptions, page: &[factos::StoredEvent]) -> Option<String> {
+        let next = options.next_page(page)?;
+        let from = next.from.map(|p| p.value());
+        Some(serde_json::json!({"from": from, "limit": self.limit, "backwards": self.backwards}).to_string())
+    }
+
+    /// The read options, returning at most `max` events and about
+    /// `max_bytes` bytes.
+    pub fn to_options(&self, max: usize, max_bytes: usize) -> ReadOptions {
+        let mut options = match self.backwards {
+            true => ReadOptions::backwards(),
+            false => ReadOptions::forwards(),
+        };
+        options.from = self.from.map(Position::new);
+        options.limit = Some(self.limit.map_or(max, |limit| limit.min(max)));
+        options.max_bytes = Some(max_bytes);
+        options
     }
 }
 
