@@ -1,6 +1,5 @@
 //! The command line: global store selection and one subcommand each.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
@@ -241,9 +240,10 @@ pub struct CopyArgs {
 /// `factos serve`.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// The address to listen on; loopback unless told otherwise.
+    /// The address to listen on, `HOST:PORT` (a name such as
+    /// `localhost:8080` or an IP); loopback unless told otherwise.
     #[arg(long, default_value = "127.0.0.1:8080")]
-    pub listen: SocketAddr,
+    pub listen: String,
     /// Require `Authorization: Bearer TOKEN` on every request except
     /// `/health`.
     #[arg(long, env = "FACTOS_TOKEN", hide_env_values = true)]
@@ -258,6 +258,18 @@ pub struct ServeArgs {
     /// holds at least one event).
     #[arg(long, default_value_t = 8 * 1024 * 1024)]
     pub max_read_bytes: usize,
+    /// Serve at most this many connections at once; more clients wait to
+    /// be accepted.
+    #[arg(long, default_value_t = 512)]
+    pub max_connections: usize,
+    /// Close a connection that takes longer than this many seconds to send
+    /// a request's headers (idle keep-alive connections included).
+    #[arg(long, default_value_t = 10.0)]
+    pub header_timeout: f64,
+    /// On SIGINT or SIGTERM, wait at most this many seconds for requests
+    /// in flight, then exit.
+    #[arg(long, default_value_t = 10.0)]
+    pub shutdown_timeout: f64,
 }
 
 /// `factos bench`.

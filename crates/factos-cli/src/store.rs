@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use factos::admin::{Admin, SchemaVersion};
 use factos::{Follow, SharedStore};
+use factos_postgres::tokio_postgres::Config as PgConfig;
 use factos_postgres::{PgStore, PoolOptions};
 use factos_sqlite::SqliteStore;
 
@@ -83,7 +84,8 @@ impl Target {
         }
     }
 
-    /// A SQLite path, a `sqlite:` URL or a `postgres://` URL.
+    /// A SQLite path, a `sqlite:` URL, a `postgres://` URL or a libpq
+    /// key-value string (`host=db user=app password=… dbname=app`).
     ///
     /// # Errors
     ///
@@ -98,6 +100,14 @@ impl Target {
             return Ok(Target::Sqlite(PathBuf::from(path)));
         }
         if text.starts_with("postgres://") || text.starts_with("postgresql://") {
+            return Ok(Target::Postgres {
+                url: text.to_owned(),
+                schema,
+            });
+        }
+        if !text.contains("://") && text.contains('=') && text.parse::<PgConfig>().is_ok() {
+            // A key-value string: only PostgreSQL's keys parse, so a file
+            // name with `=` in it stays a SQLite path.
             return Ok(Target::Postgres {
                 url: text.to_owned(),
                 schema,
@@ -198,10 +208,14 @@ pub fn schema_mismatch(version: SchemaVersion) -> CliError {
     }
 }
 
-/// `url` with its password replaced by `***`.
+/// `url` with its password replaced by `***`; a key-value string is
+/// shown by its host, port, user and database only.
 fn redact(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
+        return match url.parse::<PgConfig>() {
+            Ok(config) => describe_config(&config),
+            Err(_) => "(a connection string that cannot be parsed)".to_owned(),
+        };
     };
     let Some((userinfo, host)) = rest.rsplit_once('@') else {
         return url.to_owned();
@@ -210,6 +224,25 @@ fn redact(url: &str) -> String {
         Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
         None => url.to_owned(),
     }
+}
+
+/// A key-value string's parts that say which server and database, never
+/// its password.
+fn describe_config(config: &PgConfig) -> String {
+    let mut parts = Vec::new();
+    for host in config.get_hosts() {
+        parts.push(match host {
+            factos_postgres::tokio_postgres::config::Host::Tcp(name) => format!("host={name}"),
+            factos_postgres::tokio_postgres::config::Host::Unix(path) => format!("host={}", path.display()),
+        });
+    }
+    parts.extend(config.get_ports().iter().map(|port| format!("port={port}")));
+    parts.extend(config.get_user().map(|user| format!("user={user}")));
+    parts.extend(config.get_dbname().map(|db| format!("dbname={db}")));
+    if config.get_password().is_some() {
+        parts.push("password=***".to_owned());
+    }
+    parts.join(" ")
 }
 
 #[cfg(test)]
@@ -240,5 +273,19 @@ mod tests {
             "postgres://app:***@db:5432/app"
         );
         assert_eq!(redact("postgres://app@db/app"), "postgres://app@db/app");
+        assert_eq!(
+            redact("host=db user=app password='s e c r e t' dbname=app"),
+            "host=db user=app dbname=app password=***"
+        );
+    }
+
+    #[test]
+    fn key_value_strings_are_postgresql_and_other_names_with_equals_stay_files() -> Result<(), CliError> {
+        assert!(matches!(
+            Target::parse("host=db password=secret dbname=app", None)?,
+            Target::Postgres { .. }
+        ));
+        assert_eq!(Target::parse("run=3.db", None)?, Target::Sqlite("run=3.db".into()));
+        Ok(())
     }
 }

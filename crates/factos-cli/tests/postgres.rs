@@ -215,3 +215,45 @@ fn copy_moves_a_postgres_store_back_to_sqlite() -> TestResult {
     );
     Ok(())
 }
+
+#[test]
+fn a_key_value_connection_string_is_postgresql_and_its_password_is_never_shown() -> TestResult {
+    // The stock cluster checks passwords; its connection string is
+    // `host=… user=postgres dbname=postgres password=…`.
+    let cluster = factos_test_postgres::Cluster::stock()?;
+    if cluster.dir().is_none() {
+        eprintln!("SKIPPED: FACTOS_TEST_DATABASE_URL is set; the key-value test needs the harness's cluster");
+        return Ok(());
+    }
+    let key_value = cluster.connection_string();
+    let password = factos_test_postgres::STOCK_PASSWORD;
+    assert!(key_value.contains(password));
+    let scratch = Scratch::new()?;
+    let schema = pg_schema("key_value");
+    for command in [&["migrate"][..], &["stats"], &["check"]] {
+        let output = support::factos()
+            .current_dir(scratch.dir())
+            .args(command)
+            .args(["--database-url", &key_value, "--schema", &schema])
+            .output()?;
+        let printed = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(output.status.success(), "factos {command:?} failed: {printed}");
+        assert!(
+            !printed.contains(password),
+            "factos {command:?} printed the password: {printed}"
+        );
+    }
+    let files: Vec<_> = std::fs::read_dir(scratch.dir())?.collect();
+    assert!(files.is_empty(), "a key-value string must not create files: {files:?}");
+    // A wrong password is refused in the server's words, without the
+    // password given.
+    let wrong = key_value.replace(password, "wrong-guess");
+    let refused = fails(&["stats", "--database-url", &wrong], "")?;
+    assert!(refused.contains("password authentication failed"), "{refused}");
+    assert!(!refused.contains("wrong-guess"), "{refused}");
+    Ok(())
+}

@@ -299,3 +299,133 @@ async fn a_capacity_race_through_the_server_never_oversells_on_postgres() -> Tes
     capacity_race(&server, 16, 25).await?;
     Ok(())
 }
+
+#[test]
+fn listen_takes_a_host_name_and_an_empty_token_is_refused_at_start() -> TestResult {
+    let scratch = Scratch::new()?;
+    let store = sqlite_store(&scratch)?;
+    let mut child = support::factos()
+        .arg("serve")
+        .args(refs(&store))
+        .args(["--listen", "localhost:0"])
+        .stdout(Stdio::piped())
+        .spawn()?;
+    let mut line = String::new();
+    if let Some(stdout) = child.stdout.take() {
+        BufReader::new(stdout).read_line(&mut line)?;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(line.starts_with("listening on http://"), "{line:?}");
+
+    for (flag, env) in [(Some(""), None), (None, Some("")), (Some("  "), None)] {
+        let mut command = support::factos();
+        command
+            .arg("serve")
+            .args(refs(&store))
+            .args(["--listen", "127.0.0.1:0"]);
+        if let Some(token) = flag {
+            command.args(["--token", token]);
+        }
+        if let Some(token) = env {
+            command.env("FACTOS_TOKEN", token);
+        }
+        let output = command.output()?;
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "an empty token must be refused: {stderr}"
+        );
+        assert!(stderr.contains("token is empty"), "{stderr}");
+    }
+    Ok(())
+}
+
+/// Waits up to `limit` for `child` to exit; its exit code, or `None`.
+fn exit_within(child: &mut Child, limit: std::time::Duration) -> Result<Option<i32>, std::io::Error> {
+    let deadline = std::time::Instant::now() + limit;
+    while std::time::Instant::now() < deadline {
+        if let Some(status) = child.try_wait()? {
+            return Ok(status.code());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    Ok(None)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigint_and_sigterm_end_event_streams_and_half_sent_requests_and_exit_0() -> TestResult {
+    use std::io::Write;
+    use tokio::io::AsyncReadExt;
+    let scratch = Scratch::new()?;
+    let store = sqlite_store(&scratch)?;
+    for signal in ["-INT", "-TERM"] {
+        // A long header timeout: the shutdown bound alone must end the
+        // half-sent request.
+        let mut server = Server::start(&refs(&store), &["--header-timeout", "60", "--shutdown-timeout", "2"])?;
+        let http = reqwest::Client::new();
+        let mut stream = http.get(server.url("/subscribe")).send().await?;
+        assert_eq!(stream.status(), 200);
+        let address = server.base.trim_start_matches("http://").to_owned();
+        let mut half = std::net::TcpStream::connect(&address)?;
+        half.write_all(b"GET /health HTTP/1.1\r\nHost: factos\r\n")?;
+        let mut idle = tokio::net::TcpStream::connect(&address).await?;
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+
+        std::process::Command::new("kill")
+            .args([signal, &server.child.id().to_string()])
+            .status()?;
+        let code = exit_within(&mut server.child, std::time::Duration::from_secs(6))?;
+        assert_eq!(
+            code,
+            Some(0),
+            "{signal}: the server must exit 0 within its shutdown bound"
+        );
+        // The event stream ended rather than being cut: no error reading it
+        // to its end.
+        let rest = tokio::time::timeout(std::time::Duration::from_secs(2), async {
+            while stream.chunk().await?.is_some() {}
+            Ok::<_, reqwest::Error>(())
+        })
+        .await;
+        assert!(rest.is_ok(), "{signal}: the event stream did not end");
+        let mut byte = [0u8; 1];
+        assert_eq!(
+            idle.read(&mut byte).await.unwrap_or(0),
+            0,
+            "{signal}: idle connections are closed"
+        );
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn idle_connections_are_closed_after_the_header_timeout_and_health_keeps_answering() -> TestResult {
+    use tokio::io::AsyncReadExt;
+    let scratch = Scratch::new()?;
+    let store = sqlite_store(&scratch)?;
+    let server = Server::start(&refs(&store), &["--header-timeout", "1", "--max-connections", "32"])?;
+    let address = server.base.trim_start_matches("http://").to_owned();
+    // More idle connections than the server serves at once.
+    let mut idle = Vec::new();
+    for _ in 0..100 {
+        idle.push(tokio::net::TcpStream::connect(&address).await?);
+    }
+    let started = std::time::Instant::now();
+    let health = tokio::time::timeout(
+        std::time::Duration::from_secs(15),
+        reqwest::Client::new().get(server.url("/health")).send(),
+    )
+    .await
+    .map_err(|_| "/health did not answer beside idle connections")??;
+    assert_eq!(health.status(), 200);
+    assert!(started.elapsed() < std::time::Duration::from_secs(15));
+    // Every idle connection was closed by the server.
+    for connection in &mut idle {
+        let mut byte = [0u8; 1];
+        let read = tokio::time::timeout(std::time::Duration::from_secs(10), connection.read(&mut byte)).await;
+        assert!(matches!(read, Ok(Ok(0)) | Ok(Err(_))), "an idle connection stayed open");
+    }
+    Ok(())
+}

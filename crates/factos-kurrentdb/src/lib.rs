@@ -117,7 +117,13 @@
 //! can only exclude system events, so **every other event of the store is
 //! sent and matched here**, since KurrentDB has no index over metadata.
 //! Name the event types in context queries. Reads page through `$all` 512
-//! events at a time.
+//! events at a time, and stop as soon as a page's limit or byte budget
+//! ([`factos::ReadOptions::max_bytes`]) is reached.
+//!
+//! A query over [`factos::QueryLimits`] (10,000 items, 100 types and 100
+//! tags per item, 1 MiB by default; [`KurrentStore::with_query_limits`]) is
+//! refused with [`factos::StoreError::QueryTooLarge`] before anything is
+//! sent, as on every backend.
 //!
 //! ## Following the log
 //!

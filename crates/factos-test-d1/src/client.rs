@@ -115,7 +115,9 @@ impl EventStore for D1Client {
             from: options.from.map(|p| p.value()),
             limit: options.limit,
             backwards: options.direction == factos::Direction::Backwards,
-            max_bytes: options.max_bytes,
+            // Numbers cross JavaScript as doubles: no budget is larger
+            // than 2^52 bytes in practice.
+            max_bytes: options.max_bytes.map(|bytes| bytes.min(1 << 52)),
         })
         .await
     }

@@ -17,11 +17,19 @@
 //!
 //! Malformed input is a 400 with `{"error": "..."}` naming the problem;
 //! a store that fails is a 503; nothing answers 500.
+//!
+//! Bounded resources: at most `--max-connections` (512) connections at
+//! once; a client that takes longer than `--header-timeout` (10 s) to send
+//! a request's headers, idle keep-alive connections included, is
+//! disconnected. On SIGINT or SIGTERM the server stops accepting, ends
+//! every event stream, lets requests in flight finish for at most
+//! `--shutdown-timeout` (10 s), and exits 0.
 
+mod connections;
 mod wire;
 
 use std::convert::Infallible;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Bytes;
@@ -35,7 +43,7 @@ use axum::routing::{get, post};
 use factos::{Cursor, Query, StoreError, Subscription};
 use serde::Deserialize;
 use serde_json::json;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use self::wire::{AppendJson, OptionsJson, QueryJson};
 use crate::cli::ServeArgs;
@@ -50,14 +58,32 @@ struct Served<S> {
     token: Option<String>,
     max_read: usize,
     max_read_bytes: usize,
+    /// Turns true when the server shuts down: event streams end.
+    stopping: watch::Receiver<bool>,
 }
 
 pub async fn run<S: CliStore>(store: S, args: &ServeArgs) -> Result<(), CliError> {
+    let seconds = |name: &str, value: f64| {
+        Duration::try_from_secs_f64(value).map_err(|_| CliError::Usage(format!("{name} must be a number of seconds")))
+    };
+    let bounds = connections::Bounds {
+        max_connections: args.max_connections.max(1),
+        header_timeout: seconds("--header-timeout", args.header_timeout)?,
+        shutdown_timeout: seconds("--shutdown-timeout", args.shutdown_timeout)?,
+    };
+    let signals = shutdown_signals()?;
+    let (stopping, _) = watch::channel(false);
+    if args.token.as_deref().is_some_and(|token| token.trim().is_empty()) {
+        return Err(CliError::Usage(
+            "the token is empty (--token or FACTOS_TOKEN): every request would be refused; give a token or none".into(),
+        ));
+    }
     let served = Served {
         store,
         token: args.token.clone(),
         max_read: args.max_read.max(1),
         max_read_bytes: args.max_read_bytes.max(1),
+        stopping: stopping.subscribe(),
     };
     let app = Router::new()
         .route("/read", get(read::<S>))
@@ -73,7 +99,7 @@ pub async fn run<S: CliStore>(store: S, args: &ServeArgs) -> Result<(), CliError
         })
         .layer(DefaultBodyLimit::max(args.max_body))
         .with_state(served);
-    let listener = tokio::net::TcpListener::bind(args.listen)
+    let listener = tokio::net::TcpListener::bind(args.listen.as_str())
         .await
         .map_err(CliError::io(format!("cannot listen on {}", args.listen)))?;
     let address = listener
@@ -83,12 +109,31 @@ pub async fn run<S: CliStore>(store: S, args: &ServeArgs) -> Result<(), CliError
     if !address.ip().is_loopback() && args.token.is_none() {
         eprintln!("warning: serving on {address} without --token: anyone who can reach it can read and append");
     }
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await
-        .map_err(CliError::io("the HTTP server failed"))
+    let shutdown = async {
+        signals.await;
+        eprintln!("shutting down: closing event streams, finishing requests in flight");
+        stopping.send_replace(true);
+    };
+    if !connections::serve(listener, app, bounds, shutdown).await {
+        eprintln!(
+            "stopped with requests still in flight after {:?}",
+            bounds.shutdown_timeout
+        );
+    }
+    Ok(())
+}
+
+/// Completes on the first SIGINT (Ctrl-C) or SIGTERM.
+fn shutdown_signals() -> Result<impl std::future::Future<Output = ()>, CliError> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt()).map_err(CliError::io("cannot watch for SIGINT"))?;
+    let mut terminate = signal(SignalKind::terminate()).map_err(CliError::io("cannot watch for SIGTERM"))?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
+    })
 }
 
 /// `{"error": message}` with `status`.
@@ -293,7 +338,7 @@ async fn subscribe<S: CliStore>(
         })?,
     };
     let (sender, receiver) = mpsc::channel::<SseEvent>(SUBSCRIBER_BUFFER);
-    tokio::spawn(follow(served.store, query, after, sender));
+    tokio::spawn(follow(served.store, query, after, sender, served.stopping));
     let events = futures::stream::unfold(receiver, |mut receiver| async move {
         receiver
             .recv()
@@ -305,11 +350,20 @@ async fn subscribe<S: CliStore>(
 
 /// Feeds a subscriber until it goes away; a store failure is sent as an
 /// `error` event and ends the stream (the client resumes with its last id).
-async fn follow<S: CliStore>(store: S, query: Query, after: Option<Cursor>, sender: mpsc::Sender<SseEvent>) {
+async fn follow<S: CliStore>(
+    store: S,
+    query: Query,
+    after: Option<Cursor>,
+    sender: mpsc::Sender<SseEvent>,
+    mut stopping: watch::Receiver<bool>,
+) {
     let mut subscription = Subscription::new(&store, query, after);
     loop {
         let batch = tokio::select! {
             _ = sender.closed() => return,
+            // The server shuts down: the stream ends, and the client
+            // resumes elsewhere with its last event id.
+            _ = stopping.wait_for(|stopping| *stopping) => return,
             batch = subscription.next_batch() => batch,
         };
         match batch {
