@@ -207,6 +207,36 @@ async fn the_api_answers_and_refuses_in_json() -> TestResult {
     assert!(refused.json::<Value>().await?["error"].is_string());
     let missing = authed(http.get(server.url("/nowhere"))).send().await?;
     assert_eq!(missing.status(), 404);
+    assert!(missing.json::<Value>().await?["error"].is_string());
+    let wrong_method = authed(http.delete(server.url("/read"))).send().await?;
+    assert_eq!(wrong_method.status(), 405);
+    assert!(wrong_method.json::<Value>().await?["error"].is_string());
+    let long_target = authed(http.get(server.url(&format!("/read?query={}", "x".repeat(50_000)))))
+        .send()
+        .await?;
+    assert_eq!(long_target.status(), 414);
+    assert!(long_target.json::<Value>().await?["error"].is_string());
+    let large_headers = authed(http.get(server.url("/health")).header("x-padding", "p".repeat(100_000)))
+        .send()
+        .await?;
+    assert_eq!(large_headers.status(), 431);
+    assert!(large_headers.json::<Value>().await?["error"].is_string());
+    // A query over the store's limits is the client's doing: a 4xx naming
+    // the limit, never a 503.
+    let items: Vec<Value> = (0..10_001).map(|i| json!({"tags": [format!("t{i}")]})).collect();
+    let roomy = Server::start(&refs(&store), &["--token", "s3cret"])?;
+    let too_large = authed(http.post(roomy.url("/append")).json(&json!({
+        "events": [{"type": "A"}],
+        "condition": {"failIfEventsMatch": {"items": items}}
+    })))
+    .send()
+    .await?;
+    assert_eq!(too_large.status(), 400);
+    let error: Value = too_large.json().await?;
+    assert!(
+        error["error"].as_str().unwrap_or("").contains("items per query"),
+        "{error}"
+    );
     Ok(())
 }
 

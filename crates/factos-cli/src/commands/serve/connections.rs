@@ -39,7 +39,11 @@ pub async fn serve(listener: TcpListener, app: Router, bounds: Bounds, shutdown:
     let permits = Arc::new(Semaphore::new(bounds.max_connections.max(1)));
     let graceful = GracefulShutdown::new();
     let mut http = hyper::server::conn::http1::Builder::new();
-    http.timer(TokioTimer::new()).header_read_timeout(bounds.header_timeout);
+    http.timer(TokioTimer::new())
+        .header_read_timeout(bounds.header_timeout)
+        // Room for the JSON refusals of over-long targets and headers
+        // (see `within_request_bounds`); past this, hyper refuses alone.
+        .max_buf_size(1024 * 1024);
     tokio::pin!(shutdown);
     loop {
         let permit = tokio::select! {

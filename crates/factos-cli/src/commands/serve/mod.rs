@@ -97,6 +97,13 @@ pub async fn run<S: CliStore>(store: S, args: &ServeArgs) -> Result<(), CliError
                 "no such endpoint: use /read, /append, /subscribe or /health",
             )
         })
+        .method_not_allowed_fallback(|request: Request| async move {
+            error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                format!("{} is not allowed on {}", request.method(), request.uri().path()),
+            )
+        })
+        .layer(middleware::from_fn(within_request_bounds))
         .layer(DefaultBodyLimit::max(args.max_body))
         .with_state(served);
     let listener = tokio::net::TcpListener::bind(args.listen.as_str())
@@ -202,6 +209,40 @@ async fn authorize<S: CliStore>(State(served): State<Served<S>>, request: Reques
             response
         }
     }
+}
+
+/// The longest request target (path and query) served: 32 KiB (most
+/// HTTP stacks refuse targets over 64 KiB; send large queries to `/append`
+/// in its body, or read with fewer items at a time).
+pub const MAX_URI_BYTES: usize = 32 * 1024;
+
+/// The most bytes of request headers served: 64 KiB.
+pub const MAX_HEADER_BYTES: usize = 64 * 1024;
+
+/// Refuses, with a JSON body, a request whose target or headers are
+/// longer than served (hyper's own, larger, limit answers without a body).
+async fn within_request_bounds(request: Request, next: Next) -> Response {
+    let target = request.uri().path_and_query().map_or(0, |p| p.as_str().len());
+    if target > MAX_URI_BYTES {
+        return error(
+            StatusCode::URI_TOO_LONG,
+            format!(
+                "the request target has {target} bytes; at most {MAX_URI_BYTES} are served (send large queries in smaller parts)"
+            ),
+        );
+    }
+    let headers: usize = request
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum();
+    if headers > MAX_HEADER_BYTES {
+        return error(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            format!("the request headers have {headers} bytes; at most {MAX_HEADER_BYTES} are served"),
+        );
+    }
+    next.run(request).await
 }
 
 /// Compares in time that depends only on the lengths.
