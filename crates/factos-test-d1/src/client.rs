@@ -115,9 +115,9 @@ impl EventStore for D1Client {
             from: options.from.map(|p| p.value()),
             limit: options.limit,
             backwards: options.direction == factos::Direction::Backwards,
-            // Numbers cross JavaScript as doubles: no budget is larger
-            // than 2^52 bytes in practice.
-            max_bytes: options.max_bytes.map(|bytes| bytes.min(1 << 52)),
+            // The worker is 32-bit wasm: a budget past 4 GiB is no budget
+            // it could reach.
+            max_bytes: options.max_bytes.map(|bytes| bytes.min(u32::MAX as usize)),
         })
         .await
     }
