@@ -7,7 +7,7 @@ use factos::admin::{Admin, SchemaVersion};
 use factos::{Follow, SharedStore};
 use factos_postgres::tokio_postgres::Config as PgConfig;
 use factos_postgres::{PgStore, PoolOptions};
-use factos_sqlite::SqliteStore;
+use factos_sqlite::{SqliteOptions, SqliteStore};
 
 use crate::cli::StoreArgs;
 use crate::error::CliError;
@@ -36,6 +36,9 @@ pub enum Target {
 pub enum Open {
     /// The store must exist with the schema this tool writes.
     Existing,
+    /// As [`Open::Existing`], for commands that only read: a SQLite file
+    /// is opened read-only, so one the user cannot write can be read.
+    ReadOnly,
     /// A store without a schema is created and migrated (import targets).
     Create,
     /// Any schema version, for `migrate` (which reports and upgrades it).
@@ -144,13 +147,17 @@ impl Target {
     pub async fn open(&self, open: Open) -> Result<Opened, CliError> {
         let opened = match self {
             Target::Sqlite(path) => {
-                if open == Open::Existing && !path.exists() {
+                if matches!(open, Open::Existing | Open::ReadOnly) && !path.exists() {
                     return Err(CliError::Invalid(format!(
                         "no database at {}: create one with `factos migrate`",
                         path.display()
                     )));
                 }
-                let store = SqliteStore::open(path).map_err(|source| CliError::OpenSqlite {
+                let options = SqliteOptions {
+                    read_only: open == Open::ReadOnly,
+                    ..SqliteOptions::default()
+                };
+                let store = SqliteStore::open_with(path, options).map_err(|source| CliError::OpenSqlite {
                     path: path.clone(),
                     source,
                 })?;
@@ -182,7 +189,7 @@ impl Target {
                 )))?;
                 eprintln!("created the store's schema (version {})", version.supported);
             }
-            Open::Create | Open::Existing => require_current(version)?,
+            Open::Create | Open::Existing | Open::ReadOnly => require_current(version)?,
         }
         Ok(opened)
     }

@@ -417,3 +417,61 @@ fn bench_measures_a_scratch_store_and_refuses_a_used_one() -> TestResult {
     assert!(ok(&["check", "--database", &db], "")?.contains("no problems found"));
     Ok(())
 }
+
+#[test]
+fn reading_commands_work_on_a_copy_the_user_cannot_write() -> TestResult {
+    use std::os::unix::fs::PermissionsExt;
+    let scratch = Scratch::new()?;
+    let db = migrated(&scratch, "live.db")?;
+    ok(&["append", "--database", &db, "--stream", "orders"], &append_lines(20))?;
+    // The backup: the database file alone, in a directory nobody may
+    // write (no -wal or -shm beside it, and none can be created).
+    let backup_dir = scratch.path("backup");
+    std::fs::create_dir(&backup_dir)?;
+    let backup = backup_dir.join("copy.db");
+    std::fs::copy(&db, &backup)?;
+    std::fs::set_permissions(&backup, std::fs::Permissions::from_mode(0o444))?;
+    std::fs::set_permissions(&backup_dir, std::fs::Permissions::from_mode(0o555))?;
+    std::fs::set_permissions(scratch.dir(), std::fs::Permissions::from_mode(0o755))?;
+    // Root may write anything: run the tool as `nobody` then.
+    let as_root = std::process::Command::new("id").arg("-u").output()?.stdout == b"0\n";
+    let backup_arg = backup.display().to_string();
+    let reading: [&[&str]; 6] = [
+        &["stats", "--json"],
+        &["read", "--json"],
+        &["stream", "orders", "--json"],
+        &["export"],
+        &["check"],
+        &["read", "--type", "Placed"],
+    ];
+    for command in reading {
+        let mut run = match as_root {
+            true => {
+                let mut run = std::process::Command::new("setpriv");
+                run.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+                    .arg(support::factos().get_program());
+                run
+            }
+            false => std::process::Command::new(support::factos().get_program()),
+        };
+        let output = run
+            .args(command)
+            .args(["--database", &backup_arg])
+            .env_remove("FACTOS_DATABASE_URL")
+            .stdin(Stdio::null())
+            .output()?;
+        assert!(
+            output.status.success(),
+            "factos {command:?} on a read-only copy: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let names: Vec<_> = std::fs::read_dir(&backup_dir)?
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(names.len(), 1, "nothing was created beside the copy: {names:?}");
+    // Let the scratch directory be removed.
+    std::fs::set_permissions(&backup_dir, std::fs::Permissions::from_mode(0o755))?;
+    Ok(())
+}

@@ -60,6 +60,13 @@ pub struct SqliteOptions {
     /// with [`crate::SqliteError::DecisionTimeout`]. Nothing else ever
     /// waits for a decision.
     pub decision_timeout: Duration,
+    /// Opens the database read-only: every write fails, nothing is created
+    /// or changed on disk (no journal mode is set), so a copy the process
+    /// cannot write (a backup) can be read. When SQLite cannot open the
+    /// copy's write-ahead log beside it (a read-only directory without the
+    /// `-wal` and `-shm` files), the file is opened as immutable: then
+    /// nothing else may write it while it is open.
+    pub read_only: bool,
 }
 
 impl Default for SqliteOptions {
@@ -71,6 +78,7 @@ impl Default for SqliteOptions {
             poll_interval: Duration::from_millis(100),
             query_limits: factos::QueryLimits::DEFAULT,
             decision_timeout: Duration::from_secs(5),
+            read_only: false,
         }
     }
 }
@@ -139,6 +147,7 @@ impl Pool {
 
     fn connect(&self) -> Result<Connection, SqliteError> {
         let conn = match &self.target {
+            Target::File(path) if self.options.read_only => open_read_only(path)?,
             Target::File(path) => Connection::open_with_flags(
                 path,
                 OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -146,7 +155,9 @@ impl Pool {
             Target::Memory => Connection::open_in_memory()?,
         };
         conn.busy_timeout(self.options.busy_timeout)?;
-        if let Target::File(_) = self.target {
+        if let Target::File(_) = self.target
+            && !self.options.read_only
+        {
             // WAL: readers never block the writer and the writer never blocks
             // readers; a commit is one append to the log.
             conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -178,6 +189,33 @@ impl Pool {
             _permit: permit,
         }
     }
+}
+
+/// Opens `path` read-only; as immutable when its write-ahead log cannot be
+/// opened beside it (see [`SqliteOptions::read_only`]).
+fn open_read_only(path: &std::path::Path) -> Result<Connection, SqliteError> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    if !path.exists() {
+        // Never create it, and say so in SQLite's words.
+        return Ok(Connection::open_with_flags(path, flags)?);
+    }
+    let conn = Connection::open_with_flags(path, flags)?;
+    // Opening is lazy: the first read finds out whether the log can be used.
+    match conn.query_row("SELECT count(*) FROM sqlite_schema", [], |_| Ok(())) {
+        Ok(()) => Ok(conn),
+        Err(_) => {
+            let uri = format!("file:{}?immutable=1", uri_path(path));
+            Ok(Connection::open_with_flags(uri, flags | OpenFlags::SQLITE_OPEN_URI)?)
+        }
+    }
+}
+
+/// `path` for a `file:` URI: `%`, `?` and `#` escaped.
+fn uri_path(path: &std::path::Path) -> String {
+    path.to_string_lossy()
+        .replace('%', "%25")
+        .replace('?', "%3f")
+        .replace('#', "%23")
 }
 
 /// A connection slot; the connection itself is opened on first use, on a

@@ -17,7 +17,7 @@ pub async fn run(args: &CopyArgs) -> Result<(), CliError> {
     if from == to {
         return Err(CliError::Usage("--from and --to name the same store".into()));
     }
-    let source = from.open(Open::Existing).await?;
+    let source = from.open(Open::ReadOnly).await?;
     let target = to.open(Open::Create).await?;
     with_store!(source, |source| with_store!(&target, |target| copy(
         &source, target, args

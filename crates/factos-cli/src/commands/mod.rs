@@ -32,6 +32,14 @@ pub async fn run(cli: Cli, matches: &ArgMatches) -> Result<(), CliError> {
             let open = match command {
                 Command::Migrate(_) => Open::AnyVersion,
                 Command::Import(_) => Open::Create,
+                // Commands that only read: a copy the user cannot write
+                // (a backup) can be inspected.
+                Command::Stats(_)
+                | Command::Read(_)
+                | Command::Stream(_)
+                | Command::Tail(_)
+                | Command::Export(_)
+                | Command::Check(_) => Open::ReadOnly,
                 _ => Open::Existing,
             };
             let store = target.open(open).await?;
