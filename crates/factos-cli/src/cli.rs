@@ -20,8 +20,10 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// Which store a command works on.
+/// Which store a command works on (shown under their own heading in
+/// every command's help).
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Store")]
 pub struct StoreArgs {
     /// A SQLite database file (wins over --database-url and
     /// FACTOS_DATABASE_URL).
@@ -65,7 +67,9 @@ pub enum Command {
     /// Copy one store into another (export piped into import), verified by
     /// count and checksum.
     Copy(CopyArgs),
-    /// Verify the store's integrity.
+    /// Verify the store's integrity. Memory: one page of events (at most
+    /// 10,000 and 32 MiB) plus about 50 bytes per event and 100 per stream
+    /// for the id and revision checks (about 60 MB for a million events).
     Check(JsonFlag),
     /// Serve the store over HTTP.
     Serve(ServeArgs),
@@ -120,9 +124,12 @@ pub struct ReadArgs {
     /// Start at this position (inclusive).
     #[arg(long, value_name = "POSITION")]
     pub from: Option<u64>,
-    /// Return at most this many events.
+    /// Return at most this many events; the output says how to get more.
+    #[arg(long, default_value_t = 1_000, conflicts_with = "all")]
+    pub limit: usize,
+    /// Return every matching event (printed page by page as it is read).
     #[arg(long)]
-    pub limit: Option<usize>,
+    pub all: bool,
     /// Newest first.
     #[arg(long)]
     pub backwards: bool,

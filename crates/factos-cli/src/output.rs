@@ -53,6 +53,14 @@ impl Out {
 
 /// Events as a table: position, stream and revision, type, tags, time and
 /// a payload preview.
+/// `n` and the noun for it: `1 event`, `2 events`, `0 events`.
+pub fn count(n: impl Into<u64>, noun: &str) -> String {
+    match n.into() {
+        1 => format!("1 {noun}"),
+        n => format!("{n} {noun}s"),
+    }
+}
+
 pub fn events_table(events: &[StoredEvent]) -> Table {
     let mut table = table(["position", "stream", "rev", "type", "tags", "recorded at", "data"]);
     for event in events {
@@ -69,18 +77,26 @@ pub fn events_table(events: &[StoredEvent]) -> Table {
     table
 }
 
+/// A bar's rate in whole items per second (`24,953/s`).
+fn rate(state: &indicatif::ProgressState, out: &mut dyn std::fmt::Write) {
+    let per_second = state.per_sec().round() as u64;
+    let _ = write!(out, "{}/s", indicatif::HumanCount(per_second));
+}
+
 /// A progress bar on standard error counting `what` up to `total` (a
 /// spinner when unknown). Hidden when standard error is not a terminal.
 pub fn progress(total: Option<u64>, what: &str) -> ProgressBar {
     let bar = match total {
         Some(total) => ProgressBar::new(total).with_style(
-            ProgressStyle::with_template("{spinner} {msg} [{bar:40}] {human_pos}/{human_len} ({per_sec}, eta {eta})")
+            ProgressStyle::with_template("{spinner} {msg} [{bar:40}] {human_pos}/{human_len} ({rate}, eta {eta})")
                 .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .with_key("rate", rate)
                 .progress_chars("=> "),
         ),
         None => ProgressBar::new_spinner().with_style(
-            ProgressStyle::with_template("{spinner} {msg} {human_pos} ({per_sec})")
-                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            ProgressStyle::with_template("{spinner} {msg} {human_pos} ({rate})")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner())
+                .with_key("rate", rate),
         ),
     };
     bar.set_message(what.to_owned());

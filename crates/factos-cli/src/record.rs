@@ -82,8 +82,11 @@ pub fn json_payload(payload: &[u8]) -> Option<&RawValue> {
 }
 
 /// A short human preview of a payload: JSON as is, otherwise base64, cut
-/// to `width` characters.
+/// to `width` characters; `(empty)` for no bytes.
 pub fn preview(payload: &[u8], width: usize) -> String {
+    if payload.is_empty() {
+        return "(empty)".to_owned();
+    }
     let text = match json_payload(payload) {
         Some(raw) => raw.get().to_owned(),
         None => format!("base64:{}", BASE64.encode(payload)),

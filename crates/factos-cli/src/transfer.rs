@@ -154,8 +154,8 @@ pub async fn transfer<T: CliStore>(
     loop {
         if interrupted.load(Ordering::SeqCst) {
             return Err(CliError::Interrupted(format!(
-                "{} events imported; run the same command again to continue",
-                done.imported
+                "{} imported; run the same command again to continue",
+                crate::output::count(done.imported, "event")
             )));
         }
         let mut batch = source.next_batch().await?;

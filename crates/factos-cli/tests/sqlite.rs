@@ -393,7 +393,8 @@ fn completions_are_printed_for_each_shell() -> TestResult {
 #[test]
 fn bench_measures_a_scratch_store_and_refuses_a_used_one() -> TestResult {
     let scratch = Scratch::new()?;
-    let db = migrated(&scratch, "bench.db")?;
+    // A new file: bench creates the store, as import and copy do.
+    let db = scratch.db("bench.db");
     let report = ok(
         &[
             "bench",
@@ -429,7 +430,8 @@ fn reading_commands_work_on_a_copy_the_user_cannot_write() -> TestResult {
     let backup_dir = scratch.path("backup");
     std::fs::create_dir(&backup_dir)?;
     let backup = backup_dir.join("copy.db");
-    std::fs::copy(&db, &backup)?;
+    // A consistent backup, as `sqlite3 .backup` makes one: one file.
+    rusqlite::Connection::open(&db)?.execute("VACUUM INTO ?1", [backup.display().to_string()])?;
     std::fs::set_permissions(&backup, std::fs::Permissions::from_mode(0o444))?;
     std::fs::set_permissions(&backup_dir, std::fs::Permissions::from_mode(0o555))?;
     std::fs::set_permissions(scratch.dir(), std::fs::Permissions::from_mode(0o755))?;
@@ -473,5 +475,58 @@ fn reading_commands_work_on_a_copy_the_user_cannot_write() -> TestResult {
     assert_eq!(names.len(), 1, "nothing was created beside the copy: {names:?}");
     // Let the scratch directory be removed.
     std::fs::set_permissions(&backup_dir, std::fs::Permissions::from_mode(0o755))?;
+    Ok(())
+}
+
+#[test]
+fn read_pages_with_a_default_limit_and_says_how_to_get_more() -> TestResult {
+    let scratch = Scratch::new()?;
+    let db = migrated(&scratch, "paged.db")?;
+    ok(
+        &["append", "--database", &db, "--stream", "orders"],
+        &append_lines(1_200),
+    )?;
+    let output = run(&["read", "--database", &db], "")?;
+    assert!(output.status.success());
+    let table = String::from_utf8(output.stdout)?;
+    let stderr = String::from_utf8(output.stderr)?;
+    assert!(
+        table.trim_end().ends_with("1000 events"),
+        "{}",
+        &table[table.len().saturating_sub(200)..]
+    );
+    assert!(stderr.contains("--from 1001") && stderr.contains("--all"), "{stderr}");
+    let everything = ok(&["read", "--json", "--all", "--database", &db], "")?;
+    assert_eq!(everything.lines().count(), 1_200);
+    let rest = run(&["read", "--json", "--from", "1001", "--database", &db], "")?;
+    assert_eq!(String::from_utf8(rest.stdout)?.lines().count(), 200);
+    assert!(
+        String::from_utf8(rest.stderr)?.is_empty(),
+        "a complete read says nothing more"
+    );
+    Ok(())
+}
+
+#[test]
+fn small_things_say_what_they_mean() -> TestResult {
+    let scratch = Scratch::new()?;
+    let db = migrated(&scratch, "small.db")?;
+    // A stream that does not exist is an error, not an empty table.
+    assert!(fails(&["stream", "no-such-stream", "--database", &db], "")?.contains("does not exist"));
+    // A bad --expect is a usage error (exit 2), like every other one.
+    let bad = run(
+        &["append", "--database", &db, "--stream", "s", "--expect", "banana"],
+        "",
+    )?;
+    assert_eq!(bad.status.code(), Some(2), "{}", String::from_utf8_lossy(&bad.stderr));
+    // One event is one event; an empty payload says so.
+    let appended = ok(
+        &["append", "--database", &db, "--stream", "s"],
+        "{\"type\": \"Empty\"}\n",
+    )?;
+    assert!(appended.contains("appended 1 event "), "{appended}");
+    let table = ok(&["stream", "s", "--database", &db], "")?;
+    assert!(table.contains("(empty)") && !table.contains("base64:"), "{table}");
+    assert!(table.trim_end().ends_with("1 event"), "{table}");
     Ok(())
 }

@@ -63,10 +63,7 @@ pub async fn run<S: CliStore>(store: &S, args: &AppendArgs, flags: &ArgMatches) 
     }
     println!(
         "appended {} to {stream} (now at revision {}) at position{} {}",
-        match positions.len() {
-            1 => "1 event".to_owned(),
-            n => format!("{n} events"),
-        },
+        crate::output::count(positions.len() as u64, "event"),
         committed.revision,
         if positions.len() == 1 { "" } else { "s" },
         positions.iter().map(u64::to_string).collect::<Vec<_>>().join(", ")
@@ -84,7 +81,7 @@ fn parse_expected(text: &str) -> Result<ExpectedRevision, CliError> {
             .parse::<u64>()
             .map(|r| ExpectedRevision::Exact(StreamRevision::new(r)))
             .map_err(|_| {
-                CliError::Invalid(format!(
+                CliError::Usage(format!(
                     "--expect {text:?}: give a revision number, no-stream, exists or any"
                 ))
             }),

@@ -65,7 +65,11 @@ pub async fn run<S: CliStore>(store: &S, json: bool) -> Result<(), CliError> {
         out.flush()?;
     }
     if found > 0 {
-        return Err(CliError::Failed(format!("found {found} problems in {examined} events")));
+        return Err(CliError::Failed(format!(
+            "found {} in {}",
+            crate::output::count(found, "problem"),
+            crate::output::count(examined, "event")
+        )));
     }
     if !json {
         out.line(format!("checked {examined} events: no problems found"))?;

@@ -45,8 +45,8 @@ async fn copy<S: CliStore, T: CliStore>(source: &S, target: &T, args: &CopyArgs)
         }));
     } else {
         println!(
-            "copied {} events{}",
-            done.imported,
+            "copied {}{}",
+            crate::output::count(done.imported, "event"),
             match done.skipped {
                 0 => String::new(),
                 skipped => format!(" ({skipped} already there, skipped)"),

@@ -39,6 +39,6 @@ pub async fn run<S: CliStore>(store: &S, args: &ExportArgs) -> Result<(), CliErr
     }
     out.flush().map_err(CliError::io(format!("cannot write to {what}")))?;
     bar.finish_and_clear();
-    eprintln!("exported {exported} events");
+    eprintln!("exported {}", crate::output::count(exported, "event"));
     Ok(())
 }

@@ -33,8 +33,8 @@ pub async fn run<S: CliStore>(store: &S, args: &ImportArgs) -> Result<(), CliErr
         print_json(&json!({"imported": done.imported, "skipped": done.skipped}));
     } else {
         println!(
-            "imported {} events{}",
-            done.imported,
+            "imported {}{}",
+            crate::output::count(done.imported, "event"),
             match done.skipped {
                 0 => String::new(),
                 skipped => format!(" ({skipped} already there, skipped)"),

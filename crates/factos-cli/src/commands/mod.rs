@@ -31,7 +31,8 @@ pub async fn run(cli: Cli, matches: &ArgMatches) -> Result<(), CliError> {
             let target = Target::from_args(&cli.store)?;
             let open = match command {
                 Command::Migrate(_) => Open::AnyVersion,
-                Command::Import(_) => Open::Create,
+                // Like import and copy, a benchmark may start from nothing.
+                Command::Import(_) | Command::Bench(_) => Open::Create,
                 // Commands that only read: a copy the user cannot write
                 // (a backup) can be inspected.
                 Command::Stats(_)
