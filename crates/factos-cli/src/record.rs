@@ -17,8 +17,13 @@ use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::value::RawValue;
 
 /// A record as written: borrowed from the stored event.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(example = json!({
+    "position": 42, "id": "0b6f4c1e-6c7e-4d3a-9a53-2f3c9e1f7a10", "stream": "concert-42", "revision": 3,
+    "type": "TicketSold", "version": 1, "tags": ["concert:42"], "metadata": {},
+    "recordedAt": "2026-12-05T10:00:00.000000Z", "data": {"seat": 7}
+}))]
 pub struct RecordOut<'a> {
     position: u64,
     id: String,
@@ -30,10 +35,14 @@ pub struct RecordOut<'a> {
     tags: Vec<&'a str>,
     metadata: BTreeMap<&'a str, &'a str>,
     recorded_at: String,
+    /// The payload when it is one line of JSON.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
     data: Option<&'a RawValue>,
+    /// The payload as base64 otherwise.
     #[serde(skip_serializing_if = "Option::is_none")]
     data_base64: Option<String>,
+    /// The follower cursor after the record (`tail` only).
     #[serde(skip_serializing_if = "Option::is_none")]
     cursor: Option<String>,
 }
@@ -188,17 +197,23 @@ impl RecordIn {
 /// A new event as given to `append` and `POST /append`: `type`, `tags`,
 /// the payload (`data` or `dataBase64`), and optionally `id`, `version`
 /// and `metadata`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct EventIn {
     #[serde(rename = "type")]
     event_type: String,
     #[serde(default)]
     tags: Vec<String>,
+    /// A JSON payload (stored as its bytes).
     #[serde(default, deserialize_with = "raw_present")]
+    #[schema(value_type = Option<Object>)]
     data: Option<Box<RawValue>>,
+    /// A binary payload, base64.
     data_base64: Option<String>,
+    /// The event's id; a new one when absent.
+    #[schema(value_type = Option<String>, format = "uuid")]
     id: Option<uuid::Uuid>,
+    /// The payload's schema version (1 when absent).
     version: Option<u32>,
     #[serde(default)]
     metadata: BTreeMap<String, String>,

@@ -459,3 +459,186 @@ async fn idle_connections_are_closed_after_the_header_timeout_and_health_keeps_a
     }
     Ok(())
 }
+
+/// The published document: `docs/http-api.openapi.json` at the workspace
+/// root.
+fn published_openapi() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/http-api.openapi.json")
+}
+
+/// The required properties of the JSON body documented for `status` of
+/// `method path`, when it is an object schema.
+fn documented_required(doc: &Value, path: &str, method: &str, status: u16) -> Option<Vec<String>> {
+    let content = &doc["paths"][path][method]["responses"][status.to_string()]["content"]["application/json"];
+    let reference = content["schema"]["$ref"].as_str()?;
+    let name = reference.rsplit('/').next()?;
+    let required = doc["components"]["schemas"][name]["required"].as_array()?;
+    Some(required.iter().filter_map(|r| r.as_str().map(str::to_owned)).collect())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_openapi_document_is_published_and_lists_exactly_the_answers_the_server_gives() -> TestResult {
+    use std::collections::{BTreeMap, BTreeSet};
+    let scratch = Scratch::new()?;
+    let store = sqlite_store(&scratch)?;
+    let server = Server::start(&refs(&store), &["--token", "t0ken", "--max-body", "4096"])?;
+    let http = reqwest::Client::new();
+    let doc: Value = http.get(server.url("/openapi.json")).send().await?.json().await?;
+    assert_eq!(doc["openapi"], "3.1.0");
+    let served = serde_json::to_string_pretty(&doc)?;
+    if std::env::var_os("FACTOS_BLESS").is_some() {
+        std::fs::write(published_openapi(), format!("{served}\n"))?;
+    }
+    let published: Value = serde_json::from_str(&std::fs::read_to_string(published_openapi())?)?;
+    assert_eq!(
+        published, doc,
+        "docs/http-api.openapi.json is not what the server serves: run this test with FACTOS_BLESS=1 and commit it"
+    );
+
+    let long = format!("/read?query={}", "x".repeat(40_000));
+    let big_header = "h".repeat(70_000);
+    let token = |request: reqwest::RequestBuilder| request.bearer_auth("t0ken");
+    let sold = json!({"events": [{"type": "Sold", "tags": ["seat:1"]}], "stream": "s"});
+    // Each request with the endpoint it exercises.
+    let mut requests: Vec<(&str, &str, reqwest::RequestBuilder)> = vec![
+        ("/read", "get", token(http.get(server.url("/read")))),
+        ("/read", "get", token(http.get(server.url("/read?query=nope")))),
+        ("/read", "get", http.get(server.url("/read"))),
+        ("/read", "get", token(http.delete(server.url("/read")))),
+        ("/read", "get", token(http.get(server.url(&long)))),
+        (
+            "/read",
+            "get",
+            token(http.get(server.url("/read")).header("x-big", &big_header)),
+        ),
+        ("/append", "post", token(http.post(server.url("/append")).json(&sold))),
+        ("/append", "post", token(http.post(server.url("/append")).body("{"))),
+        ("/append", "post", http.post(server.url("/append")).json(&sold)),
+        ("/append", "post", token(http.get(server.url("/append")))),
+        (
+            "/append",
+            "post",
+            token(
+                http.post(server.url("/append"))
+                    .json(&json!({"events": [{"type": "Sold"}], "stream": "s", "expected": 7})),
+            ),
+        ),
+        (
+            "/append",
+            "post",
+            token(
+                http.post(server.url("/append"))
+                    .json(&json!({"events": [{"type": "A", "data": "x".repeat(5000)}]})),
+            ),
+        ),
+        (
+            "/append",
+            "post",
+            token(http.post(server.url(&long.replace("/read", "/append")))),
+        ),
+        (
+            "/append",
+            "post",
+            token(http.post(server.url("/append")).header("x-big", &big_header)),
+        ),
+        (
+            "/subscribe",
+            "get",
+            token(http.get(server.url("/subscribe?after=later"))),
+        ),
+        ("/subscribe", "get", http.get(server.url("/subscribe"))),
+        ("/subscribe", "get", token(http.post(server.url("/subscribe")))),
+        (
+            "/subscribe",
+            "get",
+            token(http.get(server.url(&long.replace("/read", "/subscribe")))),
+        ),
+        (
+            "/subscribe",
+            "get",
+            token(http.get(server.url("/subscribe")).header("x-big", &big_header)),
+        ),
+        ("/health", "get", http.get(server.url("/health"))),
+        ("/health", "get", http.post(server.url("/health"))),
+        (
+            "/health",
+            "get",
+            http.get(server.url(&long.replace("/read", "/health"))),
+        ),
+        (
+            "/health",
+            "get",
+            http.get(server.url("/health")).header("x-big", &big_header),
+        ),
+        ("/openapi.json", "get", http.get(server.url("/openapi.json"))),
+        ("/openapi.json", "get", http.post(server.url("/openapi.json"))),
+        (
+            "/openapi.json",
+            "get",
+            http.get(server.url(&long.replace("/read", "/openapi.json"))),
+        ),
+        (
+            "/openapi.json",
+            "get",
+            http.get(server.url("/openapi.json")).header("x-big", &big_header),
+        ),
+    ];
+    let mut seen: BTreeMap<(&str, &str), BTreeSet<u16>> = BTreeMap::new();
+    let mut check = |path, method, status: u16, body: Option<Value>| -> TestResult {
+        seen.entry((path, method)).or_default().insert(status);
+        if let (Some(required), Some(body)) = (documented_required(&doc, path, method, status), body) {
+            for field in required {
+                assert!(
+                    body.get(&field).is_some(),
+                    "{method} {path} {status}: {body} lacks {field}"
+                );
+            }
+        }
+        Ok(())
+    };
+    let subscribed = token(http.get(server.url("/subscribe"))).send().await?;
+    check("/subscribe", "get", subscribed.status().as_u16(), None)?;
+    drop(subscribed);
+    for (path, method, request) in requests.drain(..) {
+        let response = request.send().await?;
+        let status = response.status().as_u16();
+        check(path, method, status, response.json::<Value>().await.ok())?;
+    }
+    // The store stops answering: its tables are gone, its schema is not
+    // the one the server writes.
+    let db = store[1].clone();
+    let conn = rusqlite::Connection::open(&db)?;
+    conn.execute_batch(
+        "PRAGMA foreign_keys = OFF; DROP TABLE event_tags; DROP TABLE events; PRAGMA user_version = 99;",
+    )?;
+    for (path, method, request) in [
+        ("/read", "get", token(http.get(server.url("/read")))),
+        ("/append", "post", token(http.post(server.url("/append")).json(&sold))),
+        ("/subscribe", "get", token(http.get(server.url("/subscribe")))),
+        ("/health", "get", http.get(server.url("/health"))),
+    ] {
+        let response = request.send().await?;
+        let status = response.status().as_u16();
+        check(path, method, status, response.json::<Value>().await.ok())?;
+    }
+    let documented: BTreeMap<(&str, &str), BTreeSet<u16>> = seen
+        .keys()
+        .map(|(path, method)| {
+            let statuses = doc["paths"][*path][*method]["responses"]
+                .as_object()
+                .map(|responses| responses.keys().filter_map(|s| s.parse().ok()).collect())
+                .unwrap_or_default();
+            ((*path, *method), statuses)
+        })
+        .collect();
+    assert_eq!(
+        seen, documented,
+        "every status answered is documented, and every documented one was answered"
+    );
+    assert_eq!(
+        doc["paths"].as_object().map(|p| p.len()),
+        Some(seen.len()),
+        "every endpoint was exercised"
+    );
+    Ok(())
+}

@@ -25,6 +25,7 @@
 //! every event stream, lets requests in flight finish for at most
 //! `--shutdown-timeout` (10 s), and exits 0.
 
+mod api_doc;
 mod connections;
 mod wire;
 
@@ -45,6 +46,7 @@ use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::{mpsc, watch};
 
+use self::api_doc::{AppendAnswer, ErrorBody, HealthAnswer};
 use self::wire::{AppendJson, OptionsJson, QueryJson};
 use crate::cli::ServeArgs;
 use crate::error::{CliError, one_line};
@@ -91,6 +93,7 @@ pub async fn run<S: CliStore>(store: S, args: &ServeArgs) -> Result<(), CliError
         .route("/subscribe", get(subscribe::<S>))
         .route_layer(middleware::from_fn_with_state(served.clone(), authorize::<S>))
         .route("/health", get(health::<S>))
+        .route("/openapi.json", get(openapi_json))
         .fallback(|| async {
             error(
                 StatusCode::NOT_FOUND,
@@ -185,7 +188,7 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, axum::Json(json!({"error": self.message}))).into_response()
+        (self.status, axum::Json(ErrorBody { error: self.message })).into_response()
     }
 }
 
@@ -252,9 +255,30 @@ fn same(a: &[u8], b: &[u8]) -> bool {
 
 /// Asks the store for its schema version: a round trip that, unlike a
 /// read of every event, takes no lock writers wait for (probes come often).
+/// This API as an OpenAPI 3.1 document.
+#[utoipa::path(get, path = "/openapi.json", tag = "service",
+    responses(
+        (status = 200, description = "This document", content_type = "application/json", body = Object),
+        (status = 405, description = "A method the path does not serve", body = ErrorBody),
+        (status = 414, description = "The request target is longer than 32 KiB", body = ErrorBody),
+        (status = 431, description = "The request headers are larger than 64 KiB", body = ErrorBody),
+    ))]
+async fn openapi_json() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], api_doc::document()).into_response()
+}
+
+/// Whether the store answers with the schema this server writes.
+#[utoipa::path(get, path = "/health", tag = "service",
+    responses(
+        (status = 200, description = "The store answers", body = HealthAnswer),
+        (status = 405, description = "A method the path does not serve", body = ErrorBody),
+        (status = 414, description = "The request target is longer than 32 KiB", body = ErrorBody),
+        (status = 431, description = "The request headers are larger than 64 KiB", body = ErrorBody),
+        (status = 503, description = "The store does not answer, or has another schema version", body = ErrorBody),
+    ))]
 async fn health<S: CliStore>(State(served): State<Served<S>>) -> Response {
     match served.store.schema_version().await {
-        Ok(version) if version.is_current() => axum::Json(json!({"status": "ok"})).into_response(),
+        Ok(version) if version.is_current() => axum::Json(HealthAnswer { status: "ok".into() }).into_response(),
         Ok(version) => error(StatusCode::SERVICE_UNAVAILABLE, one_line(&schema_mismatch(version))),
         Err(failure) => error(StatusCode::SERVICE_UNAVAILABLE, one_line(&failure)),
     }
@@ -282,6 +306,27 @@ fn query_param(text: Option<&str>) -> Result<Query, ApiError> {
     }
 }
 
+/// The events matching a query, a page at a time.
+#[utoipa::path(get, path = "/read", tag = "events",
+    params(
+        ("query" = Option<String>, Query, description = "A `QueryJson` as JSON text; absent: every event",
+            example = r#"{"items":[{"types":["TicketSold"],"tags":["concert:42"]}]}"#),
+        ("options" = Option<String>, Query, description = "An `OptionsJson` as JSON text",
+            example = r#"{"from":1,"limit":100}"#),
+    ),
+    security((), ("token" = [])),
+    responses(
+        (status = 200, description = "A page of records, in position order as the options say. It ends at \
+            `--max-read` events or `--max-read-bytes`; when more may follow, a `Link` header gives the request \
+            for the next page, and its absence means the answer is complete.", body = [RecordOut],
+            headers(("Link" = String, description = "`</read?...>; rel=\"next\"`: the next page"))),
+        (status = 400, description = "A malformed query or options, or a query over the store's limits", body = ErrorBody),
+        (status = 401, description = "A bearer token is required (when the server has `--token`)", body = ErrorBody),
+        (status = 405, description = "A method the path does not serve", body = ErrorBody),
+        (status = 414, description = "The request target is longer than 32 KiB", body = ErrorBody),
+        (status = 431, description = "The request headers are larger than 64 KiB", body = ErrorBody),
+        (status = 503, description = "The store does not answer", body = ErrorBody),
+    ))]
 async fn read<S: CliStore>(
     State(served): State<Served<S>>,
     params: Result<UrlQuery<ReadParams>, QueryRejection>,
@@ -311,6 +356,22 @@ async fn read<S: CliStore>(
     Ok(response)
 }
 
+/// Appends events atomically to one stream, if the condition and the
+/// stream expectation hold. A failed condition is a normal answer.
+#[utoipa::path(post, path = "/append", tag = "events",
+    request_body = AppendJson,
+    security((), ("token" = [])),
+    responses(
+        (status = 200, description = "Appended, or the condition failed and nothing was written", body = AppendAnswer),
+        (status = 400, description = "A malformed request, or a condition query over the store's limits", body = ErrorBody),
+        (status = 409, description = "The stream was not at the expected revision, or an event id is taken by another event, or a transient conflict", body = ErrorBody),
+        (status = 413, description = "The body is larger than `--max-body`", body = ErrorBody),
+        (status = 401, description = "A bearer token is required (when the server has `--token`)", body = ErrorBody),
+        (status = 405, description = "A method the path does not serve", body = ErrorBody),
+        (status = 414, description = "The request target is longer than 32 KiB", body = ErrorBody),
+        (status = 431, description = "The request headers are larger than 64 KiB", body = ErrorBody),
+        (status = 503, description = "The store does not answer", body = ErrorBody),
+    ))]
 async fn append<S: CliStore>(
     State(served): State<Served<S>>,
     body: Result<Bytes, BytesRejection>,
@@ -329,20 +390,20 @@ async fn append<S: CliStore>(
     let positions: Vec<u64> = match outcome {
         Ok(committed) => committed.records.iter().map(|r| r.position.value()).collect(),
         Err(StoreError::ConditionFailed(_)) => {
-            return Ok(axum::Json(json!({
-                "durationInMicroseconds": micros,
-                "appendConditionFailed": true,
-                "positions": [],
-            }))
+            return Ok(axum::Json(AppendAnswer {
+                duration_in_microseconds: micros,
+                append_condition_failed: true,
+                positions: Vec::new(),
+            })
             .into_response());
         }
         Err(failure) => return Err(ApiError::store(&failure)),
     };
-    Ok(axum::Json(json!({
-        "durationInMicroseconds": micros,
-        "appendConditionFailed": false,
-        "positions": positions,
-    }))
+    Ok(axum::Json(AppendAnswer {
+        duration_in_microseconds: micros,
+        append_condition_failed: false,
+        positions,
+    })
     .into_response())
 }
 
@@ -355,6 +416,26 @@ struct SubscribeParams {
 /// Events sent ahead of a slow client, per subscription.
 const SUBSCRIBER_BUFFER: usize = 256;
 
+/// New events matching a query as server-sent events: `record` events
+/// (data: a record; id: its cursor), and an `error` event before the
+/// stream ends on a store failure. Resume with `after` or `Last-Event-ID`;
+/// without either, from the end of the log.
+#[utoipa::path(get, path = "/subscribe", tag = "events",
+    params(
+        ("query" = Option<String>, Query, description = "A `QueryJson` as JSON text; absent: every event"),
+        ("after" = Option<String>, Query, description = "Resume after this cursor (a record event's id)"),
+        ("Last-Event-ID" = Option<String>, Header, description = "Resume after this cursor, as browsers send it"),
+    ),
+    security((), ("token" = [])),
+    responses(
+        (status = 200, description = "An event stream; it ends when the server shuts down", content_type = "text/event-stream", body = String),
+        (status = 400, description = "A malformed query or cursor, or a query over the store's limits", body = ErrorBody),
+        (status = 401, description = "A bearer token is required (when the server has `--token`)", body = ErrorBody),
+        (status = 405, description = "A method the path does not serve", body = ErrorBody),
+        (status = 414, description = "The request target is longer than 32 KiB", body = ErrorBody),
+        (status = 431, description = "The request headers are larger than 64 KiB", body = ErrorBody),
+        (status = 503, description = "The store does not answer", body = ErrorBody),
+    ))]
 async fn subscribe<S: CliStore>(
     State(served): State<Served<S>>,
     headers: HeaderMap,

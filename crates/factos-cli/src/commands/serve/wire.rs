@@ -6,20 +6,24 @@ use factos::{
     ReadOptions, StreamId, StreamRevision, Tag,
 };
 use serde::Deserialize;
+use utoipa::ToSchema;
 
 use crate::record::EventIn;
 
-/// `{items: [{types?: [...], tags?: [...]}]}`; no items: every event.
-#[derive(Debug, Deserialize)]
+/// A query: its items are OR-combined; no items matches every event.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"items": [{"types": ["TicketSold"], "tags": ["concert:42"]}]}))]
 pub struct QueryJson {
     #[serde(default)]
     items: Vec<ItemJson>,
 }
 
-#[derive(Debug, Deserialize)]
+/// A query item: any of `types` (none: any type) carrying all `tags`
+/// (none: any tags).
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ItemJson {
+pub struct ItemJson {
     #[serde(default)]
     types: Vec<String>,
     #[serde(default)]
@@ -47,12 +51,16 @@ impl QueryJson {
     }
 }
 
-/// `{from?, limit?, backwards?}`.
-#[derive(Debug, Default, Deserialize)]
+/// Which part of the matching events a read returns.
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"from": 1, "limit": 100, "backwards": false}))]
 pub struct OptionsJson {
+    /// Start at this position, inclusive.
     from: Option<u64>,
+    /// At most this many events (the server's `--max-read` at most).
     limit: Option<usize>,
+    /// Newest first.
     #[serde(default)]
     backwards: bool,
 }
@@ -81,28 +89,41 @@ impl OptionsJson {
     }
 }
 
-/// The body of `POST /append`.
-#[derive(Debug, Deserialize)]
+/// The body of `POST /append`: events appended atomically to one stream.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({
+    "events": [{"type": "TicketSold", "tags": ["concert:42"], "data": {"seat": 7}}],
+    "condition": {"failIfEventsMatch": {"items": [{"types": ["TicketSold"], "tags": ["concert:42"]}]}, "after": 41}
+}))]
 pub struct AppendJson {
+    /// At least one event.
     events: Vec<EventIn>,
+    /// Append only if no event matching the query was appended after the
+    /// position (DCB).
     condition: Option<ConditionJson>,
+    /// The stream; without one, a new stream of their own.
     stream: Option<String>,
+    /// The stream's expected revision.
     expected: Option<ExpectedJson>,
 }
 
-#[derive(Debug, Deserialize)]
+/// `FailIfEventsMatch(query, after)`.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct ConditionJson {
+pub struct ConditionJson {
     fail_if_events_match: QueryJson,
+    /// The last position the decision saw; none: any matching event fails.
     after: Option<u64>,
 }
 
 /// A revision number, or `"no-stream"`, `"exists"`, `"any"`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(untagged)]
-enum ExpectedJson {
+pub enum ExpectedJson {
+    /// The stream's last revision must be this.
     Revision(u64),
+    /// `no-stream`, `exists` or `any`.
     Named(String),
 }
 
