@@ -23,7 +23,7 @@
 //! wrote other rows before appending: that transaction's id is older than
 //! its append, so its events can be delivered before events it read.
 //!
-//! **Row locks.** With [`LockMode::RowLocks`](crate::LockMode::RowLocks)
+//! **Row locks.** With [`LockMode::RowLocks`]
 //! the argument above fails: `FOR SHARE` / `FOR UPDATE` give a transaction
 //! its id when it takes its first row lock, not at its insert, so a writer
 //! that got its id and then waited for a decision could be ordered before
