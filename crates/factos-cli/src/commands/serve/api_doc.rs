@@ -17,6 +17,38 @@ pub struct ErrorBody {
     pub error: String,
 }
 
+/// What every path may answer before its handler runs: a method it does
+/// not serve, a request target or headers over the server's bounds.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // Only the OpenAPI document names them.
+pub enum RequestRefusals {
+    /// 405.
+    #[response(status = 405, description = "A method the path does not serve")]
+    MethodNotAllowed(ErrorBody),
+    /// 414.
+    #[response(status = 414, description = "The request target is longer than 32 KiB")]
+    UriTooLong(ErrorBody),
+    /// 431.
+    #[response(status = 431, description = "The request headers are larger than 64 KiB")]
+    HeadersTooLarge(ErrorBody),
+}
+
+/// What every path that reaches the store and needs the token may answer
+/// besides [`RequestRefusals`].
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // Only the OpenAPI document names them.
+pub enum StoreRefusals {
+    /// 401.
+    #[response(
+        status = 401,
+        description = "A bearer token is required (when the server has `--token`)"
+    )]
+    Unauthorized(ErrorBody),
+    /// 503.
+    #[response(status = 503, description = "The store does not answer")]
+    Unavailable(ErrorBody),
+}
+
 /// The answer to `POST /append`.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]

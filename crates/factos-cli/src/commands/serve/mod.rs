@@ -46,7 +46,7 @@ use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::{mpsc, watch};
 
-use self::api_doc::{AppendAnswer, ErrorBody, HealthAnswer};
+use self::api_doc::{AppendAnswer, ErrorBody, HealthAnswer, RequestRefusals, StoreRefusals};
 use self::wire::{AppendJson, OptionsJson, QueryJson};
 use crate::cli::ServeArgs;
 use crate::error::{CliError, one_line};
@@ -259,9 +259,7 @@ fn same(a: &[u8], b: &[u8]) -> bool {
 #[utoipa::path(get, path = "/openapi.json", tag = "service",
     responses(
         (status = 200, description = "This document", content_type = "application/json", body = Object),
-        (status = 405, description = "A method the path does not serve", body = ErrorBody),
-        (status = 414, description = "The request target is longer than 32 KiB", body = ErrorBody),
-        (status = 431, description = "The request headers are larger than 64 KiB", body = ErrorBody),
+        RequestRefusals,
     ))]
 async fn openapi_json() -> Response {
     ([(header::CONTENT_TYPE, "application/json")], api_doc::document()).into_response()
@@ -271,9 +269,7 @@ async fn openapi_json() -> Response {
 #[utoipa::path(get, path = "/health", tag = "service",
     responses(
         (status = 200, description = "The store answers", body = HealthAnswer),
-        (status = 405, description = "A method the path does not serve", body = ErrorBody),
-        (status = 414, description = "The request target is longer than 32 KiB", body = ErrorBody),
-        (status = 431, description = "The request headers are larger than 64 KiB", body = ErrorBody),
+        RequestRefusals,
         (status = 503, description = "The store does not answer, or has another schema version", body = ErrorBody),
     ))]
 async fn health<S: CliStore>(State(served): State<Served<S>>) -> Response {
@@ -321,11 +317,8 @@ fn query_param(text: Option<&str>) -> Result<Query, ApiError> {
             for the next page, and its absence means the answer is complete.", body = [RecordOut],
             headers(("Link" = String, description = "`</read?...>; rel=\"next\"`: the next page"))),
         (status = 400, description = "A malformed query or options, or a query over the store's limits", body = ErrorBody),
-        (status = 401, description = "A bearer token is required (when the server has `--token`)", body = ErrorBody),
-        (status = 405, description = "A method the path does not serve", body = ErrorBody),
-        (status = 414, description = "The request target is longer than 32 KiB", body = ErrorBody),
-        (status = 431, description = "The request headers are larger than 64 KiB", body = ErrorBody),
-        (status = 503, description = "The store does not answer", body = ErrorBody),
+        StoreRefusals,
+        RequestRefusals,
     ))]
 async fn read<S: CliStore>(
     State(served): State<Served<S>>,
@@ -366,11 +359,8 @@ async fn read<S: CliStore>(
         (status = 400, description = "A malformed request, or a condition query over the store's limits", body = ErrorBody),
         (status = 409, description = "The stream was not at the expected revision, or an event id is taken by another event, or a transient conflict", body = ErrorBody),
         (status = 413, description = "The body is larger than `--max-body`", body = ErrorBody),
-        (status = 401, description = "A bearer token is required (when the server has `--token`)", body = ErrorBody),
-        (status = 405, description = "A method the path does not serve", body = ErrorBody),
-        (status = 414, description = "The request target is longer than 32 KiB", body = ErrorBody),
-        (status = 431, description = "The request headers are larger than 64 KiB", body = ErrorBody),
-        (status = 503, description = "The store does not answer", body = ErrorBody),
+        StoreRefusals,
+        RequestRefusals,
     ))]
 async fn append<S: CliStore>(
     State(served): State<Served<S>>,
@@ -430,11 +420,8 @@ const SUBSCRIBER_BUFFER: usize = 256;
     responses(
         (status = 200, description = "An event stream; it ends when the server shuts down", content_type = "text/event-stream", body = String),
         (status = 400, description = "A malformed query or cursor, or a query over the store's limits", body = ErrorBody),
-        (status = 401, description = "A bearer token is required (when the server has `--token`)", body = ErrorBody),
-        (status = 405, description = "A method the path does not serve", body = ErrorBody),
-        (status = 414, description = "The request target is longer than 32 KiB", body = ErrorBody),
-        (status = 431, description = "The request headers are larger than 64 KiB", body = ErrorBody),
-        (status = 503, description = "The store does not answer", body = ErrorBody),
+        StoreRefusals,
+        RequestRefusals,
     ))]
 async fn subscribe<S: CliStore>(
     State(served): State<Served<S>>,
