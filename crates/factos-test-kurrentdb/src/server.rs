@@ -249,7 +249,7 @@ enum Compiled {
 
 #[derive(Debug, Clone)]
 enum Matcher {
-    Regex(regex::Regex),
+    Regex(fancy_regex::Regex),
     Prefixes(Vec<String>),
 }
 
@@ -258,14 +258,16 @@ impl Matcher {
         if expression.regex.is_empty() {
             return Ok(Matcher::Prefixes(expression.prefix));
         }
-        regex::Regex::new(&expression.regex)
+        fancy_regex::Regex::new(&expression.regex)
             .map(Matcher::Regex)
             .map_err(|e| Status::invalid_argument(format!("invalid filter expression: {e}")))
     }
 
     fn matches(&self, text: &str) -> bool {
         match self {
-            Matcher::Regex(regex) => regex.is_match(text),
+            // A match that backtracks past the engine's limit is no match,
+            // as a .NET match timeout would make it.
+            Matcher::Regex(regex) => regex.is_match(text).unwrap_or(false),
             Matcher::Prefixes(prefixes) => prefixes.iter().any(|p| text.starts_with(p.as_str())),
         }
     }

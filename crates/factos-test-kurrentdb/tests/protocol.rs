@@ -230,6 +230,19 @@ async fn all_holds_every_event_once_in_one_order_system_events_included_and_filt
     assert_eq!(drain(client.read_all(&orders).await?).await?.len(), 2);
     let paid = ReadAllOptions::default().filter(SubscriptionFilter::on_event_type().regex("^Order(Paid|Shipped)$"));
     assert_eq!(drain(client.read_all(&paid).await?).await?.len(), 1);
+    // The .NET dialect real clients send: the Python client's default
+    // exclusion (a negative look-ahead), and a backreference.
+    let excluded = ReadAllOptions::default()
+        .filter(SubscriptionFilter::on_event_type().regex(r"^(?!(\$.+$|PersistentConfig\d+$|Result$))"));
+    let types: Vec<String> = drain(client.read_all(&excluded).await?)
+        .await?
+        .iter()
+        .map(|e| e.get_original_event().event_type.clone())
+        .collect();
+    assert_eq!(types, vec!["OrderPlaced", "OrderPaid", "UserJoined"]);
+    let backreference =
+        ReadAllOptions::default().filter(SubscriptionFilter::on_event_type().regex(r"^(Order)(Paid|\1Placed)$"));
+    assert_eq!(drain(client.read_all(&backreference).await?).await?.len(), 1);
 
     // From a position: forwards includes it, backwards starts below it.
     let second = all[all.len() - 2].get_original_event().position;
