@@ -283,3 +283,34 @@ async fn thirty_two_tasks_dispatching_on_one_order_stream_lose_nothing() -> Test
     assert_eq!(ids, stored_ids, "what the dispatches returned is what the stream holds");
     Ok(())
 }
+
+/// An append whose future is dropped (a timeout, a cancelled request) at a
+/// random moment leaves its batch whole or absent, never a prefix of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_append_leaves_its_batch_whole_or_absent() -> TestResult {
+    let store = fresh_store().await;
+    let payload = vec![b'x'; 64 * 1024];
+    let mut whole = 0;
+    let mut absent = 0;
+    for seed in 0..3u64 {
+        for round in 0..20u64 {
+            let stream = StreamId::new(format!("dropped-{seed}-{round}"))?;
+            let batch: Vec<NewEvent> = (0..16)
+                .map(|_| event("Chunk", &[], &payload))
+                .collect::<Result<_, _>>()?;
+            // A deterministic spread of moments, from before the first
+            // message to after the answer.
+            let after = Duration::from_micros((seed * 7_919 + round * 104_729) % 20_000);
+            let _ = tokio::time::timeout(after, store.append(AppendRequest::new(stream.clone(), batch))).await;
+            // Let a server that is still receiving finish what it does.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            match store.read_stream(&stream, StreamRevision::FIRST).await?.len() {
+                0 => absent += 1,
+                16 => whole += 1,
+                partial => panic!("seed {seed}, round {round}: {partial} of 16 events were written"),
+            }
+        }
+    }
+    eprintln!("{whole} batches whole, {absent} absent");
+    Ok(())
+}

@@ -150,6 +150,10 @@ fn ticks_now() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_nanos() / 100).unwrap_or(u64::MAX))
 }
 
+/// How long an append waits, once its request stream has ended, for the
+/// client to reset the call instead (see `append`).
+const RESET_GRACE: std::time::Duration = std::time::Duration::from_millis(1);
+
 /// How many new events a subscriber may fall behind before the server ends
 /// its subscription (the client then resubscribes from its last event).
 const LIVE_BUFFER: usize = 4096;
@@ -504,6 +508,12 @@ impl Streams for Service {
                 data: event.data,
             });
         }
+        // A client that gives up on the call (a dropped future, a
+        // deadline) may end its request stream cleanly before it resets the
+        // call; a real server aborts such a call and writes nothing. Give
+        // the reset a moment to arrive: when it does, the call is dropped
+        // here, before anything is written.
+        tokio::time::sleep(RESET_GRACE).await;
         let outcome = {
             let mut log = self.log();
             let before = log.events.len();

@@ -328,3 +328,29 @@ async fn all_subscriptions_replay_history_then_go_live_filtered_and_resume_after
     assert_eq!(live.next().await?.get_original_event().event_type, "C");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_append_writes_nothing_and_a_finished_one_everything() -> TestResult {
+    let (_server, client) = connect().await?;
+    let payload: &'static [u8] = Box::leak(vec![b'p'; 64 * 1024].into_boxed_slice());
+    for round in 0..20u64 {
+        let stream = format!("cancelled-{round}");
+        let batch: Vec<EventData> = (0..16).map(|_| event("Chunk", payload)).collect();
+        let after = std::time::Duration::from_micros(round * 997 % 20_000);
+        let _ = tokio::time::timeout(
+            after,
+            client.append_to_stream(stream.as_str(), &Default::default(), batch),
+        )
+        .await;
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        let written = match client.read_stream(stream.as_str(), &Default::default()).await {
+            Ok(read) => drain(read).await.map(|events| events.len()).unwrap_or(0),
+            Err(_) => 0,
+        };
+        assert!(
+            written == 0 || written == 16,
+            "round {round}: {written} of 16 events were written"
+        );
+    }
+    Ok(())
+}
