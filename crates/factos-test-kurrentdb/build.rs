@@ -10,7 +10,7 @@ const CLIENT: &str = "kurrentdb-1.2.0";
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let protos = client_protos()?;
-    let files = [protos.join("streams.proto")];
+    let files = [protos.join("streams.proto"), protos.join("serverfeatures.proto")];
     let descriptors = protox::compile(files, [&protos])?;
     tonic_build::configure()
         .build_client(false)

@@ -74,6 +74,9 @@ mod proto {
             pub mod streams {
                 tonic::include_proto!("event_store.client.streams");
             }
+            pub mod server_features {
+                tonic::include_proto!("event_store.client.server_features");
+            }
         }
     }
     pub mod google {

@@ -16,6 +16,10 @@ use tonic::{Request, Response, Status, Streaming};
 use uuid::Uuid;
 
 use crate::log::{Appended, Expected, Log, Proposed, Stored};
+use crate::proto::event_store::client::server_features::server_features_server::{
+    ServerFeatures, ServerFeaturesServer,
+};
+use crate::proto::event_store::client::server_features::{SupportedMethod, SupportedMethods};
 use crate::proto::event_store::client::streams::append_req::options::ExpectedStreamRevision;
 use crate::proto::event_store::client::streams::read_req::options::all_options::AllOption;
 use crate::proto::event_store::client::streams::read_req::options::filter_options::{Expression, Filter};
@@ -26,9 +30,13 @@ use crate::proto::event_store::client::streams::read_req::options::{
 use crate::proto::event_store::client::streams::streams_server::{Streams, StreamsServer};
 use crate::proto::event_store::client::streams::{
     AppendReq, AppendResp, BatchAppendReq, BatchAppendResp, DeleteReq, DeleteResp, ReadReq, ReadResp, TombstoneReq,
-    TombstoneResp, append_req, append_resp, read_resp,
+    TombstoneResp, append_req, append_resp, batch_append_req, batch_append_resp, read_resp,
 };
-use crate::proto::event_store::client::{StreamIdentifier, Uuid as ProtoUuid, uuid as proto_uuid};
+use crate::proto::event_store::client::{
+    AllStreamPosition, StreamIdentifier, Uuid as ProtoUuid, WrongExpectedVersion, uuid as proto_uuid,
+    wrong_expected_version,
+};
+use crate::proto::google::rpc::Status as RpcStatus;
 use crate::quick_ack::QuickAck;
 
 /// Why the server could not start.
@@ -103,6 +111,7 @@ impl FakeKurrentDb {
         tokio::spawn(
             tonic::transport::Server::builder()
                 .add_service(StreamsServer::new(service))
+                .add_service(ServerFeaturesServer::new(Features))
                 .serve_with_incoming_shutdown(incoming, async {
                     let _ = stopped.await;
                 }),
@@ -178,9 +187,160 @@ impl Service {
     fn log(&self) -> MutexGuard<'_, Log> {
         self.log.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
+
+    /// Appends `proposed` to `stream` as the model decides, and hands what
+    /// was written to live subscribers: the one write path of `Append`
+    /// and `BatchAppend`.
+    fn write(&self, stream: &str, expected: Expected, proposed: Vec<Proposed>) -> Appended {
+        let mut log = self.log();
+        let before = log.events.len();
+        let outcome = log.append(stream, expected, proposed, ticks_now());
+        for written in &log.events[before..] {
+            // No live subscriber is not an error.
+            let _ = self.live.send(written.clone());
+        }
+        outcome
+    }
+
+    /// One `BatchAppend` batch, written whole, as its answer.
+    fn batch(
+        &self,
+        correlation_id: Option<ProtoUuid>,
+        options: batch_append_req::Options,
+        proposed: Vec<Proposed>,
+    ) -> BatchAppendResp {
+        use batch_append_req::options::ExpectedStreamPosition as Asked;
+        use batch_append_resp::ExpectedStreamPosition as Answered;
+        let stream_identifier = options.stream_identifier.clone();
+        let (expected, answered) = match options.expected_stream_position {
+            Some(Asked::StreamPosition(r)) => (Expected::Exact(r), Answered::StreamPosition(r)),
+            Some(Asked::NoStream(())) => (Expected::NoStream, Answered::NoStream(())),
+            Some(Asked::StreamExists(())) => (Expected::StreamExists, Answered::StreamExists(())),
+            Some(Asked::Any(())) | None => (Expected::Any, Answered::Any(())),
+        };
+        let result = match stream_name(options.stream_identifier) {
+            Err(refused) => {
+                batch_append_resp::Result::Error(rpc_status(refused.code() as i32, refused.message(), None))
+            }
+            Ok(stream) => match self.write(&stream, expected, proposed) {
+                Appended::Done { revision, position } => {
+                    batch_append_resp::Result::Success(batch_append_resp::Success {
+                        current_revision_option: Some(
+                            batch_append_resp::success::CurrentRevisionOption::CurrentRevision(revision),
+                        ),
+                        position_option: Some(batch_append_resp::success::PositionOption::Position(
+                            AllStreamPosition {
+                                commit_position: position,
+                                prepare_position: position,
+                            },
+                        )),
+                    })
+                }
+                Appended::WrongExpectedVersion { current, expected } => {
+                    use wrong_expected_version::{CurrentStreamRevisionOption, ExpectedStreamPositionOption};
+                    let details = WrongExpectedVersion {
+                        current_stream_revision_option: Some(match current {
+                            Some(r) => CurrentStreamRevisionOption::CurrentStreamRevision(r),
+                            None => CurrentStreamRevisionOption::CurrentNoStream(()),
+                        }),
+                        expected_stream_position_option: Some(match expected {
+                            Expected::Exact(r) => ExpectedStreamPositionOption::ExpectedStreamPosition(r),
+                            Expected::Any => ExpectedStreamPositionOption::ExpectedAny(()),
+                            Expected::StreamExists => ExpectedStreamPositionOption::ExpectedStreamExists(()),
+                            Expected::NoStream => ExpectedStreamPositionOption::ExpectedNoStream(()),
+                        }),
+                    };
+                    batch_append_resp::Result::Error(rpc_status(
+                        tonic::Code::FailedPrecondition as i32,
+                        "WrongExpectedVersion",
+                        Some(prost_types::Any {
+                            type_url: "type.googleapis.com/event_store.client.WrongExpectedVersion".into(),
+                            value: prost::Message::encode_to_vec(&details),
+                        }),
+                    ))
+                }
+            },
+        };
+        BatchAppendResp {
+            correlation_id,
+            result: Some(result),
+            stream_identifier,
+            expected_stream_position: Some(answered),
+        }
+    }
+}
+
+/// What the server tells clients it serves: the Streams methods it models,
+/// `BatchAppend` included (the official clients use it only when listed).
+#[derive(Debug, Clone, Copy)]
+struct Features;
+
+#[tonic::async_trait]
+impl ServerFeatures for Features {
+    async fn get_supported_methods(&self, _: Request<()>) -> Result<Response<SupportedMethods>, Status> {
+        let streams = "event_store.client.streams.streams";
+        let methods = ["read", "append", "batchappend"]
+            .into_iter()
+            .map(|method| SupportedMethod {
+                method_name: method.into(),
+                service_name: streams.into(),
+                features: Vec::new(),
+            })
+            .collect();
+        Ok(Response::new(SupportedMethods {
+            methods,
+            event_store_server_version: "25.0.0".into(),
+        }))
+    }
+}
+
+/// A `google.rpc.Status`, as `BatchAppend` reports a refused batch.
+fn rpc_status(code: i32, message: &str, details: Option<prost_types::Any>) -> RpcStatus {
+    RpcStatus {
+        code,
+        message: message.to_owned(),
+        details,
+    }
+}
+
+/// A proposed event of `Append` or `BatchAppend` as the model takes it.
+fn proposed_event(
+    id: Option<ProtoUuid>,
+    metadata: &std::collections::HashMap<String, String>,
+    custom_metadata: Vec<u8>,
+    data: Vec<u8>,
+) -> Result<Proposed, Status> {
+    let event_type = metadata
+        .get("type")
+        .cloned()
+        .ok_or_else(|| Status::invalid_argument("every event needs a type"))?;
+    let content_type = metadata
+        .get("content-type")
+        .cloned()
+        .unwrap_or_else(|| "application/octet-stream".into());
+    Ok(Proposed {
+        id: uuid_from(id)?,
+        event_type,
+        content_type,
+        custom_metadata,
+        data,
+    })
 }
 
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
+
+/// A response stream fed by `produce` through a channel; the producer
+/// stops when the call is dropped (its sends fail).
+fn async_stream_of<T, F, Fut>(produce: F) -> BoxStream<T>
+where
+    T: Send + 'static,
+    F: FnOnce(tokio::sync::mpsc::Sender<Result<T, Status>>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (sender, receiver) = tokio::sync::mpsc::channel(16);
+    tokio::spawn(produce(sender));
+    Box::pin(tokio_stream::wrappers::ReceiverStream::new(receiver))
+}
 
 fn stream_name(identifier: Option<StreamIdentifier>) -> Result<String, Status> {
     let identifier = identifier.ok_or_else(|| Status::invalid_argument("a stream identifier is required"))?;
@@ -489,24 +649,12 @@ impl Streams for Service {
             let Some(append_req::Content::ProposedMessage(event)) = message.content else {
                 return Err(Status::invalid_argument("only events may follow an append's options"));
             };
-            let id = uuid_from(event.id)?;
-            let event_type = event
-                .metadata
-                .get("type")
-                .cloned()
-                .ok_or_else(|| Status::invalid_argument("every event needs a type"))?;
-            let content_type = event
-                .metadata
-                .get("content-type")
-                .cloned()
-                .unwrap_or_else(|| "application/octet-stream".into());
-            proposed.push(Proposed {
-                id,
-                event_type,
-                content_type,
-                custom_metadata: event.custom_metadata,
-                data: event.data,
-            });
+            proposed.push(proposed_event(
+                event.id,
+                &event.metadata,
+                event.custom_metadata,
+                event.data,
+            )?);
         }
         // A client that gives up on the call (a dropped future, a
         // deadline) may end its request stream cleanly before it resets the
@@ -514,17 +662,7 @@ impl Streams for Service {
         // the reset a moment to arrive: when it does, the call is dropped
         // here, before anything is written.
         tokio::time::sleep(RESET_GRACE).await;
-        let outcome = {
-            let mut log = self.log();
-            let before = log.events.len();
-            let outcome = log.append(&stream, expected, proposed, ticks_now());
-            for written in &log.events[before..] {
-                // No live subscriber is not an error.
-                let _ = self.live.send(written.clone());
-            }
-            outcome
-        };
-        let result = match outcome {
+        let result = match self.write(&stream, expected, proposed) {
             Appended::Done { revision, position } => append_resp::Result::Success(append_resp::Success {
                 current_revision_option: Some(append_resp::success::CurrentRevisionOption::CurrentRevision(revision)),
                 position_option: Some(append_resp::success::PositionOption::Position(append_resp::Position {
@@ -573,10 +711,65 @@ impl Streams for Service {
 
     type BatchAppendStream = BoxStream<BatchAppendResp>;
 
+    /// Batches arrive as chunks sharing a correlation id: the first with the
+    /// options, the last marked final. Each batch is written whole when its
+    /// final chunk arrives and answered on the response stream; a call that
+    /// ends (or is cancelled) leaves unfinished batches unwritten.
     async fn batch_append(
         &self,
-        _: Request<Streaming<BatchAppendReq>>,
+        request: Request<Streaming<BatchAppendReq>>,
     ) -> Result<Response<Self::BatchAppendStream>, Status> {
-        Err(Status::unimplemented("batch appends are not modelled by this server"))
+        let mut chunks = request.into_inner();
+        let service = self.clone();
+        let answers = async_stream_of(
+            async move |answer: tokio::sync::mpsc::Sender<Result<BatchAppendResp, Status>>| {
+                let mut open: std::collections::HashMap<Vec<u8>, (batch_append_req::Options, Vec<Proposed>)> =
+                    std::collections::HashMap::new();
+                loop {
+                    let chunk = match chunks.message().await {
+                        Ok(Some(chunk)) => chunk,
+                        Ok(None) => return,
+                        Err(refused) => {
+                            let _ = answer.send(Err(refused)).await;
+                            return;
+                        }
+                    };
+                    let key = chunk
+                        .correlation_id
+                        .as_ref()
+                        .map(prost::Message::encode_to_vec)
+                        .unwrap_or_default();
+                    let (options, proposed) = match (open.remove(&key), chunk.options) {
+                        (Some(batch), _) => batch,
+                        (None, Some(options)) => (options, Vec::new()),
+                        (None, None) => {
+                            let _ = answer
+                                .send(Err(Status::invalid_argument("a batch starts with its options")))
+                                .await;
+                            return;
+                        }
+                    };
+                    let mut proposed = proposed;
+                    for event in chunk.proposed_messages {
+                        match proposed_event(event.id, &event.metadata, event.custom_metadata, event.data) {
+                            Ok(event) => proposed.push(event),
+                            Err(refused) => {
+                                let _ = answer.send(Err(refused)).await;
+                                return;
+                            }
+                        }
+                    }
+                    if !chunk.is_final {
+                        open.insert(key, (options, proposed));
+                        continue;
+                    }
+                    let written = service.batch(chunk.correlation_id, options, proposed);
+                    if answer.send(Ok(written)).await.is_err() {
+                        return;
+                    }
+                }
+            },
+        );
+        Ok(Response::new(answers))
     }
 }

@@ -354,3 +354,53 @@ async fn a_cancelled_append_writes_nothing_and_a_finished_one_everything() -> Te
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn batch_appends_write_each_batch_whole_through_the_same_rules() -> TestResult {
+    let (_server, client) = connect().await?;
+    let batches = client.batch_append(&kurrentdb::BatchAppendOptions::default()).await?;
+    let written = batches
+        .append_to_stream(
+            "batched-1",
+            StreamState::NoStream,
+            vec![event("A", b"1"), event("B", b"2"), event("C", b"3")],
+        )
+        .await?;
+    assert_eq!(written.current_revision(), Some(2));
+    let position = written
+        .current_position()
+        .ok_or("a written batch reports its position")?;
+    let read = drain(client.read_stream("batched-1", &ReadStreamOptions::default()).await?).await?;
+    let types: Vec<&str> = read
+        .iter()
+        .map(|e| e.get_original_event().event_type.as_str())
+        .collect();
+    assert_eq!(types, vec!["A", "B", "C"]);
+    assert_eq!(
+        read[2].get_original_event().position.commit,
+        position.commit,
+        "the batch reports its last event"
+    );
+    // The same expected-state rule as Append: nothing written on a mismatch.
+    let refused = batches
+        .append_to_stream("batched-1", StreamState::NoStream, vec![event("D", b"4")])
+        .await;
+    assert!(
+        refused.is_err(),
+        "a stream that exists is not at no-stream: {refused:?}"
+    );
+    // A new session (the failed batch ended the last one) goes on at the
+    // actual revision.
+    let batches = client.batch_append(&kurrentdb::BatchAppendOptions::default()).await?;
+    let next = batches
+        .append_to_stream("batched-1", StreamState::StreamRevision(2), vec![event("D", b"4")])
+        .await?;
+    assert_eq!(next.current_revision(), Some(3));
+    assert_eq!(
+        drain(client.read_stream("batched-1", &ReadStreamOptions::default()).await?)
+            .await?
+            .len(),
+        4
+    );
+    Ok(())
+}
