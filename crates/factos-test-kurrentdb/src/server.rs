@@ -22,7 +22,7 @@ use crate::proto::event_store::client::server_features::server_features_server::
 use crate::proto::event_store::client::server_features::{SupportedMethod, SupportedMethods};
 use crate::proto::event_store::client::streams::append_req::options::ExpectedStreamRevision;
 use crate::proto::event_store::client::streams::read_req::options::all_options::AllOption;
-use crate::proto::event_store::client::streams::read_req::options::filter_options::{Expression, Filter};
+use crate::proto::event_store::client::streams::read_req::options::filter_options::{Expression, Filter, Window};
 use crate::proto::event_store::client::streams::read_req::options::stream_options::RevisionOption;
 use crate::proto::event_store::client::streams::read_req::options::{
     CountOption, FilterOption, ReadDirection, StreamOption, uuid_option,
@@ -447,6 +447,43 @@ impl Compiled {
     }
 }
 
+/// The window of a filtered subscription that names none.
+const DEFAULT_WINDOW: u64 = 32;
+
+/// What a subscription sends for each event it examines: the event when it
+/// passes the filter, a checkpoint after `every` examined events in a row
+/// sent nothing, otherwise nothing.
+struct Checkpoints {
+    every: Option<u64>,
+    unsent: u64,
+}
+
+impl Checkpoints {
+    fn new(every: Option<u64>) -> Self {
+        Self { every, unsent: 0 }
+    }
+
+    fn examine(&mut self, event: &Stored, passes: bool, uuid_as_string: bool) -> Option<ReadResp> {
+        if passes {
+            self.unsent = 0;
+            return Some(read_event(event, uuid_as_string));
+        }
+        let every = self.every?;
+        self.unsent += 1;
+        if self.unsent < every {
+            return None;
+        }
+        self.unsent = 0;
+        Some(ReadResp {
+            content: Some(read_resp::Content::Checkpoint(read_resp::Checkpoint {
+                commit_position: event.position,
+                prepare_position: event.position,
+                timestamp: Some(prost_types::Timestamp::from(SystemTime::now())),
+            })),
+        })
+    }
+}
+
 fn compile(filter: Option<Filter>) -> Result<Compiled, Status> {
     Ok(match filter {
         None => Compiled::Everything,
@@ -463,14 +500,22 @@ impl Service {
     /// under the log's lock, so no event is missed or sent twice. A
     /// subscriber that falls more than [`LIVE_BUFFER`] events behind is
     /// dropped with `UNAVAILABLE`; the client resubscribes from its last
-    /// event. Checkpoint messages are not sent.
+    /// event.
+    ///
+    /// A filtered subscription also sends a checkpoint (the position of the
+    /// last event it examined) whenever `checkpoint_every` events in a row
+    /// were examined and none sent, as a real server does every window ×
+    /// checkpoint-interval-multiplier events: a subscriber that sees no
+    /// matching events still learns how far the server has looked.
     fn subscribe_to_all(
         &self,
         start: Option<AllOption>,
         filter: Option<Filter>,
+        checkpoint_every: Option<u64>,
         uuid_as_string: bool,
     ) -> Result<Response<BoxStream<ReadResp>>, Status> {
         let filter = compile(filter)?;
+        let mut checkpoints = Checkpoints::new(checkpoint_every);
         let (history, live, last) = {
             let log = self.log();
             let after = match start {
@@ -481,8 +526,8 @@ impl Service {
             let history: Vec<ReadResp> = log
                 .events
                 .iter()
-                .filter(|e| after.is_none_or(|after| e.position > after) && filter.passes(e))
-                .map(|e| read_event(e, uuid_as_string))
+                .filter(|e| after.is_none_or(|after| e.position > after))
+                .filter_map(|e| checkpoints.examine(e, filter.passes(e), uuid_as_string))
                 .collect();
             (history, self.live.subscribe(), log.events.last().map(|e| e.position))
         };
@@ -504,7 +549,9 @@ impl Service {
         let live =
             tokio_stream::StreamExt::filter_map(tokio_stream::wrappers::BroadcastStream::new(live), move |event| {
                 match event {
-                    Ok(event) => filter.passes(&event).then(|| Ok(read_event(&event, uuid_as_string))),
+                    Ok(event) => checkpoints
+                        .examine(&event, filter.passes(&event), uuid_as_string)
+                        .map(Ok),
                     Err(_) => Some(Err(Status::unavailable("the subscriber fell too far behind"))),
                 }
             });
@@ -542,11 +589,18 @@ impl Streams for Service {
                         "only subscriptions to $all are modelled by this server",
                     ));
                 };
-                let filter = match options.filter_option {
-                    Some(FilterOption::Filter(filter)) => filter.filter,
-                    Some(FilterOption::NoFilter(())) | None => None,
+                let (filter, checkpoint_every) = match options.filter_option {
+                    Some(FilterOption::Filter(filter)) => {
+                        let window = match filter.window {
+                            Some(Window::Max(max)) => u64::from(max.max(1)),
+                            Some(Window::Count(())) | None => DEFAULT_WINDOW,
+                        };
+                        let every = window * u64::from(filter.checkpoint_interval_multiplier.max(1));
+                        (filter.filter, Some(every))
+                    }
+                    Some(FilterOption::NoFilter(())) | None => (None, None),
                 };
-                return self.subscribe_to_all(all.all_option, filter, uuid_as_string);
+                return self.subscribe_to_all(all.all_option, filter, checkpoint_every, uuid_as_string);
             }
             None => u64::MAX,
         };

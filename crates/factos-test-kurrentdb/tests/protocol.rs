@@ -404,3 +404,41 @@ async fn batch_appends_write_each_batch_whole_through_the_same_rules() -> TestRe
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn filtered_subscriptions_send_checkpoints_while_nothing_matches() -> TestResult {
+    let (_server, client) = connect().await?;
+    let noise: Vec<EventData> = (0..10).map(|_| event("Noise", b"")).collect();
+    let written = client.append_to_stream("noisy", &Default::default(), noise).await?;
+    let wanted = SubscriptionFilter::on_event_type().add_prefix("Wanted").max(3);
+    let mut subscription = client
+        .subscribe_to_all(&SubscribeToAllOptions::default().filter(wanted))
+        .await;
+    let mut checkpoints = Vec::new();
+    loop {
+        match subscription.next_subscription_event().await? {
+            SubscriptionEvent::Confirmed(_) => {}
+            SubscriptionEvent::Checkpoint(position) => checkpoints.push(position.commit),
+            SubscriptionEvent::CaughtUp(_) => break,
+            other => panic!("nothing matches, yet {other:?}"),
+        }
+    }
+    // Eleven events examined (the system event and the ten), a window of
+    // three: a checkpoint after every third, each further along.
+    assert_eq!(checkpoints.len(), 3, "{checkpoints:?}");
+    assert!(checkpoints.windows(2).all(|w| w[0] < w[1]));
+    assert!(checkpoints.iter().all(|c| *c <= written.position.commit));
+    // Live, too: three more non-matching events bring one more checkpoint.
+    let more: Vec<EventData> = (0..3).map(|_| event("Noise", b"")).collect();
+    let later = client.append_to_stream("noisy", &Default::default(), more).await?;
+    let next = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        subscription.next_subscription_event(),
+    )
+    .await??;
+    match next {
+        SubscriptionEvent::Checkpoint(position) => assert!(position.commit <= later.position.commit),
+        other => panic!("expected a live checkpoint, got {other:?}"),
+    }
+    Ok(())
+}
