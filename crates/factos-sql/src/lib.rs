@@ -234,10 +234,9 @@ pub fn matching(
     if is_large(query) {
         b.compact(query, bounds)?;
     } else {
-        for (i, item) in query.items().iter().enumerate() {
-            if i > 0 {
-                b.sql.push_str(" UNION ");
-            }
+        let mut terms = 0;
+        for item in query.items() {
+            b.union(&mut terms);
             b.item(item, bounds)?;
         }
     }
@@ -256,6 +255,14 @@ fn is_large(query: &Query) -> bool {
 }
 
 impl Builder<'_> {
+    /// Starts the next of the `terms` joined by `UNION`.
+    fn union(&mut self, terms: &mut usize) {
+        if *terms > 0 {
+            self.sql.push_str(" UNION ");
+        }
+        *terms += 1;
+    }
+
     /// The compact shape of [`matching`]: one term for the tag items, one
     /// for the type-only items, one per item with a predicate.
     fn compact(&mut self, query: &Query, bounds: Bounds) -> Result<(), InvalidPredicate> {
@@ -264,11 +271,8 @@ impl Builder<'_> {
         let mut terms = 0;
         for item in query.items() {
             if item.predicate().is_some() {
-                if terms > 0 {
-                    self.sql.push_str(" UNION ");
-                }
+                self.union(&mut terms);
                 self.item(item, bounds)?;
-                terms += 1;
             } else if item.required_tags().is_empty() {
                 types.extend(item.event_types().iter().map(|t| t.as_str()));
             } else {
@@ -280,17 +284,12 @@ impl Builder<'_> {
             }
         }
         if !tagged.is_empty() {
-            if terms > 0 {
-                self.sql.push_str(" UNION ");
-            }
+            self.union(&mut terms);
             let json = serde_json::Value::Array(tagged).to_string();
             self.tag_items(json, bounds);
-            terms += 1;
         }
         if !types.is_empty() {
-            if terms > 0 {
-                self.sql.push_str(" UNION ");
-            }
+            self.union(&mut terms);
             let json = serde_json::Value::from(types.into_iter().collect::<Vec<_>>()).to_string();
             self.type_items(json, bounds);
         }

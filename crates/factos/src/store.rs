@@ -138,7 +138,9 @@ impl ReadOptions {
     pub fn budget(&self) -> PageBudget {
         PageBudget {
             events_left: self.limit.unwrap_or(usize::MAX),
-            bytes_left: self.max_bytes,
+            // A budget of 0 is spent by the first event, which the page
+            // still holds, as by any budget smaller than one event.
+            bytes_left: self.max_bytes.map(|bytes| bytes.max(1)),
         }
     }
 

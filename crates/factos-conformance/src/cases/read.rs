@@ -238,6 +238,8 @@ pub async fn reads_end_a_page_at_the_byte_budget_and_say_where_to_continue<S: Lo
     }
     let tiny = store.read(&Query::all(), ReadOptions::forwards().max_bytes(1)).await?;
     assert_eq!(tiny.len(), 1, "a page holds at least one event");
+    let none = store.read(&Query::all(), ReadOptions::forwards().max_bytes(0)).await?;
+    assert_eq!(none.len(), 1, "even a budget of 0 bytes: paging must move on");
     let all = ReadOptions::forwards().max_bytes(usize::MAX);
     assert_eq!(
         all.next_page(&store.read(&Query::all(), all).await?),

@@ -98,12 +98,9 @@ pub(crate) async fn read<C: GenericClient + Sync>(
         None => String::new(),
     };
     let sql = format!("SELECT {COLUMNS} FROM events WHERE {filter} ORDER BY position {order}{limit}");
+    // Rows are taken off the stream until the page is full (its limit or
+    // byte budget); the rest are discarded as they arrive, never collected.
     let params = Params(params);
-    if options.max_bytes.is_none() {
-        return collect(client, &sql, &params).await;
-    }
-    // A byte budget: take rows off the stream until the page is full; the
-    // rest are discarded as they arrive, never collected.
     let rows = client.query_typed_raw(&sql, params.typed()).await?;
     futures_util::pin_mut!(rows);
     let mut budget = options.budget();
