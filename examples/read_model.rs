@@ -4,9 +4,9 @@
 
 use std::collections::BTreeMap;
 
-use factos::{BoxError, Codec, Delivered, Query, Recorded};
-use factos_postgres::{PgProjection, PgProjector};
-use factos_sqlite::{SqliteProjection, SqliteProjector};
+use factos::{BoxError, Codec, Delivered, Projection, Projector, Query, Recorded};
+use factos_postgres::PgProjection;
+use factos_sqlite::SqliteProjection;
 
 use crate::support::Store;
 
@@ -36,7 +36,7 @@ fn upsert(name: &str) -> String {
 
 struct OnSqlite<T>(T);
 
-impl<T: Counters> SqliteProjection for OnSqlite<T> {
+impl<T: Counters> Projection for OnSqlite<T> {
     type Event = T::Event;
     fn name(&self) -> &str {
         self.0.name()
@@ -44,6 +44,9 @@ impl<T: Counters> SqliteProjection for OnSqlite<T> {
     fn query(&self) -> Query {
         self.0.query()
     }
+}
+
+impl<T: Counters> SqliteProjection for OnSqlite<T> {
     fn apply(
         &mut self,
         tx: &factos_sqlite::rusqlite::Transaction<'_>,
@@ -65,7 +68,7 @@ impl<T: Counters> SqliteProjection for OnSqlite<T> {
 
 struct OnPostgres<T>(T);
 
-impl<T: Counters> PgProjection for OnPostgres<T> {
+impl<T: Counters> Projection for OnPostgres<T> {
     type Event = T::Event;
     fn name(&self) -> &str {
         self.0.name()
@@ -73,6 +76,9 @@ impl<T: Counters> PgProjection for OnPostgres<T> {
     fn query(&self) -> Query {
         self.0.query()
     }
+}
+
+impl<T: Counters> PgProjection for OnPostgres<T> {
     async fn apply(
         &mut self,
         tx: &factos_postgres::tokio_postgres::Transaction<'_>,
@@ -103,7 +109,7 @@ where
     let name = counters.name();
     match store {
         Store::Sqlite(store, _) => {
-            SqliteProjector::new(store, OnSqlite(counters), codec)
+            Projector::new(store, store, OnSqlite(counters), codec)
                 .catch_up()
                 .await?;
             let path = store
@@ -116,7 +122,9 @@ where
             Ok(rows.collect::<Result<_, _>>()?)
         }
         Store::Postgres(store) => {
-            PgProjector::new(store, OnPostgres(counters), codec).catch_up().await?;
+            Projector::new(store, store, OnPostgres(counters), codec)
+                .catch_up()
+                .await?;
             let client = store.pool().get().await?;
             client.batch_execute(&create(name)).await?;
             let rows = client.query(&format!("SELECT key, value FROM {name}"), &[]).await?;

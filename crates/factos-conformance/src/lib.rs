@@ -32,6 +32,7 @@ pub mod child;
 pub mod effects;
 mod fixtures;
 mod interleave;
+pub mod projections;
 pub mod property;
 pub mod tally;
 pub mod tickets;
@@ -129,6 +130,45 @@ macro_rules! follow_tests {
             followers_move_past_events_they_do_not_match,
             followers_deliver_streams_in_order_and_decisions_after_what_they_read
         );
+    };
+}
+
+/// Stamps the projection cases ([`projections`]) for one arrangement of an
+/// event source and a read-model store, one `#[test]` each. The argument
+/// is an async function returning `Result<impl ProjectionFixture, _>` on
+/// fresh, empty databases; an optional `unless_skipped: guard` as for
+/// [`conformance_tests!`]. The calling test binary must also have an
+/// `#[ignore]`d `child_process` test that runs
+/// [`projections::run_projector`] for what
+/// [`ProjectionFixture::spawn_projector`](projections::ProjectionFixture::spawn_projector)
+/// put in the environment (see [`child`]).
+#[macro_export]
+macro_rules! projection_tests {
+    ($fixture:expr) => {
+        $crate::projection_tests!($fixture, unless_skipped: $crate::runnable);
+    };
+    ($fixture:expr, unless_skipped: $runnable:expr) => {
+        $crate::projection_tests!(@cases $fixture, $runnable;
+            a_new_projection_catches_up_and_a_rebuild_gives_the_same_read_model,
+            a_failing_projection_stops_and_keeps_its_checkpoint_before_the_failing_event,
+            two_projectors_of_one_projection_never_both_apply_a_batch,
+            a_projection_killed_at_random_moments_agrees_with_a_full_recompute
+        );
+    };
+    (@cases $fixture:expr, $runnable:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $case() -> $crate::CaseResult {
+                if let Err(why) = ($runnable)() {
+                    eprintln!("SKIPPED {}: {why}", stringify!($case));
+                    return Ok(());
+                }
+                $crate::block_on(async {
+                    let fixture = ($fixture)().await?;
+                    $crate::projections::$case(&fixture).await
+                })
+            }
+        )*
     };
 }
 

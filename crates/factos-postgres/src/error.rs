@@ -80,13 +80,6 @@ pub enum PgError {
     /// ran.
     #[error(transparent)]
     InvalidPredicate(#[from] factos::InvalidPredicate),
-    /// A projection's `apply` or `reset` failed; its transaction was
-    /// rolled back, so its checkpoint stays before the failing batch.
-    #[error(transparent)]
-    Projection(#[from] factos::ProjectionFailed),
-    /// A stored event could not be decoded for a projection.
-    #[error(transparent)]
-    Decode(#[from] factos::DecodeError),
     /// A stored checkpoint is not a cursor.
     #[error("corrupt checkpoint")]
     CorruptCheckpoint(#[source] factos::InvalidCursor),

@@ -469,24 +469,10 @@ impl Checkpoints for PgStore {
     async fn load_checkpoint(&self, name: &str) -> Result<Option<Cursor>, StoreError> {
         let load = async {
             let (session, _) = self.begin(false).await?;
-            let row = session
-                .client()
-                .query_typed(
-                    "SELECT cursor FROM factos_checkpoints WHERE name = $1",
-                    &[(&name, Type::TEXT)],
-                )
-                .await
-                .map_err(PgError::from);
-            session.end(row).await
+            let cursor = load_checkpoint(session.client(), name).await;
+            session.end(cursor).await
         };
-        let rows = load.await?;
-        match rows.first() {
-            Some(row) => {
-                let text: String = row.try_get(0).map_err(PgError::from)?;
-                Ok(Some(text.parse().map_err(StoreError::backend)?))
-            }
-            None => Ok(None),
-        }
+        Ok(load.await?)
     }
 
     async fn save_checkpoint(&self, name: &str, cursor: Cursor) -> Result<(), StoreError> {
@@ -561,6 +547,22 @@ impl Checkpoints for PgStore {
 }
 
 /// Stores `cursor` under `name` in the caller's transaction.
+/// The cursor stored under `name`, if any.
+pub(crate) async fn load_checkpoint<C: GenericClient + Sync>(
+    client: &C,
+    name: &str,
+) -> Result<Option<Cursor>, PgError> {
+    let rows = client
+        .query_typed(
+            "SELECT cursor FROM factos_checkpoints WHERE name = $1",
+            &[(&name, Type::TEXT)],
+        )
+        .await?;
+    rows.first()
+        .map(|row| row.try_get::<_, String>(0)?.parse().map_err(PgError::CorruptCheckpoint))
+        .transpose()
+}
+
 pub(crate) async fn save_checkpoint<C: GenericClient + Sync>(
     client: &C,
     name: &str,

@@ -214,7 +214,7 @@ pub use limits::{
     PoolOptions,
 };
 pub use locks::LockMode;
-pub use projection::{PgProjection, PgProjector};
+pub use projection::PgProjection;
 pub use store::{PgDecision, PgStore};
 /// The driver, re-exported for [`PgStore::in_transaction`] and the pool's
 /// connections.

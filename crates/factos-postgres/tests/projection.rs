@@ -1,29 +1,27 @@
-//! Durable projections on the real server: catch-up, rebuild, a failing
-//! handler, two projectors at once, and SIGKILL at random moments while
-//! writers append.
+//! Read models on the real server pass the projection cases fed three
+//! ways: by the store in the same schema (advisory locks, and row locks,
+//! whose followers read differently), and by KurrentDB (the in-process
+//! test server, or a real one with `FACTOS_KURRENTDB_URL`).
 //!
 //! Child processes are this test binary run again with `--ignored --exact
-//! child_process`; the environment tells the child what to do.
+//! child_process`; the environment says where the events and the read
+//! model are.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
-use factos::{AppendRequest, BoxError, Delivered, EventStore, Query, StoredCodec, StoredEvent, StreamId};
-use factos_conformance::tally::{append_tagged, tag_counts, tagged};
-use factos_postgres::{PgError, PgProjection, PgProjector, PgStore};
+use factos::{BoxError, Delivered, EventStore, Follow, Projection, Query, StoredEvent};
+use factos_conformance::projections::{ProjectionFixture, run_projector, tags_to_count, tally_sql};
+use factos_kurrentdb::KurrentStore;
+use factos_postgres::{LockMode, PgProjection, PgStore};
 use factos_test_postgres::Cluster;
-use proptest::prelude::Rng;
 use tokio_postgres::Transaction;
 
-type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
-
-/// Counts events per tag in a `tallies` table; fails on an event whose
-/// payload is `poison` when asked to.
+/// The tally (see `factos_conformance::projections`) in PostgreSQL.
 struct Tally {
-    fail_on_poison: bool,
+    refuse_poison: bool,
 }
 
-impl PgProjection for Tally {
+impl Projection for Tally {
     type Event = StoredEvent;
     fn name(&self) -> &str {
         "tally"
@@ -31,174 +29,170 @@ impl PgProjection for Tally {
     fn query(&self) -> Query {
         Query::all()
     }
+}
+
+impl PgProjection for Tally {
     async fn apply(&mut self, tx: &Transaction<'_>, events: &[Delivered<StoredEvent>]) -> Result<(), BoxError> {
-        tx.batch_execute("CREATE TABLE IF NOT EXISTS tallies (tag text PRIMARY KEY, n bigint NOT NULL)")
-            .await?;
-        for delivered in events {
-            if self.fail_on_poison && delivered.record.event.event == b"poison" {
-                return Err("poisoned event".into());
-            }
-            for tag in &delivered.record.tags {
-                tx.execute(
-                    "INSERT INTO tallies (tag, n) VALUES ($1, 1) ON CONFLICT (tag) DO UPDATE SET n = tallies.n + 1",
-                    &[&tag.as_str()],
-                )
-                .await?;
-            }
+        tx.batch_execute(tally_sql::CREATE).await?;
+        for tag in tags_to_count(events, self.refuse_poison)? {
+            tx.execute(tally_sql::COUNT, &[&tag]).await?;
         }
         Ok(())
     }
     async fn reset(&mut self, tx: &Transaction<'_>) -> Result<(), BoxError> {
-        tx.batch_execute("DROP TABLE IF EXISTS tallies").await?;
+        tx.batch_execute(tally_sql::DROP).await?;
         Ok(())
     }
 }
 
-async fn tallies(
-    store: &PgStore,
-    schema: &str,
-) -> Result<BTreeMap<String, i64>, Box<dyn std::error::Error + Send + Sync>> {
-    let client = store.pool().get().await?;
-    let exists: bool = client
-        .query_one(
-            "SELECT to_regclass($1) IS NOT NULL",
-            &[&format!("\"{schema}\".tallies")],
-        )
-        .await?
-        .get(0);
-    if !exists {
-        return Ok(BTreeMap::new());
-    }
-    let rows = client
-        .query(&format!("SELECT tag, n FROM \"{schema}\".tallies"), &[])
-        .await?;
-    Ok(rows.iter().map(|row| (row.get(0), row.get(1))).collect())
+/// A read model in a fresh schema, fed by `S`.
+struct PgReadModel<S> {
+    events: S,
+    /// What a child process needs to reach the events.
+    events_env: Vec<(&'static str, String)>,
+    read_models: PgStore,
+    url: String,
+    schema: String,
 }
 
-/// A store in a schema of its own (reachable from child processes by name).
-async fn fresh_store(label: &str) -> Result<(PgStore, String), Box<dyn std::error::Error + Send + Sync>> {
-    let schema = format!("projection_{label}_{}", std::process::id());
-    let store = PgStore::connect(Cluster::shared()?.connection_string())?.with_schema(&schema)?;
+/// A migrated store in `schema`.
+async fn open(url: &str, schema: &str, mode: LockMode) -> Result<PgStore, BoxError> {
+    let store = PgStore::connect(url)?.with_schema(schema)?.with_lock_mode(mode);
     store.migrate().await?;
-    Ok((store, schema))
+    Ok(store)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_new_projection_catches_up_and_a_rebuild_gives_the_same_read_model() -> TestResult {
-    let (store, schema) = fresh_store("catch_up").await?;
-    let mut rng = factos_conformance::rng(1);
-    append_tagged(&store, &mut rng, 40).await?;
-    let mut projector = PgProjector::new(&store, Tally { fail_on_poison: false }, StoredCodec).with_batch_size(7);
-    assert!(projector.catch_up().await? > 40);
-    append_tagged(&store, &mut rng, 10).await?;
-    projector.catch_up().await?;
-    let expected = tag_counts(&store).await?;
-    assert_eq!(tallies(&store, &schema).await?, expected);
-    assert_eq!(projector.catch_up().await?, 0, "nothing new");
-    projector.rebuild().await?;
-    assert_eq!(
-        tallies(&store, &schema).await?,
-        expected,
-        "a rebuild gives the same read model"
-    );
-    Ok(())
+async fn fresh_schema() -> Result<(String, String), BoxError> {
+    let cluster = Cluster::shared()?;
+    let (_, schema) = cluster.fresh_schema().await?;
+    Ok((cluster.connection_string(), schema))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_failing_projection_stops_and_keeps_its_checkpoint_before_the_failing_event() -> TestResult {
-    let (store, schema) = fresh_store("failing").await?;
-    let mut rng = factos_conformance::rng(2);
-    append_tagged(&store, &mut rng, 5).await?;
-    let before_poison = tag_counts(&store).await?;
-    store
-        .append(AppendRequest::new(
-            StreamId::new("s")?,
-            vec![tagged(&mut rng, b"poison")],
-        ))
-        .await?;
-    append_tagged(&store, &mut rng, 5).await?;
-    let mut failing = PgProjector::new(&store, Tally { fail_on_poison: true }, StoredCodec).with_batch_size(1);
-    match failing.catch_up().await {
-        Err(PgError::Projection(failed)) => assert_eq!(failed.name, "tally"),
-        other => return Err(format!("expected the projection's error, got {other:?}").into()),
-    }
-    assert_eq!(tallies(&store, &schema).await?, before_poison);
-    PgProjector::new(&store, Tally { fail_on_poison: false }, StoredCodec)
-        .catch_up()
-        .await?;
-    assert_eq!(tallies(&store, &schema).await?, tag_counts(&store).await?);
-    Ok(())
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn two_projectors_of_one_projection_never_both_apply_a_batch() -> TestResult {
-    let (store, schema) = fresh_store("two").await?;
-    let writer = {
-        let store = store.clone();
-        tokio::spawn(async move {
-            let mut rng = factos_conformance::rng(3);
-            append_tagged(&store, &mut rng, 60).await.map_err(|e| e.to_string())
-        })
+/// Events and read model in one schema, written with `mode`.
+async fn pg_events(mode: LockMode) -> Result<PgReadModel<PgStore>, BoxError> {
+    let (url, schema) = fresh_schema().await?;
+    let store = open(&url, &schema, mode).await?;
+    let mode = if matches!(mode, LockMode::RowLocks) {
+        "row"
+    } else {
+        "advisory"
     };
-    let projectors = (0..2).map(|_| {
-        let store = store.clone();
-        tokio::spawn(async move {
-            let mut projector =
-                PgProjector::new(&store, Tally { fail_on_poison: false }, StoredCodec).with_batch_size(3);
-            for _ in 0..40 {
-                projector.catch_up().await.map_err(|e| e.to_string())?;
-                tokio::time::sleep(Duration::from_millis(2)).await;
-            }
-            Ok::<_, String>(())
-        })
-    });
-    writer.await??;
-    for projector in futures::future::join_all(projectors).await {
-        projector??;
-    }
-    PgProjector::new(&store, Tally { fail_on_poison: false }, StoredCodec)
-        .catch_up()
-        .await?;
-    assert_eq!(tallies(&store, &schema).await?, tag_counts(&store).await?);
-    Ok(())
-}
-
-/// The entry point of child processes; does nothing unless started by the
-/// kill test below.
-#[test]
-#[ignore = "run as a child process by the other tests in this file"]
-fn child_process() -> TestResult {
-    let (Ok(url), Ok(schema)) = (std::env::var("FACTOS_CHILD_URL"), std::env::var("FACTOS_CHILD_SCHEMA")) else {
-        return Ok(());
-    };
-    tokio::runtime::Runtime::new()?.block_on(async {
-        let store = PgStore::connect(url)?.with_schema(&schema)?;
-        let mut projector = PgProjector::new(&store, Tally { fail_on_poison: false }, StoredCodec).with_batch_size(5);
-        projector.run().await?;
-        Ok(())
+    Ok(PgReadModel {
+        events: store.clone(),
+        events_env: vec![("FACTOS_PROJECTION_LOCKS", mode.into())],
+        read_models: store,
+        url,
+        schema,
     })
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_projection_killed_at_random_moments_agrees_with_a_full_recompute() -> TestResult {
-    let (store, schema) = fresh_store("killed").await?;
-    let url = Cluster::shared()?.connection_string();
-    let mut rng = factos_conformance::rng(4);
-    for round in 0..30 {
-        let mut child = factos_conformance::child::spawn_child_process(&[
-            ("FACTOS_CHILD_URL", &url),
-            ("FACTOS_CHILD_SCHEMA", &schema),
-        ])?;
-        let count = rng.random_range(1..8);
-        append_tagged(&store, &mut rng, count).await?;
-        tokio::time::sleep(Duration::from_millis(rng.random_range(20..150))).await;
-        child.kill()?;
-        let status = child.wait()?;
-        assert!(!status.success(), "round {round}: the child must have been killed");
+/// Events in KurrentDB, the read model in a fresh schema.
+async fn kurrentdb_events() -> Result<PgReadModel<KurrentStore>, BoxError> {
+    let (url, schema) = fresh_schema().await?;
+    let (kurrentdb_url, prefix) = factos_test_kurrentdb::fresh_target().await?;
+    let prefix = prefix.unwrap_or_default();
+    Ok(PgReadModel {
+        events: kurrentdb(&kurrentdb_url, &prefix)?,
+        events_env: vec![
+            ("FACTOS_PROJECTION_KURRENTDB", kurrentdb_url),
+            ("FACTOS_PROJECTION_PREFIX", prefix),
+        ],
+        read_models: open(&url, &schema, LockMode::default()).await?,
+        url,
+        schema,
+    })
+}
+
+/// A KurrentDB store on `url`, scoped to `prefix` unless it is empty.
+fn kurrentdb(url: &str, prefix: &str) -> Result<KurrentStore, BoxError> {
+    let store = KurrentStore::connect(url)?;
+    Ok(if prefix.is_empty() {
+        store
+    } else {
+        store.scoped(prefix)?
+    })
+}
+
+impl<S: EventStore + Follow + Sync> ProjectionFixture for PgReadModel<S> {
+    type Source = S;
+    type ReadModels = PgStore;
+    type Tally = Tally;
+
+    fn source(&self) -> &S {
+        &self.events
     }
-    PgProjector::new(&store, Tally { fail_on_poison: false }, StoredCodec)
-        .catch_up()
-        .await?;
-    assert_eq!(tallies(&store, &schema).await?, tag_counts(&store).await?);
-    Ok(())
+    fn read_models(&self) -> &PgStore {
+        &self.read_models
+    }
+    async fn reopen(&self) -> Result<PgStore, BoxError> {
+        open(&self.url, &self.schema, LockMode::default()).await
+    }
+    fn tally(&self, refuse_poison: bool) -> Tally {
+        Tally { refuse_poison }
+    }
+    async fn tallies(&self) -> Result<BTreeMap<String, i64>, BoxError> {
+        let client = self.read_models.pool().get().await?;
+        let table = format!("\"{}\".tallies", self.schema);
+        let exists: bool = client
+            .query_one("SELECT to_regclass($1) IS NOT NULL", &[&table])
+            .await?
+            .get(0);
+        if !exists {
+            return Ok(BTreeMap::new());
+        }
+        client
+            .batch_execute(&format!("SET search_path TO \"{}\"", self.schema))
+            .await?;
+        let rows = client.query(tally_sql::SELECT, &[]).await?;
+        Ok(rows.iter().map(|row| (row.get(0), row.get(1))).collect())
+    }
+    fn spawn_projector(&self) -> std::io::Result<std::process::Child> {
+        let mut env: Vec<(&str, &str)> = self.events_env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        env.extend([
+            ("FACTOS_PROJECTION_URL", self.url.as_str()),
+            ("FACTOS_PROJECTION_SCHEMA", self.schema.as_str()),
+        ]);
+        factos_conformance::child::spawn_child_process(&env)
+    }
+}
+
+mod with_advisory_locks {
+    factos_conformance::projection_tests!(|| super::pg_events(factos_postgres::LockMode::default()));
+}
+
+mod with_row_locks {
+    factos_conformance::projection_tests!(|| super::pg_events(factos_postgres::LockMode::RowLocks));
+}
+
+mod fed_by_kurrentdb {
+    factos_conformance::projection_tests!(super::kurrentdb_events);
+}
+
+/// The entry point of child processes; does nothing unless started by a
+/// projection case.
+#[test]
+#[ignore = "run as a child process by the projection cases"]
+fn child_process() -> Result<(), BoxError> {
+    let (Ok(url), Ok(schema)) = (
+        std::env::var("FACTOS_PROJECTION_URL"),
+        std::env::var("FACTOS_PROJECTION_SCHEMA"),
+    ) else {
+        return Ok(());
+    };
+    tokio::runtime::Runtime::new()?.block_on(async {
+        let tally = Tally { refuse_poison: false };
+        if let Ok(kurrentdb_url) = std::env::var("FACTOS_PROJECTION_KURRENTDB") {
+            let events = kurrentdb(&kurrentdb_url, &std::env::var("FACTOS_PROJECTION_PREFIX")?)?;
+            let read_models = PgStore::connect(url)?.with_schema(&schema)?;
+            run_projector(&events, &read_models, tally).await?;
+        } else {
+            let mode = match std::env::var("FACTOS_PROJECTION_LOCKS")?.as_str() {
+                "row" => LockMode::RowLocks,
+                _ => LockMode::default(),
+            };
+            let store = PgStore::connect(url)?.with_schema(&schema)?.with_lock_mode(mode);
+            run_projector(&store, &store, tally).await?;
+        }
+        Ok(())
+    })
 }

@@ -39,16 +39,6 @@ pub enum SqliteError {
         #[source]
         source: BoxError,
     },
-    /// A projection's `apply` or `reset` failed; its transaction was
-    /// rolled back, so its checkpoint stays before the failing batch.
-    #[error(transparent)]
-    Projection(#[from] factos::ProjectionFailed),
-    /// A stored event could not be decoded for a projection.
-    #[error(transparent)]
-    Decode(#[from] factos::DecodeError),
-    /// A projector's projection was lost to a panic in an earlier call.
-    #[error("the projection was lost when an earlier call panicked")]
-    ProjectionLost,
     /// A stored checkpoint is not a cursor.
     #[error("corrupt checkpoint")]
     CorruptCheckpoint(#[source] factos::InvalidCursor),

@@ -113,7 +113,7 @@ mod writer;
 
 pub use error::SqliteError;
 pub use pool::{SqliteOptions, Synchronous};
-pub use projection::{SqliteProjection, SqliteProjector};
+pub use projection::SqliteProjection;
 /// The driver, re-exported for [`SqliteProjection::apply`]'s transaction.
 pub use rusqlite;
 pub use store::{SqliteDecision, SqliteStore};

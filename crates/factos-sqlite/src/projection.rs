@@ -1,27 +1,23 @@
-//! Durable projections on SQLite: read models in the events' own database,
-//! updated in the same transaction as their checkpoint.
+//! Read models on SQLite: a [`SqliteStore`]'s database keeps projections'
+//! tables and checkpoints, each batch committed in one transaction; the
+//! events may come from this store or from any other (see
+//! [`factos::Projector`]).
 
-use std::convert::Infallible;
-
-use factos::{BoxError, Codec, Delivered, Query, decode_delivered};
+use factos::{BatchOutcome, BoxError, Delivered, Projection, ProjectionBatch, ReadModelStore, StoreError};
 use rusqlite::{Transaction, TransactionBehavior};
 
 use crate::error::SqliteError;
-use crate::follow::{load_checkpoint, read_after, save_checkpoint};
+use crate::follow::{load_checkpoint, save_checkpoint};
 use crate::store::SqliteStore;
 
-/// A read model kept in tables of the events' SQLite database: a named fold
-/// of a query's events.
-///
-/// A [`SqliteProjector`] calls [`apply`](SqliteProjection::apply) with
-/// each batch inside one `BEGIN IMMEDIATE` transaction that also reads and
-/// moves the projection's checkpoint, so after any crash the read model and
-/// the checkpoint agree: each event changes the read model exactly once.
+/// A read model kept in tables of a SQLite database: a [`Projection`]
+/// that changes them through the transaction that also moves its
+/// checkpoint, so after any crash the read model and the checkpoint agree.
 ///
 /// ```
-/// use factos::{BoxError, Delivered, Dispatcher, ExpectedRevision, JsonCodec, JsonEvent, Query, StreamId};
+/// use factos::{BoxError, Delivered, Dispatcher, ExpectedRevision, JsonCodec, JsonEvent, Projection, Projector, Query, StreamId};
 /// use factos_sqlite::rusqlite::Transaction;
-/// use factos_sqlite::{SqliteProjection, SqliteProjector, SqliteStore};
+/// use factos_sqlite::{SqliteProjection, SqliteStore};
 ///
 /// #[derive(Debug, serde::Serialize, serde::Deserialize)]
 /// struct Sold { seat: u32 }
@@ -32,10 +28,12 @@ use crate::store::SqliteStore;
 ///
 /// /// How many seats were sold, in a table of its own.
 /// struct SeatsSold;
-/// impl SqliteProjection for SeatsSold {
+/// impl Projection for SeatsSold {
 ///     type Event = Sold;
 ///     fn name(&self) -> &str { "seats_sold" }
 ///     fn query(&self) -> Query { Query::all() }
+/// }
+/// impl SqliteProjection for SeatsSold {
 ///     fn apply(&mut self, tx: &Transaction<'_>, events: &[Delivered<Sold>]) -> Result<(), BoxError> {
 ///         tx.execute("CREATE TABLE IF NOT EXISTS seats_sold (n INTEGER NOT NULL)", [])?;
 ///         tx.execute("INSERT INTO seats_sold SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM seats_sold)", [])?;
@@ -55,29 +53,21 @@ use crate::store::SqliteStore;
 /// let sales = (1..=3).map(|seat| Sold { seat }).collect();
 /// Dispatcher::new(&store, JsonCodec::new()).append(&StreamId::new("show")?, sales, ExpectedRevision::Any, None).await?;
 ///
-/// let mut projector = SqliteProjector::new(&store, SeatsSold, JsonCodec::new());
+/// // Events and read model in one database here; any event store can feed it.
+/// let mut projector = Projector::new(&store, &store, SeatsSold, JsonCodec::new());
 /// assert_eq!(projector.catch_up().await?, 3);
 /// assert_eq!(projector.catch_up().await?, 0); // the checkpoint moved with the table
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// # })?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub trait SqliteProjection: Send + 'static {
-    /// The events it folds.
-    type Event;
-
-    /// Its name, which names its checkpoint; unique per database.
-    fn name(&self) -> &str;
-
-    /// The events it folds.
-    fn query(&self) -> Query;
-
+pub trait SqliteProjection: Projection + Send + 'static {
     /// Folds `events` (in delivery order) into the read model through `tx`.
     ///
     /// # Errors
     ///
     /// Any error stops the projector; the transaction, this batch's
-    /// changes and its checkpoint move are rolled back.
+    /// changes and its checkpoint's move are rolled back.
     fn apply(&mut self, tx: &Transaction<'_>, events: &[Delivered<Self::Event>]) -> Result<(), BoxError>;
 
     /// Empties the read model, for a rebuild from the first event.
@@ -88,151 +78,78 @@ pub trait SqliteProjection: Send + 'static {
     fn reset(&mut self, tx: &Transaction<'_>) -> Result<(), BoxError>;
 }
 
-/// Runs a [`SqliteProjection`]: new ones catch up from the first event,
-/// then follow the log.
-///
-/// Two projectors of one projection (two processes, say) never both apply
-/// a batch: each batch's transaction takes SQLite's write lock
-/// (`BEGIN IMMEDIATE`) before it reads the checkpoint, so the second sees
-/// the first's checkpoint and goes on from there. No lease is needed: the
-/// lock is held only while a batch is applied.
-#[derive(Debug)]
-pub struct SqliteProjector<P, C> {
-    store: SqliteStore,
-    projection: Option<P>,
-    codec: C,
-    batch_size: usize,
-}
-
-impl<P, C> SqliteProjector<P, C>
+/// Batches are committed on the store's writer connection, each in a
+/// `BEGIN IMMEDIATE` transaction that takes SQLite's write lock before it
+/// compares the checkpoint: a second projector of the same projection (in
+/// another process, say) sees the first one's checkpoint and skips the
+/// batch. No lease is needed: the lock is held only while a batch is
+/// applied.
+impl<P> ReadModelStore<P> for SqliteStore
 where
     P: SqliteProjection,
-    C: Codec<P::Event> + Clone + Send + 'static,
+    P::Event: Send + 'static,
 {
-    /// A projector of `projection` on `store`, decoding with `codec`.
-    pub fn new(store: &SqliteStore, projection: P, codec: C) -> Self {
-        Self {
-            store: store.clone(),
-            projection: Some(projection),
-            codec,
-            batch_size: 256,
-        }
-    }
-
-    /// Applies at most `size` events per transaction (at least 1).
-    pub fn with_batch_size(mut self, size: usize) -> Self {
-        self.batch_size = size.max(1);
-        self
-    }
-
-    /// The projection, for reading what it keeps in memory.
-    pub fn projection(&self) -> Option<&P> {
-        self.projection.as_ref()
-    }
-
-    /// Applies every batch available now and returns how many events it
-    /// applied.
-    ///
-    /// # Errors
-    ///
-    /// [`SqliteError::Projection`] when the projection fails (its
-    /// checkpoint stays before the failing batch), [`SqliteError::Decode`],
-    /// or the database's error.
-    pub async fn catch_up(&mut self) -> Result<usize, SqliteError> {
-        let mut applied = 0;
-        while let Some(count) = self.apply_next().await? {
-            applied += count;
-        }
-        Ok(applied)
-    }
-
-    /// Applies batches as events commit, forever.
-    ///
-    /// # Errors
-    ///
-    /// As [`SqliteProjector::catch_up`].
-    pub async fn run(&mut self) -> Result<Infallible, SqliteError> {
-        use factos::Follow;
-        loop {
-            let seen = self.store.commit_count();
-            if self.apply_next().await?.is_none() {
-                self.store.wait_for_commit(seen).await;
+    async fn commit_batch(
+        &self,
+        projection: P,
+        batch: ProjectionBatch<P::Event>,
+    ) -> (Option<P>, Result<BatchOutcome, StoreError>) {
+        self.with_projection(projection, move |projection, tx| {
+            if load_checkpoint(tx, projection.name())? != batch.after {
+                return Ok(BatchOutcome::CheckpointMoved);
             }
-        }
-    }
-
-    /// Empties the read model and its checkpoint in one transaction, then
-    /// catches up from the first event.
-    ///
-    /// # Errors
-    ///
-    /// As [`SqliteProjector::catch_up`].
-    pub async fn rebuild(&mut self) -> Result<usize, SqliteError> {
-        self.with_projection(|projection, conn| {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let name = projection.name().to_owned();
-            projection.reset(&tx).map_err(|source| factos::ProjectionFailed {
-                name: name.clone(),
-                position: None,
-                source,
-            })?;
-            tx.execute("DELETE FROM factos_checkpoints WHERE name = ?1", [&name])?;
-            tx.commit()?;
-            Ok(())
-        })
-        .await?;
-        self.catch_up().await
-    }
-
-    /// One batch: `Some(events applied)`, or `None` when there was nothing
-    /// new to examine.
-    async fn apply_next(&mut self) -> Result<Option<usize>, SqliteError> {
-        let codec = self.codec.clone();
-        let limit = self.batch_size;
-        self.with_projection(move |projection, conn| {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let name = projection.name().to_owned();
-            let checkpoint = load_checkpoint(&tx, &name)?;
-            let batch = read_after(&tx, &projection.query(), checkpoint, limit)?;
-            let Some(end) = batch.end else {
-                return Ok(None);
-            };
-            let first = batch.events.first().map(|d| d.record.position);
-            let events = decode_delivered(&codec, batch.events)?;
-            if !events.is_empty() {
-                projection
-                    .apply(&tx, &events)
-                    .map_err(|source| factos::ProjectionFailed {
-                        name: name.clone(),
-                        position: first,
-                        source,
-                    })?;
+            if !batch.events.is_empty()
+                && let Err(error) = projection.apply(tx, &batch.events)
+            {
+                return Ok(BatchOutcome::Failed(error));
             }
-            save_checkpoint(&tx, &name, end)?;
-            tx.commit()?;
-            Ok(Some(events.len()))
+            save_checkpoint(tx, projection.name(), batch.end)?;
+            Ok(BatchOutcome::Applied)
         })
         .await
     }
 
-    /// Runs `work` with the projection on a writer connection, and keeps
-    /// the projection whatever `work` returns.
-    async fn with_projection<T, F>(&mut self, work: F) -> Result<T, SqliteError>
+    async fn reset_projection(&self, projection: P) -> (Option<P>, Result<BatchOutcome, StoreError>) {
+        self.with_projection(projection, |projection, tx| {
+            if let Err(error) = projection.reset(tx) {
+                return Ok(BatchOutcome::Failed(error));
+            }
+            tx.execute("DELETE FROM factos_checkpoints WHERE name = ?1", [projection.name()])?;
+            Ok(BatchOutcome::Applied)
+        })
+        .await
+    }
+}
+
+impl SqliteStore {
+    /// Runs `work` with the projection in a `BEGIN IMMEDIATE` transaction
+    /// on the writer connection, committed only when `work` says
+    /// [`BatchOutcome::Applied`]; hands the projection back unless the
+    /// writer could not run `work`.
+    async fn with_projection<P, F>(&self, projection: P, work: F) -> (Option<P>, Result<BatchOutcome, StoreError>)
     where
-        T: Send + 'static,
-        F: FnOnce(&mut P, &mut rusqlite::Connection) -> Result<T, SqliteError> + Send + 'static,
+        P: Send + 'static,
+        F: FnOnce(&mut P, &Transaction<'_>) -> Result<BatchOutcome, SqliteError> + Send + 'static,
     {
-        let Some(mut projection) = self.projection.take() else {
-            return Err(SqliteError::ProjectionLost);
-        };
-        let (projection, outcome) = self
-            .store
+        let result = self
             .run_writing(move |conn| {
-                let outcome = work(&mut projection, conn);
+                let mut projection = projection;
+                let outcome = conn
+                    .transaction_with_behavior(TransactionBehavior::Immediate)
+                    .map_err(SqliteError::from)
+                    .and_then(|tx| {
+                        let outcome = work(&mut projection, &tx)?;
+                        if matches!(outcome, BatchOutcome::Applied) {
+                            tx.commit()?;
+                        }
+                        Ok(outcome)
+                    });
                 Ok((projection, outcome))
             })
-            .await?;
-        self.projection = Some(projection);
-        outcome
+            .await;
+        match result {
+            Ok((projection, outcome)) => (Some(projection), outcome.map_err(StoreError::from)),
+            Err(error) => (None, Err(error.into())),
+        }
     }
 }

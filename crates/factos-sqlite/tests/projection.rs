@@ -1,29 +1,27 @@
-//! Durable projections on SQLite files: catch-up, rebuild, a failing
-//! handler, two projectors at once, and SIGKILL at random moments while
-//! writers append.
+//! Read models on SQLite files pass the projection cases fed three ways:
+//! in the events' own database, in a database of their own fed by a store
+//! in another file, and fed by KurrentDB (the in-process test server, or a
+//! real one with `FACTOS_KURRENTDB_URL`).
 //!
 //! Child processes are this test binary run again with `--ignored --exact
-//! child_process`; the environment tells the child what to do.
+//! child_process`; the environment says where the events and the read
+//! model are.
 
 use std::collections::BTreeMap;
-use std::path::Path;
-use std::time::Duration;
+use std::path::{Path, PathBuf};
 
-use factos::{AppendRequest, BoxError, Delivered, EventStore, Query, StoredCodec, StoredEvent, StreamId};
-use factos_conformance::tally::{append_tagged, tag_counts, tagged};
-use factos_sqlite::{SqliteError, SqliteProjection, SqliteProjector, SqliteStore};
-use proptest::prelude::Rng;
+use factos::{BoxError, Delivered, EventStore, Follow, Projection, Query, StoredEvent};
+use factos_conformance::projections::{ProjectionFixture, run_projector, tags_to_count, tally_sql};
+use factos_kurrentdb::KurrentStore;
+use factos_sqlite::{SqliteProjection, SqliteStore};
 use rusqlite::Transaction;
 
-type TestResult = Result<(), Box<dyn std::error::Error>>;
-
-/// Counts events per tag in a `tallies` table; fails on an event whose
-/// payload is `fail` when asked to.
+/// The tally (see `factos_conformance::projections`) in SQLite.
 struct Tally {
-    fail_on_poison: bool,
+    refuse_poison: bool,
 }
 
-impl SqliteProjection for Tally {
+impl Projection for Tally {
     type Event = StoredEvent;
     fn name(&self) -> &str {
         "tally"
@@ -31,177 +29,149 @@ impl SqliteProjection for Tally {
     fn query(&self) -> Query {
         Query::all()
     }
+}
+
+impl SqliteProjection for Tally {
     fn apply(&mut self, tx: &Transaction<'_>, events: &[Delivered<StoredEvent>]) -> Result<(), BoxError> {
-        tx.execute(
-            "CREATE TABLE IF NOT EXISTS tallies (tag TEXT PRIMARY KEY, n INTEGER NOT NULL)",
-            [],
-        )?;
-        for delivered in events {
-            if self.fail_on_poison && delivered.record.event.event == b"poison" {
-                return Err("poisoned event".into());
-            }
-            for tag in &delivered.record.tags {
-                tx.execute(
-                    "INSERT INTO tallies (tag, n) VALUES (?1, 1) ON CONFLICT (tag) DO UPDATE SET n = n + 1",
-                    [tag.as_str()],
-                )?;
-            }
+        tx.execute(tally_sql::CREATE, [])?;
+        for tag in tags_to_count(events, self.refuse_poison)? {
+            tx.execute(tally_sql::COUNT, [tag])?;
         }
         Ok(())
     }
     fn reset(&mut self, tx: &Transaction<'_>) -> Result<(), BoxError> {
-        tx.execute("DROP TABLE IF EXISTS tallies", [])?;
+        tx.execute(tally_sql::DROP, [])?;
         Ok(())
     }
 }
 
-fn tallies(db: &Path) -> rusqlite::Result<BTreeMap<String, i64>> {
-    let conn = rusqlite::Connection::open(db)?;
-    let exists: bool = conn.query_row(
-        "SELECT count(*) > 0 FROM sqlite_master WHERE name = 'tallies'",
-        [],
-        |row| row.get(0),
-    )?;
-    if !exists {
-        return Ok(BTreeMap::new());
-    }
-    let mut stmt = conn.prepare("SELECT tag, n FROM tallies")?;
-    let rows = stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?;
-    rows.collect()
+/// A read model in a SQLite file, fed by `S`.
+struct SqliteReadModel<S> {
+    _dir: tempfile::TempDir,
+    events: S,
+    /// What a child process needs to reach the events.
+    events_env: Vec<(&'static str, String)>,
+    read_models: SqliteStore,
+    read_model_path: PathBuf,
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_new_projection_catches_up_and_a_rebuild_gives_the_same_read_model() -> TestResult {
-    let dir = tempfile::tempdir()?;
-    let db = dir.path().join("events.db");
-    let store = SqliteStore::open(&db)?;
+async fn open(path: &Path) -> Result<SqliteStore, BoxError> {
+    let store = SqliteStore::open(path)?;
     store.migrate().await?;
-    let mut rng = factos_conformance::rng(1);
-    append_tagged(&store, &mut rng, 40).await?;
-    let mut projector = SqliteProjector::new(&store, Tally { fail_on_poison: false }, StoredCodec).with_batch_size(7);
-    assert!(projector.catch_up().await? > 40);
-    append_tagged(&store, &mut rng, 10).await?;
-    projector.catch_up().await?;
-    let expected = tag_counts(&store).await?;
-    assert_eq!(tallies(&db)?, expected);
-    assert_eq!(projector.catch_up().await?, 0, "nothing new");
-    projector.rebuild().await?;
-    assert_eq!(tallies(&db)?, expected, "a rebuild gives the same read model");
-    Ok(())
+    Ok(store)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_failing_projection_stops_and_keeps_its_checkpoint_before_the_failing_event() -> TestResult {
+/// Events in `events.db`, the read model in the same file or in another.
+async fn sqlite_events(separate: bool) -> Result<SqliteReadModel<SqliteStore>, BoxError> {
     let dir = tempfile::tempdir()?;
-    let db = dir.path().join("events.db");
-    let store = SqliteStore::open(&db)?;
-    store.migrate().await?;
-    let mut rng = factos_conformance::rng(2);
-    append_tagged(&store, &mut rng, 5).await?;
-    let before_poison = tag_counts(&store).await?;
-    let poison = tagged(&mut rng, b"poison");
-    store
-        .append(AppendRequest::new(StreamId::new("s")?, vec![poison]))
-        .await?;
-    append_tagged(&store, &mut rng, 5).await?;
-
-    let mut failing = SqliteProjector::new(&store, Tally { fail_on_poison: true }, StoredCodec).with_batch_size(1);
-    match failing.catch_up().await {
-        Err(SqliteError::Projection(failed)) => assert_eq!(failed.name, "tally"),
-        other => panic!("expected the projection's error, got {other:?}"),
-    }
-    assert_eq!(
-        tallies(&db)?,
-        before_poison,
-        "everything before the poison, nothing after"
-    );
-    // Fixed, it goes on from its checkpoint.
-    let mut fixed = SqliteProjector::new(&store, Tally { fail_on_poison: false }, StoredCodec);
-    fixed.catch_up().await?;
-    assert_eq!(tallies(&db)?, tag_counts(&store).await?);
-    Ok(())
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn two_projectors_of_one_projection_never_both_apply_a_batch() -> TestResult {
-    let dir = tempfile::tempdir()?;
-    let db = dir.path().join("events.db");
-    let store = SqliteStore::open(&db)?;
-    store.migrate().await?;
-    let writer = {
-        let store = store.clone();
-        tokio::spawn(async move {
-            let mut rng = factos_conformance::rng(3);
-            append_tagged(&store, &mut rng, 60).await.map_err(|e| e.to_string())
-        })
-    };
-    // Two stores on one file: as two processes would be.
-    let projectors = (0..2).map(|_| {
-        let db = db.clone();
-        tokio::spawn(async move {
-            let store = SqliteStore::open(&db).map_err(|e| e.to_string())?;
-            let mut projector =
-                SqliteProjector::new(&store, Tally { fail_on_poison: false }, StoredCodec).with_batch_size(3);
-            for _ in 0..40 {
-                projector.catch_up().await.map_err(|e| e.to_string())?;
-                tokio::time::sleep(Duration::from_millis(2)).await;
-            }
-            Ok::<_, String>(())
-        })
-    });
-    writer.await??;
-    for projector in futures::future::join_all(projectors).await {
-        projector??;
-    }
-    SqliteProjector::new(&store, Tally { fail_on_poison: false }, StoredCodec)
-        .catch_up()
-        .await?;
-    assert_eq!(tallies(&db)?, tag_counts(&store).await?);
-    Ok(())
-}
-
-/// The entry point of child processes; does nothing unless started by the
-/// kill test below.
-#[test]
-#[ignore = "run as a child process by the other tests in this file"]
-fn child_process() -> TestResult {
-    let Ok(db) = std::env::var("FACTOS_PROJECTION_DB") else {
-        return Ok(());
-    };
-    tokio::runtime::Runtime::new()?.block_on(async {
-        let store = SqliteStore::open(&db)?;
-        let mut projector =
-            SqliteProjector::new(&store, Tally { fail_on_poison: false }, StoredCodec).with_batch_size(5);
-        projector.run().await?;
-        Ok(())
+    let events_path = dir.path().join("events.db");
+    let read_model_path = dir.path().join(if separate { "read_model.db" } else { "events.db" });
+    Ok(SqliteReadModel {
+        events: open(&events_path).await?,
+        events_env: vec![("FACTOS_PROJECTION_EVENTS", events_path.display().to_string())],
+        read_models: open(&read_model_path).await?,
+        _dir: dir,
+        read_model_path,
     })
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_projection_killed_at_random_moments_agrees_with_a_full_recompute() -> TestResult {
+/// Events in KurrentDB, the read model in a SQLite file.
+async fn kurrentdb_events() -> Result<SqliteReadModel<KurrentStore>, BoxError> {
     let dir = tempfile::tempdir()?;
-    let db = dir.path().join("events.db");
-    let store = SqliteStore::open(&db)?;
-    store.migrate().await?;
-    let mut rng = factos_conformance::rng(4);
-    for round in 0..30 {
-        let db_path = db.display().to_string();
-        let mut child = factos_conformance::child::spawn_child_process(&[("FACTOS_PROJECTION_DB", &db_path)])?;
-        // Writers append while the projector runs; the kill lands anywhere.
-        let count = rng.random_range(1..8);
-        append_tagged(&store, &mut rng, count).await?;
-        tokio::time::sleep(Duration::from_millis(rng.random_range(20..150))).await;
-        child.kill()?;
-        let status = child.wait()?;
-        assert!(!status.success(), "round {round}: the child must have been killed");
+    let read_model_path = dir.path().join("read_model.db");
+    let (url, prefix) = factos_test_kurrentdb::fresh_target().await?;
+    let prefix = prefix.unwrap_or_default();
+    Ok(SqliteReadModel {
+        events: kurrentdb(&url, &prefix)?,
+        events_env: vec![
+            ("FACTOS_PROJECTION_KURRENTDB", url),
+            ("FACTOS_PROJECTION_PREFIX", prefix),
+        ],
+        read_models: open(&read_model_path).await?,
+        _dir: dir,
+        read_model_path,
+    })
+}
+
+/// A KurrentDB store on `url`, scoped to `prefix` unless it is empty.
+fn kurrentdb(url: &str, prefix: &str) -> Result<KurrentStore, BoxError> {
+    let store = KurrentStore::connect(url)?;
+    Ok(if prefix.is_empty() {
+        store
+    } else {
+        store.scoped(prefix)?
+    })
+}
+
+impl<S: EventStore + Follow + Sync> ProjectionFixture for SqliteReadModel<S> {
+    type Source = S;
+    type ReadModels = SqliteStore;
+    type Tally = Tally;
+
+    fn source(&self) -> &S {
+        &self.events
     }
-    SqliteProjector::new(&store, Tally { fail_on_poison: false }, StoredCodec)
-        .catch_up()
-        .await?;
-    assert_eq!(
-        tallies(&db)?,
-        tag_counts(&store).await?,
-        "the read model agrees with the log"
-    );
-    Ok(())
+    fn read_models(&self) -> &SqliteStore {
+        &self.read_models
+    }
+    async fn reopen(&self) -> Result<SqliteStore, BoxError> {
+        open(&self.read_model_path).await
+    }
+    fn tally(&self, refuse_poison: bool) -> Tally {
+        Tally { refuse_poison }
+    }
+    async fn tallies(&self) -> Result<BTreeMap<String, i64>, BoxError> {
+        let conn = rusqlite::Connection::open(&self.read_model_path)?;
+        let exists: bool = conn.query_row(
+            "SELECT count(*) > 0 FROM sqlite_master WHERE name = 'tallies'",
+            [],
+            |row| row.get(0),
+        )?;
+        if !exists {
+            return Ok(BTreeMap::new());
+        }
+        let mut stmt = conn.prepare(tally_sql::SELECT)?;
+        let rows = stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+    fn spawn_projector(&self) -> std::io::Result<std::process::Child> {
+        let read_model = self.read_model_path.display().to_string();
+        let mut env: Vec<(&str, &str)> = self.events_env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        env.push(("FACTOS_PROJECTION_READ_MODEL", &read_model));
+        factos_conformance::child::spawn_child_process(&env)
+    }
+}
+
+mod in_the_events_database {
+    factos_conformance::projection_tests!(|| super::sqlite_events(false));
+}
+
+mod in_a_database_of_its_own {
+    factos_conformance::projection_tests!(|| super::sqlite_events(true));
+}
+
+mod fed_by_kurrentdb {
+    factos_conformance::projection_tests!(super::kurrentdb_events);
+}
+
+/// The entry point of child processes; does nothing unless started by a
+/// projection case.
+#[test]
+#[ignore = "run as a child process by the projection cases"]
+fn child_process() -> Result<(), BoxError> {
+    let Ok(read_model) = std::env::var("FACTOS_PROJECTION_READ_MODEL") else {
+        return Ok(());
+    };
+    tokio::runtime::Runtime::new()?.block_on(async {
+        let read_models = SqliteStore::open(&read_model)?;
+        let tally = Tally { refuse_poison: false };
+        if let Ok(url) = std::env::var("FACTOS_PROJECTION_KURRENTDB") {
+            let prefix = std::env::var("FACTOS_PROJECTION_PREFIX")?;
+            run_projector(&kurrentdb(&url, &prefix)?, &read_models, tally).await?;
+        } else {
+            let events = SqliteStore::open(std::env::var("FACTOS_PROJECTION_EVENTS")?)?;
+            run_projector(&events, &read_models, tally).await?;
+        }
+        Ok(())
+    })
 }

@@ -10,8 +10,8 @@
 //! It is a *model* of KurrentDB, written from KurrentDB's documented
 //! behaviour, and it refuses (`UNIMPLEMENTED`) what it does not model
 //! rather than inventing an answer: stream subscriptions, persistent
-//! subscriptions, deletes, tombstones, batch appends, links. What it
-//! models, and where it had to choose:
+//! subscriptions, deletes, tombstones, links. What it models, and where it
+//! had to choose:
 //!
 //! * one global order (`$all`); every event has its own position, reported
 //!   as both its commit and its prepare position;
@@ -34,7 +34,10 @@
 //! * catch-up subscriptions to `$all` (from the start, the end or after a
 //!   position, filtered like reads): a confirmation, the history, a
 //!   caught-up message, then live events, with no gap and no repeat
-//!   between history and live; no checkpoint messages; a subscriber more
+//!   between history and live; a filtered subscription sends a checkpoint
+//!   (the last position it examined) after every `interval × 32` events in
+//!   a row that did not pass its filter, as a real server does; a
+//!   subscriber more
 //!   than 4096 events behind is dropped (the client resubscribes);
 //! * stream metadata: an append to a `$$stream` is kept like any other
 //!   (the client's `set_stream_metadata` works), but its settings
@@ -64,6 +67,24 @@ mod quick_ack;
 mod server;
 
 pub use server::{FakeError, FakeKurrentDb};
+
+/// Where a test finds KurrentDB: a connection string for a fresh database,
+/// and the stream-name prefix that scopes a store to a fresh part of it.
+///
+/// A real server when `FACTOS_KURRENTDB_URL` is set (shared and never
+/// empty, so each caller gets a prefix of its own), otherwise a server of
+/// this crate started for the caller on the current runtime (no prefix: the
+/// store sees the whole, empty database, as an application would).
+///
+/// # Errors
+///
+/// When the in-process server cannot start.
+pub async fn fresh_target() -> Result<(String, Option<String>), FakeError> {
+    match std::env::var("FACTOS_KURRENTDB_URL") {
+        Ok(url) if !url.is_empty() => Ok((url, Some(format!("t{}-", uuid::Uuid::new_v4().simple())))),
+        _ => Ok((FakeKurrentDb::start_detached().await?, None)),
+    }
+}
 
 /// The code generated from the client's `.proto` files.
 #[allow(missing_docs, dead_code, clippy::all, unreachable_pub)]

@@ -7,20 +7,13 @@
 #![allow(dead_code)]
 
 use factos_kurrentdb::KurrentStore;
-use factos_test_kurrentdb::FakeKurrentDb;
 
 /// A connection string for a fresh database, and the prefix that scopes a
 /// store to a fresh part of it on a real server.
 pub async fn fresh_target() -> (String, Option<String>) {
-    match std::env::var("FACTOS_KURRENTDB_URL") {
-        Ok(url) if !url.is_empty() => (url, Some(format!("t{}-", uuid::Uuid::new_v4().simple()))),
-        _ => (
-            FakeKurrentDb::start_detached()
-                .await
-                .expect("an in-process KurrentDB server"),
-            None,
-        ),
-    }
+    factos_test_kurrentdb::fresh_target()
+        .await
+        .expect("an in-process KurrentDB server")
 }
 
 /// A store that sees an empty database.
