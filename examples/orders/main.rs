@@ -6,11 +6,15 @@
 //! command is dispatched with `dispatch_stream`: the order's stream is
 //! loaded, folded, decided on, and appended to at the revision that was
 //! loaded. The events are encoded by the application's own codec, and a
-//! kitchen-summary view is folded from the whole log.
+//! kitchen-summary view is folded from the whole log. A durable read model,
+//! where each order stands, is kept by a projection in SQLite: in the
+//! events' own database, or, when the events live in KurrentDB, in a SQLite
+//! file of its own (each batch and the projection's checkpoint committed
+//! together there).
 //!
 //! ```text
 //! cargo run --example orders
-//! cargo run --example orders -- --kurrentdb-url "kurrentdb://admin:changeit@localhost:2113?tls=false"
+//! cargo run --example orders -- --kurrentdb-url "kurrentdb://admin:changeit@localhost:2113?tls=false" --read-model orders.db
 //! ```
 //!
 //! Every command's consistency boundary is its order's stream, so the
@@ -23,11 +27,12 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use clap::Parser;
 use factos::{
-    Codec, Decider, Dispatcher, EventId, EventStore, EventType, NewEvent, Query, ReadOptions, SplitRejection,
-    StoredEvent, StreamId, Tag, View, decider, project, view,
+    BoxError, Codec, Decider, Delivered, Dispatcher, EventId, EventStore, EventType, Follow, NewEvent, Projection,
+    Projector, Query, ReadOptions, SplitRejection, StoredEvent, StreamId, Tag, View, decider, project, view,
 };
 use factos_kurrentdb::KurrentStore;
-use factos_sqlite::SqliteStore;
+use factos_sqlite::rusqlite::{Connection, Transaction};
+use factos_sqlite::{SqliteProjection, SqliteStore};
 use serde_json::{Value, json};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -278,6 +283,69 @@ async fn summary<S: EventStore>(store: &S) -> anyhow::Result<KitchenSummary> {
     Ok(project(&kitchen_summary(), &events))
 }
 
+/// Where each order stands, in table `order_status` of a SQLite database.
+struct OrderStatus;
+
+impl Projection for OrderStatus {
+    type Event = Event;
+    fn name(&self) -> &str {
+        "order_status"
+    }
+    fn query(&self) -> Query {
+        Query::all()
+    }
+}
+
+impl SqliteProjection for OrderStatus {
+    fn apply(&mut self, tx: &Transaction<'_>, events: &[Delivered<Event>]) -> Result<(), BoxError> {
+        tx.execute(
+            "CREATE TABLE IF NOT EXISTS order_status \
+             (order_id INTEGER PRIMARY KEY, table_no INTEGER NOT NULL, stage TEXT NOT NULL, items INTEGER NOT NULL)",
+            [],
+        )?;
+        for delivered in events {
+            let moved = |order: &u32, stage: &str| {
+                tx.execute("UPDATE order_status SET stage = ?2 WHERE order_id = ?1", (order, stage))
+            };
+            match &delivered.record.event {
+                Event::Placed { order, table } => tx.execute(
+                    "INSERT INTO order_status (order_id, table_no, stage, items) VALUES (?1, ?2, 'open', 0)",
+                    (order, table),
+                )?,
+                Event::ItemsAdded { order, items } => tx.execute(
+                    "UPDATE order_status SET items = items + ?2 WHERE order_id = ?1",
+                    (order, i64::try_from(items.len())?),
+                )?,
+                Event::SentToKitchen { order } => moved(order, "in kitchen")?,
+                Event::Ready { order } => moved(order, "ready")?,
+                Event::Served { order } => moved(order, "served")?,
+                Event::Cancelled { order, .. } => moved(order, "cancelled")?,
+            };
+        }
+        Ok(())
+    }
+
+    fn reset(&mut self, tx: &Transaction<'_>) -> Result<(), BoxError> {
+        tx.execute("DROP TABLE IF EXISTS order_status", [])?;
+        Ok(())
+    }
+}
+
+/// Brings the order-status read model in `read_models` up to date with
+/// the events in `store`, and returns `order → (stage, items)`.
+async fn order_status<S: Follow>(store: &S, read_models: &SqliteStore) -> anyhow::Result<BTreeMap<u32, (String, u32)>> {
+    Projector::new(store, read_models, OrderStatus, OrderCodec)
+        .catch_up()
+        .await?;
+    let path = read_models
+        .path()
+        .context("the read model's SQLite store has no file")?;
+    let conn = Connection::open(path)?;
+    let mut select = conn.prepare("SELECT order_id, stage, items FROM order_status ORDER BY order_id")?;
+    let rows = select.query_map([], |row| Ok((row.get(0)?, (row.get(1)?, row.get(2)?))))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
 #[derive(Debug, Parser)]
 #[command(about = "A restaurant order workflow, one stream per order.")]
 struct Args {
@@ -289,6 +357,10 @@ struct Args {
     /// (kurrentdb://admin:changeit@localhost:2113?tls=false).
     #[arg(long)]
     kurrentdb_url: Option<String>,
+    /// With --kurrentdb-url: the SQLite file that keeps the order-status
+    /// read model (a fresh one in a temporary directory if not given).
+    #[arg(long, requires = "kurrentdb_url")]
+    read_model: Option<PathBuf>,
 }
 
 #[path = "../logging.rs"]
@@ -298,21 +370,31 @@ mod logging;
 async fn main() -> anyhow::Result<()> {
     logging::init_tracing();
     let args = Args::parse();
+    let scratch = tempfile::tempdir()?;
     if let Some(url) = &args.kurrentdb_url {
         let store = KurrentStore::connect(url).context("--kurrentdb-url")?;
-        println!("store: KurrentDB");
-        return run(&store).await;
+        let path = args
+            .read_model
+            .unwrap_or_else(|| scratch.path().join("orders-read-model.db"));
+        let read_models = open_sqlite(&path).await?;
+        println!("store: KurrentDB; read model: SQLite at {}", path.display());
+        return run(&store, &read_models).await;
     }
-    let scratch = tempfile::tempdir()?;
     let path = args.database.unwrap_or_else(|| scratch.path().join("orders.db"));
-    let store = SqliteStore::open(&path).with_context(|| format!("opening {}", path.display()))?;
-    store.migrate().await?;
-    println!("store: SQLite at {}", path.display());
-    run(&store).await
+    let store = open_sqlite(&path).await?;
+    println!("store and read model: SQLite at {}", path.display());
+    run(&store, &store).await
 }
 
-/// Runs the script of commands against `store` and prints the kitchen.
-async fn run<S: EventStore>(store: &S) -> anyhow::Result<()> {
+async fn open_sqlite(path: &std::path::Path) -> anyhow::Result<SqliteStore> {
+    let store = SqliteStore::open(path).with_context(|| format!("opening {}", path.display()))?;
+    store.migrate().await?;
+    Ok(store)
+}
+
+/// Runs the script of commands against `store`, prints the kitchen, and
+/// prints where each order stands from the read model in `read_models`.
+async fn run<S: EventStore + Follow>(store: &S, read_models: &SqliteStore) -> anyhow::Result<()> {
     let items = |names: &[&str]| Command::AddItems {
         items: names.iter().map(|n| n.to_string()).collect(),
     };
@@ -344,6 +426,9 @@ async fn run<S: EventStore>(store: &S) -> anyhow::Result<()> {
         }
     }
     println!("kitchen: {:#?}", summary(store).await?);
+    for (order, (stage, items)) in order_status(store, read_models).await? {
+        println!("read model: order {order} is {stage} with {items} item(s)");
+    }
     Ok(())
 }
 
@@ -370,12 +455,63 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_same_workflow_runs_on_kurrentdb() -> anyhow::Result<()> {
+    async fn the_same_workflow_runs_on_kurrentdb_with_its_read_model_in_sqlite() -> anyhow::Result<()> {
         // The in-process KurrentDB protocol server the backend is tested on.
         let server = factos_test_kurrentdb::FakeKurrentDb::start().await?;
         let store = KurrentStore::connect(&server.connection_string())?;
+        let dir = tempfile::tempdir()?;
+        let read_models = open_sqlite(&dir.path().join("read-model.db")).await?;
         stages(&store).await?;
-        run(&store).await
+        assert_eq!(
+            order_status(&store, &read_models).await?,
+            BTreeMap::from([(1, ("served".to_string(), 1))])
+        );
+        run(&store, &read_models).await?;
+        let status = order_status(&store, &read_models).await?;
+        assert_eq!(status.len(), 3, "orders 1 to 3 were placed: {status:?}");
+        assert_eq!(
+            status[&1],
+            ("served".to_string(), 1),
+            "the script could not change order 1"
+        );
+        assert_eq!(status[&2], ("in kitchen".to_string(), 1));
+        assert_eq!(status[&3], ("cancelled".to_string(), 1));
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_projector_follows_kurrentdb_on_a_task_of_its_own() -> anyhow::Result<()> {
+        let server = factos_test_kurrentdb::FakeKurrentDb::start().await?;
+        let store = KurrentStore::connect(&server.connection_string())?;
+        let dir = tempfile::tempdir()?;
+        let read_models = open_sqlite(&dir.path().join("read-model.db")).await?;
+        let follower = {
+            let (store, read_models) = (store.clone(), read_models.clone());
+            tokio::spawn(async move {
+                Projector::new(&store, &read_models, OrderStatus, OrderCodec)
+                    .run()
+                    .await
+            })
+        };
+        handle(&store, 9, Command::Place { table: 1 }).await??;
+        let conn = Connection::open(dir.path().join("read-model.db"))?;
+        let stage = async {
+            loop {
+                let stage: Option<String> = conn
+                    .query_row("SELECT stage FROM order_status WHERE order_id = 9", [], |row| {
+                        row.get(0)
+                    })
+                    .ok();
+                if let Some(stage) = stage {
+                    return stage;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        };
+        let stage = tokio::time::timeout(std::time::Duration::from_secs(10), stage).await?;
+        assert_eq!(stage, "open");
+        follower.abort();
+        Ok(())
     }
 
     async fn stages<S: EventStore>(store: &S) -> anyhow::Result<()> {

@@ -64,7 +64,7 @@ pub trait ProjectionFixture {
     /// Where the events come from.
     type Source: EventStore + Follow + Sync;
     /// Where the read model and its checkpoint live.
-    type ReadModels: ReadModelStore<Self::Tally> + Checkpoints + Sync;
+    type ReadModels: ReadModelStore<Self::Tally> + Checkpoints;
     /// The tally for that store: counts events per tag in table `tallies
     /// (tag, n)`, and when `refuse_poison` fails on an event whose payload
     /// is [`POISON`].
@@ -247,9 +247,9 @@ pub async fn a_projection_killed_at_random_moments_agrees_with_a_full_recompute<
 /// The projector's error.
 pub async fn run_projector<S, M, P>(source: &S, read_models: &M, tally: P) -> Result<(), ProjectionError>
 where
-    S: Follow + Sync,
-    M: ReadModelStore<P> + Checkpoints + Sync,
-    P: Projection<Event = StoredEvent> + Send,
+    S: Follow,
+    M: ReadModelStore<P> + Checkpoints,
+    P: Projection<Event = StoredEvent>,
 {
     match Projector::new(source, read_models, tally, StoredCodec)
         .with_batch_size(5)

@@ -77,12 +77,14 @@
 mod append;
 mod error;
 mod follow;
+mod projection;
 mod read;
 mod schema;
 mod statement;
 mod store;
 
 pub use error::D1Error;
+pub use projection::D1Projection;
 pub use store::D1Store;
 pub use worker;
 

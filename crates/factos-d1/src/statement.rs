@@ -16,6 +16,7 @@ pub(crate) enum Arg {
     /// factos binds stays below 2^53 (positions, revisions, microseconds).
     Int(i64),
     Text(String),
+    Null,
     Blob(Vec<u8>),
 }
 
@@ -25,6 +26,7 @@ impl Arg {
             // Exact below 2^53, which positions, revisions and times are.
             Arg::Int(value) => JsValue::from_f64(*value as f64),
             Arg::Text(text) => JsValue::from_str(text),
+            Arg::Null => JsValue::NULL,
             Arg::Blob(bytes) => js_sys::Uint8Array::from(bytes.as_slice()).buffer().into(),
         }
     }

@@ -12,6 +12,20 @@ pub const WINDOW_END: &str = include_str!("sql/window_end.sql");
 pub const SAVE_CHECKPOINT: &str = "INSERT INTO factos_checkpoints (name, cursor, updated_at) VALUES (?1, ?2, ?3) \
      ON CONFLICT (name) DO UPDATE SET cursor = excluded.cursor, updated_at = excluded.updated_at";
 
+/// The two statements that open a projection's batch where a batch cannot
+/// read before it writes (D1): they move checkpoint `?1` from cursor `?2`
+/// (NULL: none yet) to `?3` at time `?4`, and fail the batch (a NOT NULL
+/// violation) when the checkpoint is not at `?2`. The first moves an
+/// existing checkpoint; the second inserts a missing one.
+pub const MOVE_CHECKPOINT_IF_AT: [&str; 2] = [
+    "UPDATE factos_checkpoints SET cursor = CASE WHEN cursor IS ?2 THEN ?3 END, updated_at = ?4 WHERE name = ?1",
+    "INSERT INTO factos_checkpoints (name, cursor, updated_at) SELECT ?1, CASE WHEN ?2 IS NULL THEN ?3 END, ?4 \
+     WHERE NOT EXISTS (SELECT 1 FROM factos_checkpoints WHERE name = ?1)",
+];
+
+/// Removes checkpoint `?1`.
+pub const DELETE_CHECKPOINT: &str = "DELETE FROM factos_checkpoints WHERE name = ?1";
+
 /// The cursor stored under `?1`.
 pub const LOAD_CHECKPOINT: &str = "SELECT cursor FROM factos_checkpoints WHERE name = ?1";
 

@@ -114,7 +114,7 @@ where
             if let Err(error) = projection.reset(tx) {
                 return Ok(BatchOutcome::Failed(error));
             }
-            tx.execute("DELETE FROM factos_checkpoints WHERE name = ?1", [projection.name()])?;
+            tx.execute(factos_sql::sqlite_dialect::DELETE_CHECKPOINT, [projection.name()])?;
             Ok(BatchOutcome::Applied)
         })
         .await

@@ -131,9 +131,7 @@ pub use limits::{QueryLimit, QueryLimits, QueryTooLarge};
 pub use memory::MemoryStore;
 pub use name::{EventType, InvalidName, MAX_NAME_LEN, NameProblem, StreamId, Tag};
 pub use position::{AppendCondition, ExpectedRevision, Position, StreamRevision};
-pub use projection::{
-    BatchOutcome, LocalReadModelStore, Projection, ProjectionBatch, ProjectionError, Projector, ReadModelStore,
-};
+pub use projection::{BatchOutcome, Projection, ProjectionBatch, ProjectionError, Projector, ReadModelStore};
 pub use query::{Predicate, PredicateValue, Query, QueryItem};
 pub use reactor::{FnReactor, Reactor, react_all, reactor};
 pub use recorded::{Recorded, StoredEvent};

@@ -7,7 +7,7 @@
 //!   folds; how it changes its read model is the read model's database's
 //!   business (`SqliteProjection`, `PgProjection`, `D1Projection` add the
 //!   method that gets that database's transaction);
-//! * a [`LocalReadModelStore`] is the database that keeps the read model and
+//! * a [`ReadModelStore`] is the database that keeps the read model and
 //!   the checkpoint: it commits one batch's changes and the checkpoint's
 //!   move together, and only if the checkpoint still stands where the batch
 //!   was read from (a compare-and-set, so two projectors of one projection
@@ -41,7 +41,7 @@ pub trait Projection {
     fn query(&self) -> Query;
 }
 
-/// One batch for a [`LocalReadModelStore`] to commit.
+/// One batch for a [`ReadModelStore`] to commit.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProjectionBatch<E> {
     /// The checkpoint the batch was read after (`None`: from the first
@@ -55,7 +55,7 @@ pub struct ProjectionBatch<E> {
     pub events: Vec<Delivered<E>>,
 }
 
-/// What a [`LocalReadModelStore`] did with a batch or a reset.
+/// What a [`ReadModelStore`] did with a batch or a reset.
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum BatchOutcome {
@@ -76,8 +76,13 @@ pub enum BatchOutcome {
 /// transactions run on a thread of their own (SQLite) can take it there; it
 /// comes back (`Some`) unless the call could not run at all and it went
 /// with the work (a stopped writer thread, say).
-#[trait_variant::make(ReadModelStore: Send)]
-pub trait LocalReadModelStore<P: Projection> {
+///
+/// Unlike the store contracts, there is no separate `Send` variant: the
+/// futures of an implementation are `Send` when its own are (SQLite,
+/// PostgreSQL), and not where the platform has no threads (D1), and a
+/// [`Projector`] over concrete stores inherits that.
+#[allow(async_fn_in_trait)]
+pub trait ReadModelStore<P: Projection> {
     /// In one transaction: if the checkpoint named by the projection still
     /// stands at `batch.after`, applies `batch.events` to the read model
     /// and moves the checkpoint to `batch.end`.
@@ -215,7 +220,7 @@ pub struct Projector<'s, S, M, P, C> {
 impl<'s, S, M, P, C> Projector<'s, S, M, P, C>
 where
     S: LocalFollow,
-    M: LocalReadModelStore<P> + LocalCheckpoints,
+    M: ReadModelStore<P> + LocalCheckpoints,
     P: Projection,
     C: Codec<P::Event>,
 {
