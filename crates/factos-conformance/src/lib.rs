@@ -35,6 +35,7 @@ mod interleave;
 pub mod projections;
 pub mod property;
 pub mod tally;
+pub mod tally_sql;
 pub mod tickets;
 
 use std::future::Future;

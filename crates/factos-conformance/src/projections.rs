@@ -16,47 +16,15 @@ use std::process::Child;
 use std::time::Duration;
 
 use factos::{
-    AppendRequest, BoxError, Checkpoints, Delivered, EventStore, Follow, Projection, ProjectionError, Projector,
-    ReadModelStore, StoredCodec, StoredEvent,
+    AppendRequest, BoxError, Checkpoints, EventStore, Follow, Projection, ProjectionError, Projector, ReadModelStore,
+    StoredCodec, StoredEvent,
 };
 use proptest::prelude::Rng;
 
 use crate::CaseResult;
 use crate::tally::{append_tagged, stream, tag_counts, tagged};
 
-/// The payload a refusing tally fails on.
-pub const POISON: &[u8] = b"poison";
-
-/// The tally's SQL, in the dialect SQLite and PostgreSQL share: each
-/// store's tally runs these statements through its own transaction.
-pub mod tally_sql {
-    /// Creates the table when it is missing.
-    pub const CREATE: &str = "CREATE TABLE IF NOT EXISTS tallies (tag TEXT PRIMARY KEY, n BIGINT NOT NULL)";
-    /// Counts one more event for tag `$1`.
-    pub const COUNT: &str =
-        "INSERT INTO tallies (tag, n) VALUES ($1, 1) ON CONFLICT (tag) DO UPDATE SET n = tallies.n + 1";
-    /// Empties the read model.
-    pub const DROP: &str = "DROP TABLE IF EXISTS tallies";
-    /// The counts.
-    pub const SELECT: &str = "SELECT tag, n FROM tallies";
-}
-
-/// The tags to count for `events`, one entry per event and tag, or the
-/// refusal of a refusing tally that met [`POISON`].
-///
-/// # Errors
-///
-/// When `refuse_poison` and an event's payload is [`POISON`].
-pub fn tags_to_count(events: &[Delivered<StoredEvent>], refuse_poison: bool) -> Result<Vec<String>, BoxError> {
-    let mut tags = Vec::new();
-    for delivered in events {
-        if refuse_poison && delivered.record.event.event == POISON {
-            return Err("poisoned event".into());
-        }
-        tags.extend(delivered.record.tags.iter().map(ToString::to_string));
-    }
-    Ok(tags)
-}
+pub use crate::tally_sql::{self, POISON, tags_to_count};
 
 /// One arrangement of an event source and a read-model store, with the
 /// tally projection written for that store.

@@ -2,16 +2,55 @@
 //! one store-contract call (see `factos_test_d1::wire`) on the `factos-d1`
 //! store of D1 binding `DB{n}`, answered as JSON.
 
-use factos::{LocalCheckpoints, LocalEventStore, LocalFollow};
+mod tally;
+
+use factos::{LocalCheckpoints, LocalEventStore, LocalFollow, ProjectionBatch, ReadModelStore, StoredCodec};
 use factos_d1::D1Store;
-use factos_test_d1::wire::{self, Answer, Call, Op, WireAppend, WireFailure, WireParked, WireRecord};
-use worker::{Context, Env, Request, Response, Result, event};
+use factos_test_d1::wire::{self, Answer, Call, Op, WireAppend, WireFailure, WireOutcome, WireParked, WireRecord};
+use worker::{Context, D1Database, Env, Request, Response, Result, event};
+
+use crate::tally::{Tally, tally_sql};
 
 #[event(fetch)]
 async fn fetch(mut request: Request, env: Env, _ctx: Context) -> Result<Response> {
     let call: Call = request.json().await?;
-    let store = D1Store::new(env.d1(&format!("DB{}", call.db))?);
-    Response::from_json(&run(&store, call.op).await)
+    let binding = format!("DB{}", call.db);
+    let store = D1Store::new(env.d1(&binding)?);
+    Response::from_json(&run(&store, &env.d1(&binding)?, call.op).await)
+}
+
+/// The tally's counts, read directly from D1.
+async fn tallies(db: &D1Database) -> Answer {
+    #[derive(serde::Deserialize)]
+    struct Count {
+        tag: String,
+        n: i64,
+    }
+    let exists = db
+        .prepare("SELECT name FROM sqlite_master WHERE name = 'tallies'")
+        .first::<serde_json::Value>(None)
+        .await;
+    let counts = match exists {
+        Ok(None) => Ok(Vec::new()),
+        Ok(Some(_)) => match db.prepare(tally_sql::SELECT).all().await {
+            Ok(result) => result.results::<Count>(),
+            Err(error) => Err(error),
+        },
+        Err(error) => Err(error),
+    };
+    match counts {
+        Ok(counts) => Answer::Tallies {
+            counts: counts.into_iter().map(|c| (c.tag, c.n)).collect(),
+        },
+        Err(error) => malformed(wire::WireError(format!("reading the tallies: {error}"))),
+    }
+}
+
+fn projected(outcome: std::result::Result<factos::BatchOutcome, factos::StoreError>) -> Answer {
+    match outcome {
+        Ok(outcome) => Answer::Projected(WireOutcome::from_outcome(&outcome)),
+        Err(error) => failed(&error),
+    }
 }
 
 fn failed(error: &factos::StoreError) -> Answer {
@@ -49,7 +88,8 @@ async fn append(store: &D1Store, request: &WireAppend, decision: bool) -> Answer
     }
 }
 
-async fn run(store: &D1Store, op: Op) -> Answer {
+/// Runs `op` on `store`; `db` is its database, for reading the tally.
+async fn run(store: &D1Store, db: &D1Database, op: Op) -> Answer {
     match op {
         Op::Migrate => match store.migrate().await {
             Ok(found) => Answer::Migrated { found },
@@ -113,5 +153,26 @@ async fn run(store: &D1Store, op: Op) -> Answer {
             },
             (Err(error), _) | (_, Err(error)) => malformed(error),
         },
+        Op::ProjectTally {
+            refuse_poison,
+            after,
+            end,
+            events,
+        } => {
+            let batch = (|| {
+                Ok::<_, wire::WireError>(ProjectionBatch {
+                    after: wire::cursor(&after)?,
+                    end: wire::cursor(&Some(end))?.ok_or_else(|| wire::WireError("an end cursor".into()))?,
+                    events: factos::decode_delivered(&StoredCodec, wire::to_delivered(&events)?)
+                        .map_err(|e| wire::WireError(e.to_string()))?,
+                })
+            })();
+            match batch {
+                Ok(batch) => projected(store.commit_batch(Tally { refuse_poison }, batch).await.1),
+                Err(error) => malformed(error),
+            }
+        }
+        Op::ResetTally => projected(store.reset_projection(Tally { refuse_poison: false }).await.1),
+        Op::Tallies => tallies(db).await,
     }
 }

@@ -5,8 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use factos::{
-    AppendRequest, Checkpoints, CommitSignal, Committed, Cursor, DecisionScope, EventStore, Follow, FollowBatch,
-    ParkedEffect, Query, ReadOptions, StoreError, StoredEvent, StreamId, StreamRevision,
+    AppendRequest, BatchOutcome, Checkpoints, CommitSignal, Committed, Cursor, DecisionScope, EventStore, Follow,
+    FollowBatch, ParkedEffect, Projection, ProjectionBatch, Query, ReadModelStore, ReadOptions, StoreError,
+    StoredEvent, StreamId, StreamRevision,
 };
 
 use crate::harness::D1Worker;
@@ -35,18 +36,55 @@ fn records(records: Vec<WireRecord>) -> Result<Vec<StoredEvent>, StoreError> {
 }
 
 impl D1Client {
+    /// The store of database `db` of the worker at `url` (the values a
+    /// client's [`url`](D1Client::url) and [`db`](D1Client::db) gave), as
+    /// another process reaches it.
+    pub fn attach(url: &str, db: u32) -> Self {
+        Self {
+            http: reqwest::Client::new(),
+            url: format!("{}/call", url.trim_end_matches('/')),
+            db,
+            commits: Arc::default(),
+        }
+    }
+
+    /// The worker's base URL.
+    pub fn url(&self) -> &str {
+        self.url.trim_end_matches("/call")
+    }
+
+    /// The store's D1 database (binding `DB{db}`).
+    pub fn db(&self) -> u32 {
+        self.db
+    }
+
+    /// The counts of the tally read model ([`D1Tally`]), empty when it does
+    /// not exist yet.
+    ///
+    /// # Errors
+    ///
+    /// When the worker cannot be reached or D1 fails.
+    pub async fn tallies(&self) -> Result<std::collections::BTreeMap<String, i64>, StoreError> {
+        match self.call(Op::Tallies, None).await? {
+            Answer::Tallies { counts } => Ok(counts.into_iter().collect()),
+            other => Err(StoreError::backend(format!("expected tallies, got {other:?}"))),
+        }
+    }
+
+    async fn projected(&self, op: Op) -> Result<BatchOutcome, StoreError> {
+        match self.call(op, None).await? {
+            Answer::Projected(outcome) => Ok(outcome.to_outcome()),
+            other => Err(StoreError::backend(format!("expected a batch outcome, got {other:?}"))),
+        }
+    }
+
     /// A store on a fresh, migrated D1 database of `worker`.
     ///
     /// # Errors
     ///
     /// When the worker cannot be reached or migrating fails.
     pub async fn fresh(worker: &D1Worker) -> Result<Self, StoreError> {
-        let client = Self {
-            http: reqwest::Client::new(),
-            url: format!("{}/call", worker.url()),
-            db: worker.fresh_database(),
-            commits: Arc::default(),
-        };
+        let client = Self::attach(worker.url(), worker.fresh_database());
         match client.call(Op::Migrate, None).await? {
             Answer::Migrated { .. } => Ok(client),
             other => Err(StoreError::backend(format!("migrate answered {other:?}"))),
@@ -230,5 +268,50 @@ impl Checkpoints for D1Client {
                 .collect(),
             other => Err(StoreError::backend(format!("expected parked effects, got {other:?}"))),
         }
+    }
+}
+
+/// The tally read model of the projection cases (see
+/// `factos_conformance::tally_sql`), kept by the worker's `factos-d1` store:
+/// its statements are built in the worker, and each batch runs there as one
+/// D1 batch behind the checkpoint's compare-and-set.
+#[derive(Debug, Clone, Copy)]
+pub struct D1Tally {
+    /// Whether it fails on a poisoned event.
+    pub refuse_poison: bool,
+}
+
+impl Projection for D1Tally {
+    type Event = StoredEvent;
+    fn name(&self) -> &str {
+        "tally"
+    }
+    fn query(&self) -> Query {
+        Query::all()
+    }
+}
+
+impl ReadModelStore<D1Tally> for D1Client {
+    async fn commit_batch(
+        &self,
+        tally: D1Tally,
+        batch: ProjectionBatch<StoredEvent>,
+    ) -> (Option<D1Tally>, Result<BatchOutcome, StoreError>) {
+        let op = Op::ProjectTally {
+            refuse_poison: tally.refuse_poison,
+            after: batch.after.map(|c| c.to_string()),
+            end: batch.end.to_string(),
+            // The tally's events are whole stored records (`StoredCodec`).
+            events: batch
+                .events
+                .iter()
+                .map(|d| (d.cursor.to_string(), WireRecord::from_record(&d.record.event)))
+                .collect(),
+        };
+        (Some(tally), self.projected(op).await)
+    }
+
+    async fn reset_projection(&self, tally: D1Tally) -> (Option<D1Tally>, Result<BatchOutcome, StoreError>) {
+        (Some(tally), self.projected(Op::ResetTally).await)
     }
 }

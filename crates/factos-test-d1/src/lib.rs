@@ -24,6 +24,6 @@ mod client;
 mod harness;
 
 #[cfg(not(target_arch = "wasm32"))]
-pub use client::D1Client;
+pub use client::{D1Client, D1Tally};
 #[cfg(not(target_arch = "wasm32"))]
 pub use harness::{D1Worker, Unavailable};

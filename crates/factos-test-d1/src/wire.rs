@@ -97,6 +97,59 @@ pub enum Op {
         /// At most this many events examined.
         limit: usize,
     },
+    /// A batch of the tally projection (see `factos_conformance::tally_sql`)
+    /// committed through the store's `ReadModelStore` for `D1Projection`.
+    ProjectTally {
+        /// Whether the tally fails on a poisoned event.
+        refuse_poison: bool,
+        /// The checkpoint the batch was read after, if any.
+        after: Option<String>,
+        /// Where the checkpoint moves.
+        end: String,
+        /// The events, each with its cursor.
+        events: Vec<(String, WireRecord)>,
+    },
+    /// The tally's reset through the store's `ReadModelStore`.
+    ResetTally,
+    /// The tally's counts.
+    Tallies,
+}
+
+/// What a read-model store did with a batch (`factos::BatchOutcome`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum WireOutcome {
+    /// Committed.
+    Applied,
+    /// The checkpoint had moved; nothing written.
+    CheckpointMoved,
+    /// The projection failed; nothing written.
+    Failed {
+        /// Its error.
+        message: String,
+    },
+}
+
+impl WireOutcome {
+    /// The wire form of `outcome`.
+    pub fn from_outcome(outcome: &factos::BatchOutcome) -> Self {
+        match outcome {
+            factos::BatchOutcome::Applied => WireOutcome::Applied,
+            factos::BatchOutcome::CheckpointMoved => WireOutcome::CheckpointMoved,
+            factos::BatchOutcome::Failed(error) => WireOutcome::Failed {
+                message: error.to_string(),
+            },
+        }
+    }
+
+    /// The outcome.
+    pub fn to_outcome(&self) -> factos::BatchOutcome {
+        match self {
+            WireOutcome::Applied => factos::BatchOutcome::Applied,
+            WireOutcome::CheckpointMoved => factos::BatchOutcome::CheckpointMoved,
+            WireOutcome::Failed { message } => factos::BatchOutcome::Failed(message.clone().into()),
+        }
+    }
 }
 
 /// What a call answers.
@@ -143,6 +196,13 @@ pub enum Answer {
     },
     /// The store refused or failed.
     Failed(WireFailure),
+    /// What a read-model store did.
+    Projected(WireOutcome),
+    /// The tally's counts.
+    Tallies {
+        /// `(tag, n)` pairs.
+        counts: Vec<(String, i64)>,
+    },
 }
 
 /// A query: items of types (OR) and tags (AND).
@@ -633,6 +693,23 @@ pub fn batch(batch: &factos::FollowBatch) -> Answer {
     }
 }
 
+/// Delivered events from the wire.
+///
+/// # Errors
+///
+/// For invalid cursors or records.
+pub fn to_delivered(events: &[(String, WireRecord)]) -> Result<Vec<factos::Delivered>, WireError> {
+    events
+        .iter()
+        .map(|(cursor, record)| {
+            Ok(factos::Delivered {
+                cursor: cursor.parse().map_err(invalid)?,
+                record: record.to_record()?,
+            })
+        })
+        .collect()
+}
+
 /// The follow batch an answer carries.
 ///
 /// # Errors
@@ -643,18 +720,9 @@ pub fn to_batch(
     end: Option<String>,
     examined: usize,
 ) -> Result<factos::FollowBatch, WireError> {
-    let cursor = |text: &str| text.parse::<factos::Cursor>().map_err(invalid);
     Ok(factos::FollowBatch {
-        events: events
-            .iter()
-            .map(|(c, record)| {
-                Ok(factos::Delivered {
-                    cursor: cursor(c)?,
-                    record: record.to_record()?,
-                })
-            })
-            .collect::<Result<_, WireError>>()?,
-        end: end.as_deref().map(cursor).transpose()?,
+        events: to_delivered(&events)?,
+        end: cursor(&end)?,
         examined,
     })
 }

@@ -57,7 +57,6 @@ pub struct ProjectionBatch<E> {
 
 /// What a [`ReadModelStore`] did with a batch or a reset.
 #[derive(Debug)]
-#[non_exhaustive]
 pub enum BatchOutcome {
     /// Committed: the read model's changes and the checkpoint's move.
     Applied,
