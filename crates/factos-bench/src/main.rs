@@ -21,6 +21,7 @@ mod scaling;
 mod sqlite_parallel;
 mod stats;
 mod wire;
+mod wire_budget;
 mod workload;
 
 use std::time::Duration;

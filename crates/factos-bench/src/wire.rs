@@ -13,6 +13,9 @@
 //! the rest are queued; the client still does not wait between them, but
 //! a proxy could no longer tell.) Commit notifications are off: they are
 //! a background `NOTIFY` on another connection, coalesced across commits.
+//!
+//! The counts are held to the ceilings in [`crate::wire_budget`]: the
+//! section fails (and with it `--quick` in CI) when one grows.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -25,6 +28,7 @@ use tokio::net::{TcpListener, TcpStream, UnixStream};
 
 use crate::durability::Durability;
 use crate::raw::RawPg;
+use crate::wire_budget::over_budget;
 use crate::workload::{Buy, TicketSold, box_office, concert_query, concert_stream, customer_query, order_batch};
 use crate::{Config, Report};
 
@@ -219,6 +223,7 @@ async fn measure(ops: u64, report: &mut Report, number: &str) -> anyhow::Result<
         return Ok(());
     };
     let proxy = Proxy::start(dir).await?;
+    let mut over = Vec::new();
     for prepared in [true, false] {
         let (mut pg, schema) = cluster.fresh_schema().await?;
         pg.host("127.0.0.1").port(proxy.port);
@@ -288,7 +293,8 @@ async fn measure(ops: u64, report: &mut Report, number: &str) -> anyhow::Result<
             })
             .await?,
         ));
-        for (operation, [round_trips, statements, parses]) in rows {
+        for (operation, measured @ [round_trips, statements, parses]) in rows {
+            over.extend(over_budget(operation, mode, measured));
             report.row(&[
                 operation.into(),
                 mode.into(),
@@ -306,7 +312,7 @@ async fn measure(ops: u64, report: &mut Report, number: &str) -> anyhow::Result<
     pg.host("127.0.0.1").port(proxy.port);
     let raw = tokio::sync::Mutex::new(RawPg::connect(&pg).await?);
     let stream = StreamId::new("orders")?;
-    let [round_trips, statements, parses] = count(&proxy.counts, ops, |i| {
+    let measured @ [round_trips, statements, parses] = count(&proxy.counts, ops, |i| {
         let (raw, stream) = (&raw, &stream);
         async move {
             raw.lock()
@@ -324,5 +330,12 @@ async fn measure(ops: u64, report: &mut Report, number: &str) -> anyhow::Result<
         format!("{statements:.2}"),
         format!("{parses:.2}"),
     ]);
+    over.extend(over_budget("raw baseline append, 1 event", "prepared", measured));
+    if !over.is_empty() {
+        anyhow::bail!(
+            "round trips or statements grew past their budget (crates/factos-bench/src/wire_budget.rs):\n{}",
+            over.join("\n")
+        );
+    }
     Ok(())
 }
