@@ -22,12 +22,16 @@ use crate::store::D1Store;
 /// checkpoint's move first, as one transaction.
 ///
 /// ```no_run
-/// use factos::{BoxError, Delivered, JsonCodec, Projection, Projector, Query};
+/// use factos::{BoxError, Delivered, JsonCodec, JsonEvent, Projection, Projector, Query};
 /// use factos_d1::worker::{D1Database, D1PreparedStatement};
 /// use factos_d1::{D1Projection, D1Store};
 ///
-/// #[derive(Debug, serde::Deserialize)]
+/// #[derive(Debug, serde::Serialize, serde::Deserialize)]
 /// struct Sold { seat: u32 }
+/// impl JsonEvent for Sold {
+///     fn event_type(&self) -> &'static str { "Sold" }
+///     fn tags(&self) -> Vec<String> { Vec::new() }
+/// }
 ///
 /// /// How many seats were sold, in a table of its own (created by the
 /// /// application's migrations).
