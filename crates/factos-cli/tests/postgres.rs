@@ -19,7 +19,11 @@ fn store(label: &str) -> Result<Vec<String>, Box<dyn std::error::Error>> {
         pg_schema(label),
     ];
     let created = ok(&with(&["migrate"], &args), "")?;
-    assert!(created.contains("created the schema (version 3)"), "{created}");
+    let expected = format!(
+        "created the schema (version {})",
+        factos_postgres::schema::SCHEMA_VERSION
+    );
+    assert!(created.contains(&expected), "{created}");
     Ok(args)
 }
 

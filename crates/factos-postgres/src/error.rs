@@ -232,6 +232,13 @@ impl PgError {
     }
 
     /// The statement-timeout cancellation as [`Limit::Statement`].
+    /// Whether the server refused an append alone because the connection's
+    /// transaction is stricter than READ COMMITTED (SQLSTATE `FX001`, see
+    /// `sql/schema_v4.sql`).
+    pub(crate) fn is_isolation_refused(&self) -> bool {
+        self.code().is_some_and(|code| code.code() == "FX001")
+    }
+
     pub(crate) fn with_statement_limit(self, limit: Option<Duration>) -> Self {
         match (limit, self.code()) {
             (Some(after), Some(code)) if *code == SqlState::QUERY_CANCELED => PgError::Timeout {

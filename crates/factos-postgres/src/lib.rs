@@ -59,10 +59,23 @@
 //!
 //! ## Round trips
 //!
-//! * An append outside a decision is **one** round trip: `BEGIN` (with the
-//!   transaction's `SET LOCAL`s), one call of the `factos_append` function
-//!   that [`PgStore::migrate`] installs, and `COMMIT`, pipelined. The
-//!   function takes the locks the client computed, in the client's order
+//! * An append outside a decision is **one** round trip and **one**
+//!   statement, as cheap on the wire as a bare `INSERT`: a call of the
+//!   `factos_append_alone` function that [`PgStore::migrate`] installs,
+//!   alone, in autocommit (no `BEGIN`, `SET LOCAL` or `COMMIT`). The
+//!   function carries what the transaction used to set: the store's schema
+//!   (`SET search_path` in its definition) and READ COMMITTED (it refuses,
+//!   SQLSTATE `FX001`, on a connection whose default isolation is stricter;
+//!   the store then sends `BEGIN ISOLATION LEVEL READ COMMITTED`, the call
+//!   and `COMMIT` in one pipeline from then on). The statement time limit
+//!   is kept by the client: past it, the store cancels the statement (the
+//!   server answers SQLSTATE 57014, reported as
+//!   [`Limit::Statement`]). A connection lost before the answer leaves the
+//!   outcome unknown; the store sends the same call again on another
+//!   connection, and since it carries the same event ids the function
+//!   answers with the original records if the first one committed. The
+//!   function (`factos_append`, inside) takes the locks the client
+//!   computed, in the client's order
 //!   (the same keys and order as a decision's own lock statement), then
 //!   checks taken ids, the stream's revision and the condition, each in a
 //!   fresh READ COMMITTED snapshot, and inserts events and tag rows; it
@@ -135,7 +148,7 @@
 //! | opening a connection, PostgreSQL's startup included | 5 s ([`DEFAULT_CONNECT_TIMEOUT`]) | [`PoolOptions::connect_timeout`] |
 //! | waiting for a free pooled connection | 10 s ([`DEFAULT_POOL_WAIT_TIMEOUT`]) | [`PoolOptions::wait_timeout`] |
 //! | a decision, from its read to its append | 5 s ([`DEFAULT_DECISION_TIMEOUT`]) | [`PgStore::with_decision_timeout`] |
-//! | one statement (`statement_timeout`) | 30 s ([`DEFAULT_STATEMENT_TIMEOUT`]) | [`PgStore::with_statement_timeout`] |
+//! | one statement (`statement_timeout`; a client-side cancel for an append, which runs alone) | 30 s ([`DEFAULT_STATEMENT_TIMEOUT`]) | [`PgStore::with_statement_timeout`] |
 //! | a decision's second lock pass (`lock_timeout`) | 50 ms | [`PgStore::with_decision_lock_timeout`] |
 //!
 //! The decision limit is enforced by the server too

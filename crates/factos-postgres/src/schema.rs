@@ -7,7 +7,7 @@ use crate::error::PgError;
 use crate::locks::Keys;
 
 /// The schema version this crate writes.
-pub const SCHEMA_VERSION: i32 = 3;
+pub const SCHEMA_VERSION: i32 = 4;
 
 /// The migration to each version, in order: entry `i` moves a schema from
 /// version `i` to `i + 1`.
@@ -15,6 +15,7 @@ const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [
     include_str!("sql/schema_v1.sql"),
     include_str!("sql/schema_v2.sql"),
     include_str!("sql/schema_v3.sql"),
+    include_str!("sql/schema_v4.sql"),
 ];
 
 /// Checks that the connection's schema holds exactly the version this crate

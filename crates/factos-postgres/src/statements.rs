@@ -28,25 +28,29 @@ pub(crate) const SET_LOCK_TIMEOUT: &str = include_str!("sql/set_lock_timeout.sql
 pub(crate) struct Fixed {
     pub(crate) locks: Option<Statement>,
     pub(crate) append: Option<Statement>,
+    pub(crate) append_alone: Option<Statement>,
     pub(crate) lock_timeout: Option<Statement>,
 }
 
 impl Fixed {
-    /// The statements of `object` for a store whose append call is
-    /// `call_sql`: from the connection's cache, prepared (all in one round
-    /// trip) on its first use; none unless `prepared`.
-    pub(crate) async fn prepare(object: &Object, prepared: bool, call_sql: &str) -> Result<Self, PgError> {
+    /// The statements of `object` for a store whose append calls are
+    /// `calls` (in a transaction, alone): from the connection's cache,
+    /// prepared (all in one round trip) on its first use; none unless
+    /// `prepared`.
+    pub(crate) async fn prepare(object: &Object, prepared: bool, calls: [&str; 2]) -> Result<Self, PgError> {
         if !prepared {
             return Ok(Self::default());
         }
-        let (locks, append, lock_timeout) = tokio::try_join!(
+        let (locks, append, append_alone, lock_timeout) = tokio::try_join!(
             object.prepare_typed_cached(ADVISORY_LOCKS, &[Type::INT8_ARRAY, Type::BOOL_ARRAY]),
-            object.prepare_typed_cached(call_sql, &CALL_TYPES),
+            object.prepare_typed_cached(calls[0], &CALL_TYPES),
+            object.prepare_typed_cached(calls[1], &CALL_TYPES),
             object.prepare_typed_cached(SET_LOCK_TIMEOUT, &[Type::TEXT]),
         )?;
         Ok(Self {
             locks: Some(locks),
             append: Some(append),
+            append_alone: Some(append_alone),
             lock_timeout: Some(lock_timeout),
         })
     }

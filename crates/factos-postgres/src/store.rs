@@ -5,6 +5,7 @@ pub(crate) mod append;
 pub(crate) mod read;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use std::time::Instant;
@@ -43,6 +44,11 @@ pub struct PgStore {
     notify_commits: bool,
     /// The statement that calls the append function in this store's schema.
     call_sql: Arc<str>,
+    /// The statement that calls it alone, in autocommit.
+    call_alone_sql: Arc<str>,
+    /// Set once the server refused an append alone (a connection default
+    /// stricter than READ COMMITTED): appends then open a transaction.
+    alone_refused: Arc<AtomicBool>,
     prepared_statements: bool,
     query_limits: QueryLimits,
 }
@@ -59,6 +65,10 @@ pub struct PgDecision {
     held: LockSet,
     began: Instant,
 }
+
+/// How long a cancelled statement has to answer before its connection is
+/// given up.
+const CANCEL_GRACE: Duration = Duration::from_secs(5);
 
 /// The default of [`PgStore::with_decision_lock_timeout`].
 const DEFAULT_DECISION_LOCK_TIMEOUT: Duration = Duration::from_millis(50);
@@ -79,6 +89,8 @@ impl PgStore {
             follow: Arc::new(FollowState::new(None, DEFAULT_POLL_INTERVAL)),
             notify_commits: true,
             call_sql: append::call_sql(None).into(),
+            call_alone_sql: append::call_alone_sql(None).into(),
+            alone_refused: Arc::default(),
             prepared_statements: true,
             query_limits: QueryLimits::DEFAULT,
         }
@@ -145,6 +157,7 @@ impl PgStore {
             problem,
         })?;
         self.call_sql = append::call_sql(Some(&quoted)).into();
+        self.call_alone_sql = append::call_alone_sql(Some(&quoted)).into();
         self.limits.schema = Some(quoted);
         self.keys = Arc::new(OnceCell::new());
         Ok(self)
@@ -271,10 +284,12 @@ impl PgStore {
         self
     }
 
-    /// The `statement_timeout` of the store's transactions
+    /// The longest one statement of the store may run
     /// ([`DEFAULT_STATEMENT_TIMEOUT`] by default; `None` keeps the
-    /// server's). A statement cancelled by it fails with
-    /// [`PgError::Timeout`] ([`Limit::Statement`]).
+    /// server's): the `statement_timeout` of the store's transactions, and
+    /// for an append sent alone (no transaction to carry it) a cancel the
+    /// client sends when it runs past the limit. A statement cancelled
+    /// either way fails with [`PgError::Timeout`] ([`Limit::Statement`]).
     ///
     /// [`DEFAULT_STATEMENT_TIMEOUT`]: crate::DEFAULT_STATEMENT_TIMEOUT
     pub fn with_statement_timeout(mut self, timeout: Option<Duration>) -> Self {
@@ -573,7 +588,21 @@ impl PgStore {
                     let outcome = append::append(session.client(), locking, &LockSet::new(), request.clone()).await;
                     return session.end(outcome).await;
                 }
-                // One round trip: BEGIN, the call, COMMIT.
+                if !self.alone_refused.load(Ordering::Relaxed) {
+                    match self.append_alone(&call).await {
+                        Ok(rows) => return self.answered(&call, &request, &rows).await,
+                        Err(refused) if refused.is_isolation_refused() => {
+                            tracing::info!(
+                                "the connections' default isolation is stricter than READ COMMITTED: \
+                                 appends open a transaction that sets it"
+                            );
+                            self.alone_refused.store(true, Ordering::Relaxed);
+                        }
+                        Err(error) => return Err(error),
+                    }
+                }
+                // The connections default to a stricter isolation: one
+                // round trip of BEGIN (READ COMMITTED), the call, COMMIT.
                 let params = call.typed_params();
                 let (session, _, rows) = pipelined!(self, false, true, |client, fixed| {
                     statements::query(client, fixed.append.as_ref(), &self.call_sql, &params)
@@ -594,6 +623,82 @@ impl PgStore {
                 Ok(outcome) => return outcome,
                 Err(other) => return Err(self.classify(other, None).into()),
             }
+        }
+    }
+
+    /// Sends `call` alone, in autocommit (one statement, its own
+    /// transaction, one round trip; see `sql/schema_v4.sql`), and returns
+    /// the function's answer.
+    ///
+    /// A connection lost before the answer leaves the outcome unknown: the
+    /// same call is sent again on another connection, and since it carries
+    /// the same event ids, the function answers with the original records
+    /// if the first one committed (an identical re-send).
+    async fn append_alone(&self, call: &append::Call<'_>) -> Result<Vec<tokio_postgres::Row>, PgError> {
+        let params = call.typed_params();
+        let mut tries = session::retries(&self.pool);
+        loop {
+            let Some((session, fixed)) = self.prepared_connection(&mut tries).await? else {
+                continue;
+            };
+            let sent = statements::query(
+                session.client(),
+                fixed.append_alone.as_ref(),
+                &self.call_alone_sql,
+                &params,
+            );
+            match self.within_statement_limit(session.client(), sent).await? {
+                Ok(rows) => {
+                    session.release();
+                    return Ok(rows);
+                }
+                Err(error) => {
+                    let error = PgError::from(error);
+                    if error.is_connection_lost() {
+                        drop(session);
+                        if tries > 0 {
+                            tracing::debug!(%error, "an append's connection was lost: sending it again");
+                            continue;
+                        }
+                        return Err(error);
+                    }
+                    // The server answered: the statement's transaction
+                    // ended with it, the connection is clean.
+                    session.release();
+                    return Err(error);
+                }
+            }
+        }
+    }
+
+    /// Runs `work` (a statement in flight on `client`) within the store's
+    /// statement time limit, which a statement sent without a transaction
+    /// cannot carry: past the limit the statement is cancelled (the server
+    /// answers SQLSTATE 57014, which the store reports as the statement
+    /// timeout; a statement that finished meanwhile keeps its answer). The
+    /// outer error: no answer even after the cancel; the caller must then
+    /// discard the connection.
+    async fn within_statement_limit<T>(
+        &self,
+        client: &tokio_postgres::Client,
+        work: impl Future<Output = Result<T, tokio_postgres::Error>>,
+    ) -> Result<Result<T, tokio_postgres::Error>, PgError> {
+        let Some(limit) = self.limits.statement else {
+            return Ok(work.await);
+        };
+        tokio::pin!(work);
+        if let Ok(answer) = tokio::time::timeout(limit, &mut work).await {
+            return Ok(answer);
+        }
+        // A failed cancel request (a server gone) shows in `work` itself.
+        let _ = client.cancel_token().cancel_query(tokio_postgres::NoTls).await;
+        match tokio::time::timeout(CANCEL_GRACE, work).await {
+            Ok(answer) => Ok(answer),
+            Err(_) => Err(PgError::Timeout {
+                limit: Limit::Statement,
+                after: limit,
+                source: None,
+            }),
         }
     }
 
@@ -734,7 +839,13 @@ impl PgStore {
     async fn prepared_connection(&self, tries: &mut usize) -> Result<Option<(Session, Fixed)>, PgError> {
         *tries = tries.saturating_sub(1);
         let session = Session::connect(&self.pool).await?;
-        match Fixed::prepare(session.object(), self.prepared_statements, &self.call_sql).await {
+        match Fixed::prepare(
+            session.object(),
+            self.prepared_statements,
+            [&self.call_sql, &self.call_alone_sql],
+        )
+        .await
+        {
             Ok(fixed) => Ok(Some((session, fixed))),
             Err(error) if error.is_connection_lost() && *tries > 0 => Ok(None),
             Err(error) => Err(error),

@@ -259,6 +259,90 @@ async fn a_statement_blocked_past_the_statement_timeout_fails_typed() -> TestRes
 }
 
 #[tokio::test]
+async fn an_append_blocked_past_the_statement_timeout_is_cancelled_and_fails_typed() -> TestResult {
+    let (config, _) = Cluster::shared()?.fresh_schema().await?;
+    let store =
+        PgStore::connect_with(config, PoolOptions::new(2))?.with_statement_timeout(Some(Duration::from_millis(200)));
+    store.migrate().await?;
+    let stream = StreamId::new("s")?;
+    store
+        .append(AppendRequest::new(stream.clone(), vec![sold(1, b"before")?]))
+        .await?;
+    let mut blocker = store.pool().get().await?;
+    let transaction = blocker.transaction().await?;
+    transaction
+        .batch_execute("LOCK TABLE events IN ACCESS EXCLUSIVE MODE")
+        .await?;
+    // An append runs alone, outside a transaction that could carry the
+    // server's statement_timeout: the store cancels it itself.
+    let started = Instant::now();
+    let error = store
+        .append(AppendRequest::new(stream.clone(), vec![sold(1, b"blocked")?]))
+        .await
+        .err()
+        .ok_or("the table is locked")?;
+    assert_eq!(timed_out(&error), Some(Limit::Statement), "{}", ErrorChain(&error));
+    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+    assert!(
+        ErrorChain(&error).to_string().contains("SQLSTATE 57014"),
+        "{}",
+        ErrorChain(&error)
+    );
+    transaction.rollback().await?;
+    drop(blocker);
+    // Nothing of the cancelled append was written, and the store goes on.
+    store
+        .append(AppendRequest::new(stream.clone(), vec![sold(1, b"after")?]))
+        .await?;
+    let payloads: Vec<Vec<u8>> = store
+        .read_stream(&stream, factos::StreamRevision::FIRST)
+        .await?
+        .into_iter()
+        .map(|e| e.event)
+        .collect();
+    assert_eq!(payloads, [b"before".to_vec(), b"after".to_vec()]);
+    Ok(())
+}
+
+#[tokio::test]
+async fn connections_defaulting_to_repeatable_read_still_append_at_read_committed() -> TestResult {
+    let (mut config, schema) = Cluster::shared()?.fresh_schema().await?;
+    config.options(format!(
+        "-c search_path={schema} -c default_transaction_isolation=repeatable\\ read"
+    ));
+    let store = PgStore::connect_with(config, PoolOptions::new(4))?;
+    store.migrate().await?;
+    // The append alone refuses to run below READ COMMITTED; the store
+    // falls back to a transaction that sets it, and capacity still holds.
+    let handles = (0..8u32).map(|buyer| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            Dispatcher::new(&store, JsonCodec::<TicketSold>::new())
+                .dispatch_context(
+                    &box_office(3),
+                    &Buy { concert: 1, buyer },
+                    &concert_query(1),
+                    &concert_stream(1),
+                )
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        })
+    });
+    let accepted = futures::future::join_all(handles)
+        .await
+        .into_iter()
+        .filter(|outcome| matches!(outcome, Ok(Ok(()))))
+        .count();
+    assert_eq!(accepted, 3, "exactly the capacity is sold");
+    store
+        .append(AppendRequest::new(StreamId::new("plain")?, vec![sold(2, b"{}")?]))
+        .await?;
+    assert_eq!(store.read(&Query::all(), ReadOptions::forwards()).await?.len(), 4);
+    Ok(())
+}
+
+#[tokio::test]
 async fn connections_the_server_closed_are_replaced_without_an_error() -> TestResult {
     let (mut config, _) = Cluster::shared()?.fresh_schema().await?;
     let name = format!("stale-{}", std::process::id());

@@ -37,9 +37,20 @@ pub(crate) const CALL_TYPES: [Type; 17] = [
 /// store's schema when it has one of its own, so that it can be prepared
 /// outside the transaction that sets the `search_path`.
 pub(crate) fn call_sql(schema: Option<&str>) -> String {
+    call_function_sql(schema, "factos_append")
+}
+
+/// The statement that calls the append function alone, in autocommit
+/// (schema version 4): it carries the store's schema and refuses to run
+/// below READ COMMITTED (SQLSTATE `FX001`).
+pub(crate) fn call_alone_sql(schema: Option<&str>) -> String {
+    call_function_sql(schema, "factos_append_alone")
+}
+
+fn call_function_sql(schema: Option<&str>, function: &str) -> String {
     let qualifier = schema.map(|s| format!("{s}.")).unwrap_or_default();
     format!(
-        "SELECT appended, ids_taken, head, conflict, positions FROM {qualifier}factos_append(\
+        "SELECT appended, ids_taken, head, conflict, positions FROM {qualifier}{function}(\
          $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
     )
 }
