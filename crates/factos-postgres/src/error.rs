@@ -231,7 +231,6 @@ impl PgError {
         }
     }
 
-    /// The statement-timeout cancellation as [`Limit::Statement`].
     /// Whether the server refused an append alone because the connection's
     /// transaction is stricter than READ COMMITTED (SQLSTATE `FX001`, see
     /// `sql/schema_v4.sql`).
@@ -239,6 +238,7 @@ impl PgError {
         self.code().is_some_and(|code| code.code() == "FX001")
     }
 
+    /// The statement-timeout cancellation as [`Limit::Statement`].
     pub(crate) fn with_statement_limit(self, limit: Option<Duration>) -> Self {
         match (limit, self.code()) {
             (Some(after), Some(code)) if *code == SqlState::QUERY_CANCELED => PgError::Timeout {

@@ -546,8 +546,7 @@ impl Checkpoints for PgStore {
     }
 }
 
-/// Stores `cursor` under `name` in the caller's transaction.
-/// The cursor stored under `name`, if any.
+/// The cursor stored under `name`, if any, in the caller's transaction.
 pub(crate) async fn load_checkpoint<C: GenericClient + Sync>(
     client: &C,
     name: &str,
@@ -563,6 +562,7 @@ pub(crate) async fn load_checkpoint<C: GenericClient + Sync>(
         .transpose()
 }
 
+/// Stores `cursor` under `name` in the caller's transaction.
 pub(crate) async fn save_checkpoint<C: GenericClient + Sync>(
     client: &C,
     name: &str,
