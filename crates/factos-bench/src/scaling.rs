@@ -13,39 +13,44 @@ use crate::workload::{customer_query, order_batch};
 use crate::{Config, Report};
 
 const BATCH: u64 = 1_000;
-const SAMPLES: u64 = 300;
+const SAMPLES: u64 = 1_000;
 
 /// Fills `store` with `size` order events (10 per customer, spread over the
-/// whole log), then times reads of random customers' contexts.
-async fn measure<S: EventStore>(store: &S, size: u64) -> anyhow::Result<(f64, f64, usize)> {
-    let customers = size / 10;
+/// whole log).
+async fn fill<S: EventStore>(store: &S, size: u64) -> anyhow::Result<()> {
     let stream = StreamId::new("orders")?;
     let mut first = 0;
     while first < size {
         store
-            .append(order_batch(first, BATCH.min(size - first), customers, &stream)?)
+            .append(order_batch(first, BATCH.min(size - first), size / 10, &stream)?)
             .await?;
         first += BATCH;
     }
-    let mut latencies = Vec::new();
-    let mut matched = 0;
+    Ok(())
+}
+
+/// Times reads of random customers' contexts from every store of `stores`
+/// (with its size), interleaved: each round reads once from each store, so
+/// that whatever else the machine does slows every size alike. Returns the
+/// latencies in microseconds and the events the last read matched, per store.
+async fn measure<S: EventStore>(stores: &[(S, u64)]) -> anyhow::Result<Vec<(Vec<f64>, usize)>> {
+    let mut results = vec![(Vec::new(), 0); stores.len()];
     let mut state = 7u64;
     for _ in 0..SAMPLES {
-        state = state
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        let customer = (state >> 33) % customers.max(1);
-        let query = customer_query(customer)?;
-        let started = Instant::now();
-        matched = store.read(&query, ReadOptions::forwards()).await?.len();
-        latencies.push(started.elapsed());
+        for ((store, size), (latencies, matched)) in stores.iter().zip(&mut results) {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            let query = customer_query((state >> 33) % (size / 10).max(1))?;
+            let started = Instant::now();
+            *matched = store.read(&query, ReadOptions::forwards()).await?.len();
+            latencies.push(started.elapsed());
+        }
     }
-    let latencies = micros(&latencies);
-    Ok((
-        percentile_of(&latencies, 50.0),
-        percentile_of(&latencies, 99.0),
-        matched,
-    ))
+    Ok(results
+        .into_iter()
+        .map(|(latencies, matched)| (micros(&latencies), matched))
+        .collect())
 }
 
 /// The process's peak resident set size in MiB, from `/proc/self/status`.
@@ -61,35 +66,42 @@ pub async fn run(config: &Config, report: &mut Report) -> anyhow::Result<()> {
     report.section(
         "7. Context read scaling — PostgreSQL durability off, SQLite synchronous=FULL (its default)",
         "Stores of growing size, each event an `OrderPlaced` tagged with its customer (one customer per 10 events, spread \
-         over the whole log) and a unique order id. The measured read is one customer's context (type and tag), 300 random \
-         customers per size, through `EventStore::read`.",
+         over the whole log) and a unique order id. The measured read is one customer's context (type and tag), 1,000 random \
+         customers per size, through `EventStore::read`; every store of a backend is built first, then the reads \
+         alternate between its sizes, so that noise on the machine falls on every size alike.",
         &["backend", "events", "events read", "p50 µs", "p99 µs", "p50 / p50 of smallest"],
     );
-    for backend in ["SQLite", "PostgreSQL"] {
-        let mut smallest = None;
-        for &size in &config.scaling_sizes {
-            let (p50, p99, matched) = match backend {
-                "SQLite" => {
-                    let dir = tempfile::tempdir()?;
-                    let store = SqliteStore::open(dir.path().join("events.db"))?;
-                    store.migrate().await?;
-                    measure(&store, size).await?
-                }
-                _ => {
-                    let (config, _) = Cluster::shared()?.fresh_schema().await?;
-                    let store = PgStore::connect_with(config, PoolOptions::new(2))?;
-                    store.migrate().await?;
-                    measure(&store, size).await?
-                }
-            };
-            let base = *smallest.get_or_insert(p50);
+    let dir = tempfile::tempdir()?;
+    let mut sqlite = Vec::new();
+    let mut postgres = Vec::new();
+    for &size in &config.scaling_sizes {
+        let store = SqliteStore::open(dir.path().join(format!("events-{size}.db")))?;
+        store.migrate().await?;
+        fill(&store, size).await?;
+        sqlite.push((store, size));
+        let (pg_config, _) = Cluster::shared()?.fresh_schema().await?;
+        let store = PgStore::connect_with(pg_config, PoolOptions::new(2))?;
+        store.migrate().await?;
+        fill(&store, size).await?;
+        postgres.push((store, size));
+    }
+    let measured = [
+        ("SQLite", measure(&sqlite).await?),
+        ("PostgreSQL", measure(&postgres).await?),
+    ];
+    for (backend, results) in measured {
+        let smallest = results
+            .first()
+            .map_or(1.0, |(latencies, _)| percentile_of(latencies, 50.0));
+        for (&size, (latencies, matched)) in config.scaling_sizes.iter().zip(results) {
+            let p50 = percentile_of(&latencies, 50.0);
             report.row(&[
                 backend.into(),
                 size.to_string(),
                 matched.to_string(),
                 format!("{p50:.0}"),
-                format!("{p99:.0}"),
-                format!("{:.2}", p50 / base),
+                format!("{:.0}", percentile_of(&latencies, 99.0)),
+                format!("{:.2}", p50 / smallest),
             ]);
         }
     }

@@ -182,13 +182,16 @@ fn run(pool: &Arc<Pool>, queue: &mpsc::Receiver<Job>) {
     }
 }
 
-/// Runs `group` in one transaction, each job in a savepoint, commits once,
-/// then reports to every job.
+/// Runs `group` in one transaction, each job in a savepoint (a job alone
+/// needs none: the transaction is its own), commits once if any job kept
+/// its writes, then reports to every job.
 fn run_group(conn: &mut Connection, group: Vec<GroupJob>) {
-    if let Err(error) = conn.execute_batch("BEGIN IMMEDIATE") {
+    if let Err(error) = control(conn, "BEGIN IMMEDIATE") {
         refuse(group, &Arc::new(error.into()));
         return;
     }
+    let alone = group.len() == 1;
+    let mut kept = false;
     let mut reports = Vec::with_capacity(group.len());
     let mut broken: Option<Arc<SqliteError>> = None;
     for job in group {
@@ -196,16 +199,18 @@ fn run_group(conn: &mut Connection, group: Vec<GroupJob>) {
             refuse(vec![job], error);
             continue;
         }
-        if let Err(error) = conn.execute_batch("SAVEPOINT job") {
+        if !alone && let Err(error) = control(conn, "SAVEPOINT job") {
             let error = Arc::new(SqliteError::from(error));
             refuse(vec![job], &error);
             broken = Some(error);
             continue;
         }
         let ran = job(Ok(conn));
-        let closed = match ran.keep {
-            true => conn.execute_batch("RELEASE job"),
-            false => conn.execute_batch("ROLLBACK TO job; RELEASE job"),
+        kept |= ran.keep;
+        let closed = match (alone, ran.keep) {
+            (true, _) => Ok(()),
+            (false, true) => control(conn, "RELEASE job"),
+            (false, false) => control(conn, "ROLLBACK TO job").and_then(|()| control(conn, "RELEASE job")),
         };
         if let Err(error) = closed {
             // The transaction cannot be trusted past this point: all of it
@@ -216,17 +221,25 @@ fn run_group(conn: &mut Connection, group: Vec<GroupJob>) {
     }
     let committed = match broken {
         Some(error) => {
-            let _ = conn.execute_batch("ROLLBACK");
+            let _ = control(conn, "ROLLBACK");
             Err(error)
         }
-        None => conn.execute_batch("COMMIT").map_err(|error| {
-            let _ = conn.execute_batch("ROLLBACK");
+        // Nothing to keep: no job hears of this transaction again.
+        None if !kept => control(conn, "ROLLBACK").map_err(|error| Arc::new(SqliteError::from(error))),
+        None => control(conn, "COMMIT").map_err(|error| {
+            let _ = control(conn, "ROLLBACK");
             Arc::new(SqliteError::from(error))
         }),
     };
     for report in reports {
         report(committed.clone());
     }
+}
+
+/// Runs one of the fixed transaction-control statements, prepared once per
+/// connection.
+fn control(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([]).map(drop)
 }
 
 /// Tells every job of `group` that it could not run, and why.
