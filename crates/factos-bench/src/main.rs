@@ -20,6 +20,7 @@ mod raw;
 mod scaling;
 mod sqlite_parallel;
 mod stats;
+mod tag_schemas;
 mod wire;
 mod wire_budget;
 mod workload;
@@ -38,7 +39,7 @@ struct Args {
     quick: bool,
     /// Run only these sections: durable settings first (1 append, 2 PostgreSQL parallel dispatch, 3 SQLite parallel
     /// dispatch), 4 round trips per operation, then with PostgreSQL's durability off (5 append, 6 parallel dispatch,
-    /// 7 context reads as the log grows, 8 latency, 9 followers, 10 KurrentDB reads).
+    /// 7 context reads as the log grows, 8 latency, 9 followers, 10 KurrentDB reads), 11 tag schema alternatives (durable).
     #[arg(long, value_delimiter = ',')]
     sections: Vec<u8>,
 }
@@ -173,6 +174,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if wanted(4) {
         wire::run(&config, &mut report, "4.").await?;
+    }
+    if wanted(11) {
+        tag_schemas::run(&config, &mut report).await?;
     }
     report.lines.push("\n## PostgreSQL durability off".into());
     if wanted(5) {

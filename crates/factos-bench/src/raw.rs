@@ -111,11 +111,19 @@ impl RawPg {
     /// Connects with `config` (whose `search_path` is a migrated schema)
     /// and prepares the statement.
     pub async fn connect(config: &tokio_postgres::Config) -> anyhow::Result<Self> {
+        Self::with_statement(config, RAW_PG_APPEND).await
+    }
+
+    /// Connects with `config` and prepares `sql` in place of the baseline
+    /// statement: it takes the same ten parameters (ids, stream,
+    /// revisions, types, versions, tags joined by U+001F, metadata, data,
+    /// recorded at, fingerprint), for schemas that keep tags otherwise.
+    pub async fn with_statement(config: &tokio_postgres::Config, sql: &str) -> anyhow::Result<Self> {
         let (client, connection) = config.connect(tokio_postgres::NoTls).await?;
         tokio::spawn(connection);
         let statement = client
             .prepare_typed(
-                RAW_PG_APPEND,
+                sql,
                 &[
                     Type::UUID_ARRAY,
                     Type::TEXT,
