@@ -44,7 +44,9 @@
 //! (even one that never touches the events) holds the horizon back: the
 //! followers lag behind it, they do not lose anything. Commits wake
 //! followers through `LISTEN`/`NOTIFY` (sent after the commit, coalesced,
-//! off the writer's path); polling every
+//! off the writer's path, at most one per
+//! [`PgStore::with_commit_notification_interval`](crate::PgStore::with_commit_notification_interval));
+//! followers in the writer's own process are woken at once. Polling every
 //! [`PgStore::with_poll_interval`](crate::PgStore::with_poll_interval) is
 //! the safety net, and the only mechanism behind transaction-mode poolers
 //! and for stores built with [`PgStore::new`](crate::PgStore::new), which
@@ -71,6 +73,12 @@ use crate::store::read::{COLUMNS, Params, event_from_row, to_sql};
 
 /// The default of [`PgStore::with_poll_interval`].
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(100);
+
+/// The default of [`PgStore::with_commit_notification_interval`]: the
+/// shortest time between two `NOTIFY`s of one store.
+///
+/// [`PgStore::with_commit_notification_interval`]: crate::PgStore::with_commit_notification_interval
+pub const DEFAULT_NOTIFY_INTERVAL: Duration = Duration::from_millis(20);
 
 /// How long a follower woken by a commit waits for more before it reads.
 const DEFAULT_GATHER: Duration = Duration::from_millis(20);
@@ -307,8 +315,9 @@ impl PgStore {
 
     /// Starts, once per store, the task that sends `NOTIFY` after commits:
     /// outside the writers' transactions (a `NOTIFY` inside one would take
-    /// a database-wide lock at commit), one at a time, coalescing the
-    /// commits that happen while one is sent.
+    /// a database-wide lock at commit), one at a time, at least the store's
+    /// notification interval apart, coalescing the commits in between (the
+    /// first commit after a quiet interval is announced at once).
     fn start_notifier(&self) {
         let state = self.follow_state();
         if state.notifier.swap(true, Ordering::AcqRel) {
@@ -326,6 +335,7 @@ impl PgStore {
                 if let Err(error) = store.notify().await {
                     tracing::debug!(%error, "could not announce a commit; followers will poll");
                 }
+                tokio::time::sleep(store.notification_interval()).await;
             }
         }));
     }

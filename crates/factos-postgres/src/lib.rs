@@ -220,7 +220,7 @@ mod store;
 
 pub use config::IntoConfig;
 pub use error::{Limit, PgError};
-pub use follow::DEFAULT_POLL_INTERVAL;
+pub use follow::{DEFAULT_NOTIFY_INTERVAL, DEFAULT_POLL_INTERVAL};
 pub use in_transaction::{PgTransactionDecision, PgTransactionStore};
 pub use limits::{
     DEFAULT_CONNECT_TIMEOUT, DEFAULT_DECISION_TIMEOUT, DEFAULT_POOL_WAIT_TIMEOUT, DEFAULT_STATEMENT_TIMEOUT,

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use std::time::Instant;
 
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use deadpool_postgres::{Manager, ManagerConfig, Pool, QueueMode, RecyclingMethod, Runtime};
 use factos::{
     AppendRequest, BoxError, Committed, DecisionScope, EventStore, Query, QueryLimits, ReadOptions, StoreError,
     StoredEvent, StreamId, StreamRevision,
@@ -20,7 +20,7 @@ use tokio_postgres::{GenericClient, NoTls, Statement};
 
 use crate::config::IntoConfig;
 use crate::error::{Limit, PgError};
-use crate::follow::{DEFAULT_POLL_INTERVAL, FollowState};
+use crate::follow::{DEFAULT_NOTIFY_INTERVAL, DEFAULT_POLL_INTERVAL, FollowState};
 use crate::in_transaction::PgTransactionStore;
 use crate::limits::{Limits, PoolOptions, quote_schema};
 use crate::locks::{self, Keys, LockMode, LockSet, Locking};
@@ -42,6 +42,7 @@ pub struct PgStore {
     keys: Arc<OnceCell<Keys>>,
     follow: Arc<FollowState>,
     notify_commits: bool,
+    notification_interval: Duration,
     /// The statement that calls the append function in this store's schema.
     call_sql: Arc<str>,
     /// The statement that calls it alone, in autocommit.
@@ -78,7 +79,12 @@ impl PgStore {
     ///
     /// The pool's own time limits (`wait`, `create`) apply; a pool without
     /// them can wait forever for a connection or a server. See
-    /// [`PgStore::connect_with`] for a pool with limits.
+    /// [`PgStore::connect_with`] for a pool with limits. Build it with
+    /// `queue_mode(QueueMode::Lifo)`, as [`PgStore::connect_with`] does:
+    /// deadpool's default hands out the connection idle the longest, so
+    /// one writer's operations take turns over every open connection and
+    /// its server processes, which costs it about a fifth of its appends
+    /// per second.
     pub fn new(pool: Pool) -> Self {
         Self {
             pool,
@@ -88,6 +94,7 @@ impl PgStore {
             keys: Arc::new(OnceCell::new()),
             follow: Arc::new(FollowState::new(None, DEFAULT_POLL_INTERVAL)),
             notify_commits: true,
+            notification_interval: DEFAULT_NOTIFY_INTERVAL,
             call_sql: append::call_sql(None).into(),
             call_alone_sql: append::call_alone_sql(None).into(),
             alone_refused: Arc::default(),
@@ -132,6 +139,12 @@ impl PgStore {
         let pool = Pool::builder(manager)
             .max_size(options.max_connections)
             .runtime(Runtime::Tokio1)
+            // The connection returned last is taken next: a store working
+            // one operation at a time keeps one warm server process busy
+            // instead of taking turns over all of them (first-in-first-out
+            // cost a single writer a fifth of its appends per second once
+            // a second connection was open).
+            .queue_mode(QueueMode::Lifo)
             .create_timeout(Some(options.connect_timeout))
             .wait_timeout(Some(options.wait_timeout))
             .build()?;
@@ -182,6 +195,25 @@ impl PgStore {
     pub fn with_commit_notifications(mut self, notify: bool) -> Self {
         self.notify_commits = notify;
         self
+    }
+
+    /// The shortest time between two commit notifications of this store
+    /// ([`DEFAULT_NOTIFY_INTERVAL`], 20 ms, by default). A commit after a
+    /// quiet interval is announced at once; commits within one interval of
+    /// the last `NOTIFY` share the next one. So a follower in another
+    /// process lags at most this long behind a commit, and a `NOTIFY` (a
+    /// small transaction of its own on another connection) is sent at most
+    /// once per interval however fast the store appends: sent after every
+    /// commit, it cost a single writer about a quarter of its appends per
+    /// second (measured in `crates/factos-bench`, BENCHMARKS.md).
+    /// Followers in this process are woken at once either way.
+    pub fn with_commit_notification_interval(mut self, interval: Duration) -> Self {
+        self.notification_interval = interval;
+        self
+    }
+
+    pub(crate) fn notification_interval(&self) -> Duration {
+        self.notification_interval
     }
 
     /// The statement that puts a transaction in the store's own schema.
