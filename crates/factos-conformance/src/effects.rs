@@ -81,3 +81,57 @@ where
     assert_eq!(restarted.load_checkpoint("nobody").await?, None);
     Ok(())
 }
+
+/// Two sales stored by version 1 of the ticket domain's code (see
+/// [`crate::cases::ticket_upcasters`]): an effect runner whose codec
+/// upcasts hands over one effect per sale, made from today's shape; a sale
+/// stored by newer code stops the runner with a decode error before its
+/// checkpoint.
+pub async fn runners_decode_events_stored_by_older_code<S>(store: &S) -> CaseResult
+where
+    S: EventStore + Follow + Checkpoints + Sync,
+{
+    use factos::upcast::Upcasting;
+    use factos::{JsonCodec, Tag};
+
+    use crate::tickets::{TicketSold, concert_query, concert_stream};
+
+    let sale = |buyer: u32, version: u32, payload: String| -> Result<NewEvent, factos::InvalidName> {
+        Ok(
+            NewEvent::new(EventId::random(), EventType::new("TicketSold")?, payload.into_bytes())
+                .with_version(version)
+                .with_tags([Tag::new("concert:1")?, Tag::new(format!("buyer:{buyer}"))?]),
+        )
+    };
+    let old = (0..2)
+        .map(|buyer| sale(buyer, 1, format!(r#"{{"show":1,"customer":{buyer}}}"#)))
+        .collect::<Result<_, _>>()?;
+    store.append(AppendRequest::new(concert_stream(1), old)).await?;
+    let codec = Upcasting::new(JsonCodec::<TicketSold>::new(), crate::cases::ticket_upcasters()?);
+    let thanks = reactor(|sold: &Recorded<TicketSold>| vec![format!("thanks, buyer {}", sold.event.buyer)]);
+    let runner = EffectRunner::new(store, "thanks", concert_query(1), thanks, codec);
+    let mut sent = Vec::new();
+    runner
+        .run_available(|_, mail: String| {
+            sent.push(mail);
+            async { Ok::<(), String>(()) }
+        })
+        .await?;
+    assert_eq!(sent, vec!["thanks, buyer 0", "thanks, buyer 1"]);
+
+    let newer = sale(2, 3, r#"{"concert":1,"buyer":2,"seat":"A1"}"#.into())?;
+    store.append(AppendRequest::new(concert_stream(1), vec![newer])).await?;
+    let stopped = runner.run_available(|_, _| async { Ok::<(), String>(()) }).await;
+    assert!(
+        matches!(stopped, Err(factos_effects::EffectError::Decode { .. })),
+        "got {stopped:?}"
+    );
+    let checkpoint = store.load_checkpoint("thanks").await?.ok_or("a checkpoint")?;
+    let log = store.read(&Query::all(), ReadOptions::forwards()).await?;
+    assert_eq!(
+        checkpoint.position(),
+        log[1].position,
+        "the checkpoint stays before the newer event"
+    );
+    Ok(())
+}

@@ -129,7 +129,8 @@ macro_rules! follow_tests {
             followers_get_every_matching_event_once_across_restarts,
             a_waiting_subscriber_wakes_up_on_a_commit,
             followers_move_past_events_they_do_not_match,
-            followers_deliver_streams_in_order_and_decisions_after_what_they_read
+            followers_deliver_streams_in_order_and_decisions_after_what_they_read,
+            events_stored_by_older_code_decode_through_every_path
         );
     };
 }

@@ -15,7 +15,8 @@ pub struct Buy {
     pub buyer: u32,
 }
 
-/// The event: a ticket was sold.
+/// The event: a ticket was sold. Version 2; version 1 called the fields
+/// `show` and `customer` (see [`crate::cases::ticket_upcasters`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TicketSold {
     /// The concert.
@@ -30,6 +31,9 @@ impl JsonEvent for TicketSold {
     }
     fn tags(&self) -> Vec<String> {
         vec![format!("concert:{}", self.concert), format!("buyer:{}", self.buyer)]
+    }
+    fn version(&self) -> u32 {
+        2
     }
 }
 

@@ -18,3 +18,16 @@ async fn runners_go_on_from_their_stored_checkpoint() -> CaseResult {
     let store = D1Client::fresh(worker).await?;
     factos_conformance::effects::runners_go_on_from_their_stored_checkpoint(&store, &store.clone()).await
 }
+
+#[tokio::test]
+async fn runners_decode_events_stored_by_older_code() -> CaseResult {
+    let worker = match D1Worker::shared() {
+        Ok(worker) => worker,
+        Err(why) => {
+            eprintln!("SKIPPED runners_decode_events_stored_by_older_code: {why}");
+            return Ok(());
+        }
+    };
+    let store = D1Client::fresh(worker).await?;
+    factos_conformance::effects::runners_decode_events_stored_by_older_code(&store).await
+}

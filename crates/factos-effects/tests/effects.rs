@@ -269,3 +269,19 @@ async fn effects_survive_sigkill_on_postgres() -> TestResult {
     )
     .await
 }
+
+#[tokio::test]
+async fn runners_decode_events_stored_by_older_code_on_sqlite() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let store = SqliteStore::open(dir.path().join("events.db"))?;
+    store.migrate().await?;
+    factos_conformance::effects::runners_decode_events_stored_by_older_code(&store).await
+}
+
+#[tokio::test]
+async fn runners_decode_events_stored_by_older_code_on_postgres() -> TestResult {
+    let (config, _) = Cluster::shared()?.fresh_schema().await?;
+    let store = PgStore::connect(config)?;
+    store.migrate().await?;
+    factos_conformance::effects::runners_decode_events_stored_by_older_code(&store).await
+}

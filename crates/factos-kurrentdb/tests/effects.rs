@@ -20,3 +20,14 @@ async fn runners_go_on_from_their_stored_checkpoint() -> CaseResult {
     };
     factos_conformance::effects::runners_go_on_from_their_stored_checkpoint(&open()?, &open()?).await
 }
+
+#[tokio::test]
+async fn runners_decode_events_stored_by_older_code() -> CaseResult {
+    let (url, prefix) = fresh_target().await;
+    let store = KurrentStore::connect(&url)?;
+    let store = match &prefix {
+        Some(prefix) => store.scoped(prefix)?,
+        None => store,
+    };
+    factos_conformance::effects::runners_decode_events_stored_by_older_code(&store).await
+}

@@ -175,3 +175,66 @@ fn child_process() -> Result<(), BoxError> {
         Ok(())
     })
 }
+
+/// The buyers of concert 1, from `TicketSold` events decoded by today's
+/// code.
+struct Buyers;
+
+impl Projection for Buyers {
+    type Event = factos_conformance::tickets::TicketSold;
+    fn name(&self) -> &str {
+        "buyers"
+    }
+    fn query(&self) -> Query {
+        factos_conformance::tickets::concert_query(1)
+    }
+}
+
+impl SqliteProjection for Buyers {
+    fn apply(&mut self, tx: &Transaction<'_>, events: &[Delivered<Self::Event>]) -> Result<(), BoxError> {
+        tx.execute("CREATE TABLE IF NOT EXISTS buyers (buyer INTEGER NOT NULL)", [])?;
+        for sold in events {
+            tx.execute("INSERT INTO buyers (buyer) VALUES (?1)", [sold.record.event.buyer])?;
+        }
+        Ok(())
+    }
+    fn reset(&mut self, tx: &Transaction<'_>) -> Result<(), BoxError> {
+        tx.execute("DROP TABLE IF EXISTS buyers", [])?;
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_projection_decodes_events_stored_by_older_code() -> Result<(), BoxError> {
+    use factos::upcast::Upcasting;
+    use factos::{AppendRequest, EventId, EventType, JsonCodec, NewEvent, Projector, Tag};
+    use factos_conformance::tickets::{TicketSold, concert_stream};
+
+    let dir = tempfile::tempdir()?;
+    let db = dir.path().join("events.db");
+    let store = SqliteStore::open(&db)?;
+    store.migrate().await?;
+    // What version 1 of the ticket code stored.
+    let old = (0..3)
+        .map(|buyer| {
+            Ok(NewEvent::new(
+                EventId::random(),
+                EventType::new("TicketSold")?,
+                format!(r#"{{"show":1,"customer":{buyer}}}"#).into_bytes(),
+            )
+            .with_tags([Tag::new("concert:1")?, Tag::new(format!("buyer:{buyer}"))?]))
+        })
+        .collect::<Result<Vec<_>, factos::InvalidName>>()?;
+    store.append(AppendRequest::new(concert_stream(1), old)).await?;
+    let codec = Upcasting::new(
+        JsonCodec::<TicketSold>::new(),
+        factos_conformance::cases::ticket_upcasters()?,
+    );
+    Projector::new(&store, &store, Buyers, codec).catch_up().await?;
+    let buyers: Vec<u32> = rusqlite::Connection::open(&db)?
+        .prepare("SELECT buyer FROM buyers ORDER BY rowid")?
+        .query_map([], |row| row.get(0))?
+        .collect::<Result<_, _>>()?;
+    assert_eq!(buyers, vec![0, 1, 2]);
+    Ok(())
+}

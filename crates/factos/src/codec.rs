@@ -9,6 +9,7 @@
 
 #[cfg(feature = "serde")]
 mod json;
+pub mod upcast;
 
 #[cfg(feature = "serde")]
 pub use json::{JsonCodec, JsonCodecError, JsonEvent};

@@ -109,7 +109,7 @@ mod recorded;
 pub mod store;
 mod view;
 
-pub use codec::{Codec, StoredCodec};
+pub use codec::{Codec, StoredCodec, upcast};
 #[cfg(feature = "serde")]
 pub use codec::{JsonCodec, JsonCodecError, JsonEvent};
 pub use context::{Context, LoadedStream};

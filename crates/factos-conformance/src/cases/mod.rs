@@ -11,6 +11,7 @@ mod limits;
 mod predicates;
 mod query;
 mod read;
+mod upcast;
 
 pub use admin::*;
 pub use append::*;
@@ -21,3 +22,4 @@ pub use limits::*;
 pub use predicates::*;
 pub use query::*;
 pub use read::*;
+pub use upcast::*;
