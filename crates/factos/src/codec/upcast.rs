@@ -92,14 +92,23 @@ pub enum UpcastError {
 /// ```
 #[derive(Clone, Default)]
 pub struct Upcasters {
-    steps: BTreeMap<(EventType, u32), Step>,
+    /// Per type, the step from each version: looked up by reference on
+    /// every decode, without copying the stored type's name.
+    steps: BTreeMap<EventType, BTreeMap<u32, Step>>,
     current: BTreeMap<EventType, u32>,
 }
 
 impl fmt::Debug for Upcasters {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Upcasters")
-            .field("steps", &self.steps.keys().collect::<Vec<_>>())
+            .field(
+                "steps",
+                &self
+                    .steps
+                    .iter()
+                    .map(|(event_type, steps)| (event_type, steps.keys().collect::<Vec<_>>()))
+                    .collect::<Vec<_>>(),
+            )
             .field("current", &self.current)
             .finish()
     }
@@ -127,7 +136,10 @@ impl Upcasters {
         let next = version.saturating_add(1);
         let current = self.current.entry(event_type.clone()).or_insert(next);
         *current = (*current).max(next);
-        self.steps.insert((event_type, version), Arc::new(step));
+        self.steps
+            .entry(event_type)
+            .or_default()
+            .insert(version, Arc::new(step));
         Ok(self)
     }
 
@@ -147,10 +159,13 @@ impl Upcasters {
     /// The newest version known for `event_type`, if any step or
     /// declaration names it.
     pub fn current_version(&self, event_type: &str) -> Option<u32> {
-        self.current
-            .iter()
-            .find(|(known, _)| known.as_str() == event_type)
-            .map(|(_, version)| *version)
+        let event_type = EventType::new(event_type).ok()?;
+        self.current.get(&event_type).copied()
+    }
+
+    /// The step from `version` of `event_type`, if one is registered.
+    fn step_from(&self, event_type: &EventType, version: u32) -> Option<&Step> {
+        self.steps.get(event_type)?.get(&version)
     }
 
     /// `stored` at the current version of its (possibly renamed) type:
@@ -164,7 +179,7 @@ impl Upcasters {
     pub fn upcast<'a>(&self, stored: &'a StoredEvent) -> Result<Cow<'a, StoredEvent>, UpcastError> {
         /// More steps than any real history has.
         const LIMIT: usize = 1_000;
-        let mut step = self.steps.get(&(stored.event_type.clone(), stored.version));
+        let mut step = self.step_from(&stored.event_type, stored.version);
         if step.is_none() {
             self.check_known(&stored.event_type, stored.version)?;
             return Ok(Cow::Borrowed(stored));
@@ -183,21 +198,30 @@ impl Upcasters {
                 });
             }
             let (event_type, version) = (at.event_type.clone(), at.version);
-            run(&mut at).map_err(|source| UpcastError::Step {
-                event_type: event_type.clone(),
+            run(&mut at).map_err(move |source| UpcastError::Step {
+                event_type,
                 version,
                 source,
             })?;
             at.version = version.saturating_add(1);
             taken += 1;
-            step = self.steps.get(&(at.event_type.clone(), at.version));
+            step = self.step_from(&at.event_type, at.version);
         }
         self.check_known(&at.event_type, at.version)?;
-        let mut upcast = stored.clone();
-        upcast.event_type = at.event_type;
-        upcast.version = at.version;
-        upcast.event = at.data;
-        Ok(Cow::Owned(upcast))
+        // Everything but type, version and payload as stored; the stored
+        // payload is not copied again.
+        Ok(Cow::Owned(crate::Recorded {
+            position: stored.position,
+            id: stored.id,
+            stream: stored.stream.clone(),
+            revision: stored.revision,
+            event_type: at.event_type,
+            version: at.version,
+            tags: stored.tags.clone(),
+            metadata: stored.metadata.clone(),
+            recorded_at: stored.recorded_at,
+            event: at.data,
+        }))
     }
 
     fn check_known(&self, event_type: &EventType, version: u32) -> Result<(), UpcastError> {
