@@ -91,21 +91,13 @@ pub async fn runners_decode_events_stored_by_older_code<S>(store: &S) -> CaseRes
 where
     S: EventStore + Follow + Checkpoints + Sync,
 {
+    use factos::JsonCodec;
     use factos::upcast::Upcasting;
-    use factos::{JsonCodec, Tag};
 
+    use crate::cases::{sale_of_version_1, sale_stored_by};
     use crate::tickets::{TicketSold, concert_query, concert_stream};
 
-    let sale = |buyer: u32, version: u32, payload: String| -> Result<NewEvent, factos::InvalidName> {
-        Ok(
-            NewEvent::new(EventId::random(), EventType::new("TicketSold")?, payload.into_bytes())
-                .with_version(version)
-                .with_tags([Tag::new("concert:1")?, Tag::new(format!("buyer:{buyer}"))?]),
-        )
-    };
-    let old = (0..2)
-        .map(|buyer| sale(buyer, 1, format!(r#"{{"show":1,"customer":{buyer}}}"#)))
-        .collect::<Result<_, _>>()?;
+    let old = (0..2).map(|buyer| sale_of_version_1(1, buyer)).collect();
     store.append(AppendRequest::new(concert_stream(1), old)).await?;
     let codec = Upcasting::new(JsonCodec::<TicketSold>::new(), crate::cases::ticket_upcasters()?);
     let thanks = reactor(|sold: &Recorded<TicketSold>| vec![format!("thanks, buyer {}", sold.event.buyer)]);
@@ -119,7 +111,7 @@ where
         .await?;
     assert_eq!(sent, vec!["thanks, buyer 0", "thanks, buyer 1"]);
 
-    let newer = sale(2, 3, r#"{"concert":1,"buyer":2,"seat":"A1"}"#.into())?;
+    let newer = sale_stored_by(3, r#"{"concert":1,"buyer":2,"seat":"A1"}"#.into(), 1, 2);
     store.append(AppendRequest::new(concert_stream(1), vec![newer])).await?;
     let stopped = runner.run_available(|_, _| async { Ok::<(), String>(()) }).await;
     assert!(

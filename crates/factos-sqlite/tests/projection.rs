@@ -207,24 +207,15 @@ impl SqliteProjection for Buyers {
 #[tokio::test]
 async fn a_projection_decodes_events_stored_by_older_code() -> Result<(), BoxError> {
     use factos::upcast::Upcasting;
-    use factos::{AppendRequest, EventId, EventType, JsonCodec, NewEvent, Projector, Tag};
+    use factos::{AppendRequest, JsonCodec, Projector};
+    use factos_conformance::cases::sale_of_version_1;
     use factos_conformance::tickets::{TicketSold, concert_stream};
 
     let dir = tempfile::tempdir()?;
     let db = dir.path().join("events.db");
     let store = SqliteStore::open(&db)?;
     store.migrate().await?;
-    // What version 1 of the ticket code stored.
-    let old = (0..3)
-        .map(|buyer| {
-            Ok(NewEvent::new(
-                EventId::random(),
-                EventType::new("TicketSold")?,
-                format!(r#"{{"show":1,"customer":{buyer}}}"#).into_bytes(),
-            )
-            .with_tags([Tag::new("concert:1")?, Tag::new(format!("buyer:{buyer}"))?]))
-        })
-        .collect::<Result<Vec<_>, factos::InvalidName>>()?;
+    let old = (0..3).map(|buyer| sale_of_version_1(1, buyer)).collect();
     store.append(AppendRequest::new(concert_stream(1), old)).await?;
     let codec = Upcasting::new(
         JsonCodec::<TicketSold>::new(),

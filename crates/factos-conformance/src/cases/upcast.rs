@@ -5,12 +5,11 @@
 
 use factos::upcast::{UpcastError, Upcasters, Upcasting, UpcastingError, json};
 use factos::{
-    AppendRequest, Dispatcher, Error, JsonCodec, LocalEventStore, LocalFollow, NewEvent, Query, ReadOptions,
+    AppendRequest, Dispatcher, Error, EventId, JsonCodec, LocalEventStore, LocalFollow, NewEvent, Query, ReadOptions,
     Subscription, decode, decode_delivered,
 };
-use proptest::test_runner::TestRng;
 
-use crate::fixtures::{CaseResult, id, rng, tag, ty};
+use crate::fixtures::{CaseResult, tag, ty};
 use crate::tickets::{Buy, SoldOut, TicketSold, box_office, concert_query, concert_stream};
 
 /// The upcasters of the ticket domain: version 1 of `TicketSold` called its
@@ -28,10 +27,15 @@ pub fn ticket_upcasters() -> Result<Upcasters, factos::InvalidName> {
 
 /// A sale of `buyer` for `concert` as the code of `version` stored it,
 /// with `payload`.
-fn stored_by(rng: &mut TestRng, version: u32, payload: String, concert: u32, buyer: u32) -> NewEvent {
-    NewEvent::new(id(rng), ty("TicketSold"), payload.into_bytes())
+pub fn sale_stored_by(version: u32, payload: String, concert: u32, buyer: u32) -> NewEvent {
+    NewEvent::new(EventId::random(), ty("TicketSold"), payload.into_bytes())
         .with_version(version)
         .with_tags([tag(&format!("concert:{concert}")), tag(&format!("buyer:{buyer}"))])
+}
+
+/// A sale of `buyer` for `concert` as version 1 of the code stored it.
+pub fn sale_of_version_1(concert: u32, buyer: u32) -> NewEvent {
+    sale_stored_by(1, format!(r#"{{"show":{concert},"customer":{buyer}}}"#), concert, buyer)
 }
 
 /// Two sales stored by version 1 of the code, then today's code with
@@ -43,10 +47,7 @@ pub async fn events_stored_by_older_code_decode_through_every_path<S>(store: &S)
 where
     S: LocalEventStore + LocalFollow,
 {
-    let mut rng = rng(25);
-    let old = (0..2)
-        .map(|buyer| stored_by(&mut rng, 1, format!(r#"{{"show":1,"customer":{buyer}}}"#), 1, buyer))
-        .collect();
+    let old = (0..2).map(|buyer| sale_of_version_1(1, buyer)).collect();
     store.append(AppendRequest::new(concert_stream(1), old)).await?;
     let codec = Upcasting::new(JsonCodec::<TicketSold>::new(), ticket_upcasters()?);
     let expected = |buyer| TicketSold { concert: 1, buyer };
@@ -85,7 +86,7 @@ where
     assert_eq!(followed, vec![expected(0), expected(1), expected(2)]);
 
     // Newer code than this: refused, not guessed at.
-    let newer = stored_by(&mut rng, 3, r#"{"concert":2,"buyer":0,"seat":"A1"}"#.into(), 2, 0);
+    let newer = sale_stored_by(3, r#"{"concert":2,"buyer":0,"seat":"A1"}"#.into(), 2, 0);
     store.append(AppendRequest::new(concert_stream(2), vec![newer])).await?;
     let stored = store.read(&concert_query(2), ReadOptions::forwards()).await?;
     let error = decode(&codec, stored[0].clone())
