@@ -9,7 +9,7 @@ use factos_sqlite::SqliteStore;
 use factos_test_postgres::Cluster;
 
 use crate::stats::{micros, percentile_of};
-use crate::workload::{customer_query, order_batch};
+use crate::workload::{customer_query, next_random, order_batch};
 use crate::{Config, Report};
 
 const BATCH: u64 = 1_000;
@@ -38,10 +38,7 @@ async fn measure<S: EventStore>(stores: &[(S, u64)]) -> anyhow::Result<Vec<(Vec<
     let mut state = 7u64;
     for _ in 0..SAMPLES {
         for ((store, size), (latencies, matched)) in stores.iter().zip(&mut results) {
-            state = state
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1_442_695_040_888_963_407);
-            let query = customer_query((state >> 33) % (size / 10).max(1))?;
+            let query = customer_query(next_random(&mut state, size / 10))?;
             let started = Instant::now();
             *matched = store.read(&query, ReadOptions::forwards()).await?.len();
             latencies.push(started.elapsed());

@@ -12,7 +12,7 @@ use tokio_postgres::{Client, NoTls};
 use crate::durability::Durability;
 use crate::raw::RawPg;
 use crate::stats::{micros, percentile_of};
-use crate::workload::order_batch;
+use crate::workload::{next_random, order_batch};
 use crate::{Config, Report};
 
 /// One way of keeping tags, made from a freshly migrated factos schema.
@@ -20,8 +20,9 @@ struct Schema {
     name: &'static str,
     /// Turns the factos schema into this one.
     setup: &'static str,
-    /// The batch insert, with [`RawPg`]'s ten parameters.
-    insert: &'static str,
+    /// The batch insert, with [`RawPg`]'s ten parameters; `None`: the raw
+    /// baseline's own, which writes the tag table.
+    insert: Option<&'static str>,
     /// Adds `$1` generated order events to the log, server-side (`$2`
     /// customers), tags included.
     fill: &'static str,
@@ -29,61 +30,80 @@ struct Schema {
     read: &'static str,
 }
 
-const EVENT_ROWS: &str = "INSERT INTO events (position, event_id, stream, revision, event_type, version, tags, metadata, \
-     data, recorded_at, fingerprint) ";
+/// The start of every statement that writes event rows.
+macro_rules! event_rows {
+    () => {
+        "INSERT INTO events (position, event_id, stream, revision, event_type, version, tags, metadata, data, \
+         recorded_at, fingerprint) "
+    };
+}
+
+/// The rows of `$1` generated order events after those in the log, with
+/// the customer and order tags between `$open` and `$close` (an array or
+/// a JSONB array).
+macro_rules! generated_rows {
+    ($open:literal, $close:literal) => {
+        concat!(
+            "SELECT nextval('events_position_seq'), gen_random_uuid(), 'fill', i, 'OrderPlaced', 1, ",
+            $open,
+            "'customer:' || (i % $2), 'order:' || i",
+            $close,
+            ", '{}', '\\x7b7d', now(), 0 \
+             FROM generate_series((SELECT count(*) FROM events), (SELECT count(*) FROM events) + $1 - 1) AS i"
+        )
+    };
+}
+
+/// The rows of a batch from [`RawPg`]'s parameters, with the joined tags
+/// `g` turned into the column by `$tags`.
+macro_rules! batch_rows {
+    ($tags:literal) => {
+        concat!(
+            "SELECT nextval('events_position_seq'), id, $2, r, t, v, ",
+            $tags,
+            ", m::jsonb, d, $9, $10 \
+             FROM unnest($1::uuid[], $3::int8[], $4::text[], $5::int8[], $6::text[], $7::text[], $8::bytea[]) \
+             WITH ORDINALITY AS x(id, r, t, v, g, m, d, n) ORDER BY n"
+        )
+    };
+}
+
+const READ_COLUMNS: &str = "SELECT position, event_id, stream, revision, event_type, version, tags, metadata, data, \
+                            recorded_at FROM events ";
 
 const SCHEMAS: [Schema; 3] = [
     Schema {
         name: "tag table (factos): `event_tags (tag, position) INCLUDE (event_type)`",
         setup: "",
-        insert: "",
-        fill: "WITH e AS (INSERT INTO events (position, event_id, stream, revision, event_type, version, tags, metadata, \
-               data, recorded_at, fingerprint) \
-               SELECT nextval('events_position_seq'), gen_random_uuid(), 'fill', i, 'OrderPlaced', 1, \
-               ARRAY['customer:' || (i % $2), 'order:' || i], '{}', '\\x7b7d', now(), 0 \
-               FROM generate_series((SELECT count(*) FROM events), (SELECT count(*) FROM events) + $1 - 1) AS i \
-               RETURNING position, event_type, tags) \
-               INSERT INTO event_tags (tag, position, event_type) SELECT tag, position, event_type FROM e, unnest(tags) AS tag",
-        read: "SELECT position, event_id, stream, revision, event_type, version, tags, metadata, data, recorded_at \
-               FROM events WHERE position IN (SELECT position FROM event_tags WHERE tag = $1 AND event_type = $2) \
-               ORDER BY position",
+        insert: None,
+        fill: concat!(
+            "WITH e AS (",
+            event_rows!(),
+            generated_rows!("ARRAY[", "]"),
+            " RETURNING position, event_type, tags) \
+             INSERT INTO event_tags (tag, position, event_type) SELECT tag, position, event_type FROM e, unnest(tags) AS tag"
+        ),
+        read: "WHERE position IN (SELECT position FROM event_tags WHERE tag = $1 AND event_type = $2) ORDER BY position",
     },
     Schema {
         name: "`text[]` column + GIN index",
         setup: "DROP TABLE event_tags CASCADE; CREATE INDEX events_tags ON events USING gin (tags)",
-        insert: "SELECT nextval('events_position_seq'), id, $2, r, t, v, string_to_array(g, E'\\x1f'), m::jsonb, d, $9, $10 \
-                 FROM unnest($1::uuid[], $3::int8[], $4::text[], $5::int8[], $6::text[], $7::text[], $8::bytea[]) \
-                 WITH ORDINALITY AS x(id, r, t, v, g, m, d, n) ORDER BY n",
-        fill: "SELECT nextval('events_position_seq'), gen_random_uuid(), 'fill', i, 'OrderPlaced', 1, \
-               ARRAY['customer:' || (i % $2), 'order:' || i], '{}', '\\x7b7d', now(), 0 \
-               FROM generate_series((SELECT count(*) FROM events), (SELECT count(*) FROM events) + $1 - 1) AS i",
-        read: "SELECT position, event_id, stream, revision, event_type, version, tags, metadata, data, recorded_at \
-               FROM events WHERE tags @> ARRAY[$1::text] AND event_type = $2 ORDER BY position",
+        insert: Some(concat!(event_rows!(), batch_rows!("string_to_array(g, E'\\x1f')"))),
+        fill: concat!(event_rows!(), generated_rows!("ARRAY[", "]")),
+        read: "WHERE tags @> ARRAY[$1::text] AND event_type = $2 ORDER BY position",
     },
     Schema {
         name: "JSONB column + GIN index (`jsonb_path_ops`)",
         setup: "DROP TABLE event_tags CASCADE; ALTER TABLE events ALTER COLUMN tags TYPE jsonb USING to_jsonb(tags); \
                 CREATE INDEX events_tags ON events USING gin (tags jsonb_path_ops)",
-        insert: "SELECT nextval('events_position_seq'), id, $2, r, t, v, to_jsonb(string_to_array(g, E'\\x1f')), m::jsonb, \
-                 d, $9, $10 \
-                 FROM unnest($1::uuid[], $3::int8[], $4::text[], $5::int8[], $6::text[], $7::text[], $8::bytea[]) \
-                 WITH ORDINALITY AS x(id, r, t, v, g, m, d, n) ORDER BY n",
-        fill: "SELECT nextval('events_position_seq'), gen_random_uuid(), 'fill', i, 'OrderPlaced', 1, \
-               jsonb_build_array('customer:' || (i % $2), 'order:' || i), '{}', '\\x7b7d', now(), 0 \
-               FROM generate_series((SELECT count(*) FROM events), (SELECT count(*) FROM events) + $1 - 1) AS i",
-        read: "SELECT position, event_id, stream, revision, event_type, version, tags, metadata, data, recorded_at \
-               FROM events WHERE tags @> jsonb_build_array($1::text) AND event_type = $2 ORDER BY position",
+        insert: Some(concat!(
+            event_rows!(),
+            batch_rows!("to_jsonb(string_to_array(g, E'\\x1f'))")
+        )),
+        fill: concat!(event_rows!(), generated_rows!("jsonb_build_array(", ")")),
+        read: "WHERE tags @> jsonb_build_array($1::text) AND event_type = $2 ORDER BY position",
     },
 ];
-
-/// The statement text of `schema`'s batch insert or fill: the tag table's
-/// are whole statements, the others the SELECT that feeds [`EVENT_ROWS`].
-fn statement(schema: &Schema, select: &str) -> String {
-    match schema.setup {
-        "" => select.to_owned(),
-        _ => format!("{EVENT_ROWS}{select}"),
-    }
-}
 
 /// A fresh factos schema turned into `schema`, and a client on it.
 async fn prepare(schema: &Schema) -> anyhow::Result<(tokio_postgres::Config, Client)> {
@@ -125,8 +145,8 @@ pub async fn run(config: &Config, report: &mut Report) -> anyhow::Result<()> {
     for schema in &SCHEMAS {
         let (pg, client) = prepare(schema).await?;
         let insert = match schema.insert {
-            "" => RawPg::connect(&pg).await?,
-            select => RawPg::with_statement(&pg, &statement(schema, select)).await?,
+            None => RawPg::connect(&pg).await?,
+            Some(sql) => RawPg::with_statement(&pg, sql).await?,
         };
         writers.push((insert, Duration::ZERO));
         readers.push(client);
@@ -135,7 +155,7 @@ pub async fn run(config: &Config, report: &mut Report) -> anyhow::Result<()> {
     let mut latencies = vec![Vec::new(); SCHEMAS.len()];
     let mut reads = Vec::new();
     for (schema, client) in SCHEMAS.iter().zip(&readers) {
-        let fill = client.prepare(&statement(schema, schema.fill)).await?;
+        let fill = client.prepare(schema.fill).await?;
         let have: i64 = client.query_one("SELECT count(*) FROM events", &[]).await?.get(0);
         let missing = i64::try_from(size)?.saturating_sub(have);
         let mut filled = 0;
@@ -145,14 +165,11 @@ pub async fn run(config: &Config, report: &mut Report) -> anyhow::Result<()> {
             filled += chunk;
         }
         client.batch_execute("VACUUM ANALYZE").await?;
-        reads.push(client.prepare(schema.read).await?);
+        reads.push(client.prepare(&format!("{READ_COLUMNS}{}", schema.read)).await?);
     }
     let mut state = 11u64;
     for _ in 0..1_000 {
-        state = state
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        let tag = format!("customer:{}", (state >> 33) % customers.max(1));
+        let tag = format!("customer:{}", next_random(&mut state, customers));
         for ((client, read), spent) in readers.iter().zip(&reads).zip(&mut latencies) {
             let started = Instant::now();
             client.query(read, &[&tag, &"OrderPlaced"]).await?;

@@ -36,6 +36,16 @@ pub fn order_batch(first: u64, size: u64, customers: u64, stream: &StreamId) -> 
     Ok(AppendRequest::new(stream.clone(), events))
 }
 
+/// The next number of a fixed pseudo-random sequence (a 64-bit linear
+/// congruential generator over `state`), in `0..bound`: every run picks
+/// the same customers.
+pub fn next_random(state: &mut u64, bound: u64) -> u64 {
+    *state = state
+        .wrapping_mul(6_364_136_223_846_793_005)
+        .wrapping_add(1_442_695_040_888_963_407);
+    (*state >> 33) % bound.max(1)
+}
+
 /// The context of one customer's orders.
 pub fn customer_query(customer: u64) -> anyhow::Result<Query> {
     Ok(Query::from(
