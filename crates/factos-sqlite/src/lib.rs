@@ -55,7 +55,9 @@
 //! process take turns, each holding the scope from its read to its append,
 //! so they cannot invalidate each other (only a plain append, another
 //! process or a decision on an overlapping scope still can, and the check
-//! catches it). Nothing else ever waits for a decision: the writer thread
+//! catches it). The scope stays contended while any decision waits for
+//! its turn, so a dispatch that lost a race is not outrun again by the
+//! decisions that began after its loss. Nothing else ever waits for a decision: the writer thread
 //! never waits for a decider, unrelated contexts never wait for each
 //! other's decisions, and an append made while a decision is open (from
 //! the same task too) goes through at once. A decision waits for its

@@ -4,7 +4,6 @@ mod admin;
 pub(crate) mod append;
 pub(crate) mod read;
 
-use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -49,10 +48,7 @@ struct Shared {
     /// A connection of its own and the `data_version` it last saw, for
     /// noticing other processes' commits.
     watch: Mutex<Option<(Connection, i64)>>,
-    /// Decision scopes whose last decision lost a race: their next
-    /// decisions take turns.
-    contended: Mutex<HashSet<DecisionScope>>,
-    /// The turns of contended scopes.
+    /// The scopes whose last decision lost a race, and their turns.
     turns: Arc<Turns>,
 }
 
@@ -68,10 +64,6 @@ pub struct SqliteDecision {
     scope: DecisionScope,
     turn: Option<Turn>,
 }
-
-/// At most this many scopes are remembered as contended; beyond it the
-/// memory starts over (a forgotten scope costs one more lost race).
-const MAX_CONTENDED: usize = 1_024;
 
 impl SqliteStore {
     /// Opens (creating if missing) the database file at `path` with default
@@ -116,7 +108,6 @@ impl SqliteStore {
                 migrated: AtomicBool::new(version == schema::SCHEMA_VERSION),
                 commits: CommitSignal::new(),
                 watch: Mutex::new(None),
-                contended: Mutex::new(HashSet::new()),
                 turns: Arc::default(),
             }),
             inline: false,
@@ -293,7 +284,7 @@ impl EventStore for SqliteStore {
         fields(backend = "sqlite", operation = "append", stream = %request.stream, rows, code, error))]
     async fn append(&self, request: AppendRequest) -> Result<Committed, StoreError> {
         self.query_limits().check_append(&request)?;
-        let outcome = self.append_in_group(request).await;
+        let outcome = self.append_in_group(request, None).await;
         if outcome.is_ok() {
             self.shared.commits.bump();
         }
@@ -310,7 +301,7 @@ impl EventStore for SqliteStore {
         self.query_limits().check_scope(scope)?;
         let begun = async {
             self.check_migrated()?;
-            let turn = match self.is_contended(scope) {
+            let turn = match self.shared.turns.is_contended(scope) {
                 true => Some(self.take_turn(scope.clone()).await?),
                 false => None,
             };
@@ -334,24 +325,20 @@ impl EventStore for SqliteStore {
         fields(backend = "sqlite", operation = "abandon_decision")
     )]
     async fn abandon_decision(&self, decision: SqliteDecision) {
-        if decision.turn.is_some() {
-            self.set_contended(&decision.scope, false);
+        // Giving the turn back lets the next decision on the scope in.
+        if let Some(turn) = decision.turn {
+            turn.settled();
         }
-        // Dropping the turn lets the next decision on the scope in.
-        drop(decision);
     }
 
     #[tracing::instrument(level = "debug", name = "store", skip_all,
         fields(backend = "sqlite", operation = "commit_decision", stream = %request.stream, rows, code, error))]
     async fn commit_decision(&self, decision: SqliteDecision, request: AppendRequest) -> Result<Committed, StoreError> {
-        let outcome = self.append_in_group(request).await;
-        match &outcome {
-            Err(conflict) if conflict.is_conflict() => self.set_contended(&decision.scope, true),
-            // A decision that took its turn and won ends the contention.
-            Ok(_) if decision.turn.is_some() => self.set_contended(&decision.scope, false),
-            _ => {}
+        let SqliteDecision { scope, turn } = decision;
+        let outcome = self.append_in_group(request, Some(scope)).await;
+        if let (Ok(_), Some(turn)) = (&outcome, turn) {
+            turn.settled();
         }
-        drop(decision);
         if outcome.is_ok() {
             self.shared.commits.bump();
         }
@@ -362,35 +349,24 @@ impl EventStore for SqliteStore {
 /// Decisions and appends, before tracing wraps them.
 impl SqliteStore {
     /// Checks and writes `request` in the writer's next group transaction.
-    async fn append_in_group(&self, request: AppendRequest) -> Result<Committed, StoreError> {
+    /// A decision's lost race marks its `scope` contended there, before
+    /// any append of the group is answered (see [`crate::turns`]).
+    async fn append_in_group(
+        &self,
+        request: AppendRequest,
+        scope: Option<DecisionScope>,
+    ) -> Result<Committed, StoreError> {
+        let turns = Arc::clone(&self.shared.turns);
         let written = self.run_in_group(move |conn| {
             let outcome = append::append(conn, request)?;
+            if let (Err(conflict), Some(scope)) = (&outcome, &scope)
+                && conflict.is_conflict()
+            {
+                turns.lost(scope);
+            }
             Ok((outcome.is_ok(), outcome))
         });
         written.await.map_err(StoreError::from).and_then(|outcome| outcome)
-    }
-
-    fn is_contended(&self, scope: &DecisionScope) -> bool {
-        self.contended().contains(scope)
-    }
-
-    fn set_contended(&self, scope: &DecisionScope, contended: bool) {
-        let mut scopes = self.contended();
-        if !contended {
-            scopes.remove(scope);
-            return;
-        }
-        if scopes.len() >= MAX_CONTENDED {
-            scopes.clear();
-        }
-        scopes.insert(scope.clone());
-    }
-
-    fn contended(&self) -> std::sync::MutexGuard<'_, HashSet<DecisionScope>> {
-        self.shared
-            .contended
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Waits for `scope`'s turn (see [`crate::turns`]): on a blocking

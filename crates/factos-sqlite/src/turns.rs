@@ -6,8 +6,14 @@
 //! holds the scope from its read to its append, so decisions on it in this
 //! process cannot invalidate each other. Only decisions on the same scope
 //! ever wait here; writes and other scopes' decisions never do.
+//!
+//! A lost race is marked by the writer before any append of its group is
+//! answered, so the racer that won cannot start its next decision without
+//! a turn before the loser has asked for one. The contention ends when a
+//! decision that held the turn ends with nobody waiting for it: while one
+//! waits, every new decision on the scope queues behind it.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -15,11 +21,25 @@ use factos::DecisionScope;
 
 use crate::error::SqliteError;
 
-/// The scopes whose turn is taken.
+/// At most this many scopes are remembered as contended; beyond it the
+/// memory starts over (a forgotten scope costs one more lost race).
+const MAX_CONTENDED: usize = 1_024;
+
+/// The contended scopes, and whose turn is taken or waited for.
 #[derive(Debug, Default)]
 pub(crate) struct Turns {
-    taken: Mutex<HashSet<DecisionScope>>,
+    state: Mutex<State>,
     freed: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    /// Scopes whose last decision lost a race.
+    contended: HashSet<DecisionScope>,
+    /// Scopes whose turn a decision holds.
+    taken: HashSet<DecisionScope>,
+    /// How many decisions wait for each scope's turn.
+    waiting: HashMap<DecisionScope, usize>,
 }
 
 /// A decision's turn on its scope, given back when dropped.
@@ -30,6 +50,20 @@ pub(crate) struct Turn {
 }
 
 impl Turns {
+    /// Whether decisions on `scope` take turns.
+    pub(crate) fn is_contended(&self, scope: &DecisionScope) -> bool {
+        self.state().contended.contains(scope)
+    }
+
+    /// Marks `scope` contended: a decision on it lost a race.
+    pub(crate) fn lost(&self, scope: &DecisionScope) {
+        let mut state = self.state();
+        if state.contended.len() >= MAX_CONTENDED {
+            state.contended.clear();
+        }
+        state.contended.insert(scope.clone());
+    }
+
     /// Waits until no other decision holds `scope`, for at most `timeout`,
     /// then holds it. Blocks the calling thread.
     ///
@@ -38,34 +72,58 @@ impl Turns {
     /// [`SqliteError::DecisionTimeout`] when the turn did not come in time.
     pub(crate) fn take(self: &Arc<Self>, scope: DecisionScope, timeout: Duration) -> Result<Turn, SqliteError> {
         let deadline = Instant::now() + timeout;
-        let mut taken = self.taken();
-        while taken.contains(&scope) {
+        let mut state = self.state();
+        *state.waiting.entry(scope.clone()).or_default() += 1;
+        let mut timed_out = false;
+        while state.taken.contains(&scope) {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return Err(SqliteError::DecisionTimeout { after: timeout });
+                timed_out = true;
+                break;
             }
-            taken = self
+            state = self
                 .freed
-                .wait_timeout(taken, left)
+                .wait_timeout(state, left)
                 .unwrap_or_else(|poisoned| poisoned.into_inner())
                 .0;
         }
-        taken.insert(scope.clone());
+        if let Some(count) = state.waiting.get_mut(&scope) {
+            *count -= 1;
+            if *count == 0 {
+                state.waiting.remove(&scope);
+            }
+        }
+        if timed_out {
+            return Err(SqliteError::DecisionTimeout { after: timeout });
+        }
+        state.taken.insert(scope.clone());
         Ok(Turn {
             turns: Arc::clone(self),
             scope,
         })
     }
 
-    fn taken(&self) -> MutexGuard<'_, HashSet<DecisionScope>> {
-        // The set is consistent after every operation on it.
-        self.taken.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    fn state(&self) -> MutexGuard<'_, State> {
+        // The state is consistent after every operation on it.
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl Turn {
+    /// Gives the turn back after a decision that did not lose a race (it
+    /// won, or wrote nothing): the contention ends unless another decision
+    /// waits for the turn.
+    pub(crate) fn settled(self) {
+        let mut state = self.turns.state();
+        if !state.waiting.contains_key(&self.scope) {
+            state.contended.remove(&self.scope);
+        }
     }
 }
 
 impl Drop for Turn {
     fn drop(&mut self) {
-        self.turns.taken().remove(&self.scope);
+        self.turns.state().taken.remove(&self.scope);
         self.turns.freed.notify_all();
     }
 }
@@ -93,6 +151,30 @@ mod tests {
         std::thread::sleep(Duration::from_millis(20));
         drop(first);
         waiter.join().map_err(|_| "the waiter panicked")??;
+        Ok(())
+    }
+
+    #[test]
+    fn contention_outlasts_a_turn_while_another_decision_waits_for_it() -> Result<(), Box<dyn std::error::Error>> {
+        let turns = Arc::new(Turns::default());
+        let scope = DecisionScope::Stream(StreamId::new("s")?);
+        turns.lost(&scope);
+        let first = turns.take(scope.clone(), Duration::from_secs(1))?;
+        let waiter = {
+            let turns = Arc::clone(&turns);
+            let scope = scope.clone();
+            std::thread::spawn(move || turns.take(scope, Duration::from_secs(5)).map(Turn::settled))
+        };
+        while !turns.state().waiting.contains_key(&scope) {
+            std::thread::yield_now();
+        }
+        first.settled();
+        assert!(
+            turns.is_contended(&scope),
+            "a waiting decision must keep the scope's turns"
+        );
+        waiter.join().map_err(|_| "the waiter panicked")??;
+        assert!(!turns.is_contended(&scope), "the last turn ends the contention");
         Ok(())
     }
 }

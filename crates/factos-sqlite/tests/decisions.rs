@@ -152,3 +152,58 @@ async fn an_abandoned_decision_writes_nothing_and_releases_the_lock() -> TestRes
     assert_eq!(store.read(&Query::all(), ReadOptions::forwards()).await?.len(), 1);
     Ok(())
 }
+
+/// Dispatchers racing on one context all get through: a decision that lost
+/// a race takes turns with every other decision on the scope until the
+/// contention is over, so a dispatch loses at most the races its racers
+/// had begun before its first loss. Two dispatchers: its second attempt
+/// can lose to a decision begun before its first loss was marked, its third
+/// holds the turn against every later one; four attempts leave one spare.
+/// (Before the writer marked the loss itself, the winner's next decision
+/// could begin without a turn again and again: some dispatches lost all
+/// sixteen default attempts.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dispatchers_racing_on_one_context_never_run_out_of_attempts() -> TestResult {
+    use factos::{Dispatcher, Error, JsonCodec, RetryPolicy};
+    use factos_conformance::tickets::{Buy, TicketSold, box_office, concert_query, concert_stream};
+
+    const DISPATCHERS: u32 = 2;
+    const DISPATCHES: u32 = 400;
+    let dir = tempfile::tempdir()?;
+    let options = SqliteOptions {
+        synchronous: factos_sqlite::Synchronous::Full,
+        ..SqliteOptions::default()
+    };
+    let store = SqliteStore::open_with(dir.path().join("events.db"), options)?;
+    store.migrate().await?;
+    let tasks: Vec<_> = (0..DISPATCHERS)
+        .map(|n| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let dispatcher =
+                    Dispatcher::new(&store, JsonCodec::<TicketSold>::new()).with_retry(RetryPolicy::attempts(4));
+                let mut gave_up = Vec::new();
+                for buyer in n * DISPATCHES..(n + 1) * DISPATCHES {
+                    let buy = Buy { concert: 0, buyer };
+                    match dispatcher
+                        .dispatch_context(&box_office(u32::MAX), &buy, &concert_query(0), &concert_stream(0))
+                        .await
+                    {
+                        Ok(_) => {}
+                        Err(Error::AppendConditionFailed { attempts, .. }) => gave_up.push(attempts),
+                        Err(other) => return Err(other.to_string()),
+                    }
+                }
+                Ok(gave_up)
+            })
+        })
+        .collect();
+    let mut gave_up = Vec::new();
+    for task in tasks {
+        gave_up.extend(task.await??);
+    }
+    assert!(gave_up.is_empty(), "{} dispatches ran out of attempts", gave_up.len());
+    let stored = store.read(&concert_query(0), ReadOptions::forwards()).await?;
+    assert_eq!(stored.len() as u32, DISPATCHERS * DISPATCHES);
+    Ok(())
+}
