@@ -106,6 +106,7 @@ pub mod projection;
 mod query;
 mod reactor;
 mod recorded;
+pub mod retag;
 pub mod store;
 mod view;
 
@@ -128,7 +129,7 @@ pub use follow::{
 };
 pub use handler::CommandHandler;
 pub use limits::{QueryLimit, QueryLimits, QueryTooLarge};
-pub use memory::MemoryStore;
+pub use memory::{MemoryDecision, MemoryStore};
 pub use name::{EventType, InvalidName, MAX_NAME_LEN, NameProblem, StreamId, Tag};
 pub use position::{AppendCondition, ExpectedRevision, Position, StreamRevision};
 pub use projection::{BatchOutcome, Projection, ProjectionBatch, ProjectionError, Projector, ReadModelStore};

@@ -6,7 +6,7 @@
 //! decide, append with a condition), so it also exercises the retry path of
 //! the dispatch flows.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::error::{StoreError, UnsupportedAppendCondition, UnsupportedQuery};
@@ -17,6 +17,7 @@ use crate::name::StreamId;
 use crate::position::{Position, StreamRevision};
 use crate::query::Query;
 use crate::recorded::StoredEvent;
+use crate::retag::{AddedTag, TagHistory, TagsPublished};
 use crate::store::{AppendRequest, Committed, DecisionScope, Direction, EventStore, ReadOptions};
 
 const BACKEND: &str = "the in-memory store";
@@ -40,7 +41,7 @@ const PREDICATES: &str = "SQL predicates need a SQL backend";
 /// It implements the follow contract ([`crate::Follow`]: delivery order is
 /// position order, commits wake followers at once) and keeps checkpoints
 /// and parked effects in memory ([`crate::Checkpoints`]), so runners can be
-/// tested on it.
+/// tested on it, and adds tags to its history ([`crate::retag`]).
 #[derive(Debug, Clone, Default)]
 pub struct MemoryStore {
     log: Arc<Mutex<Log>>,
@@ -56,6 +57,18 @@ struct Log {
     heads: HashMap<StreamId, StreamRevision>,
     checkpoints: HashMap<String, Cursor>,
     parked: Vec<ParkedEffect>,
+    /// Tags staged by each retag, not yet visible.
+    staged: HashMap<String, BTreeSet<AddedTag>>,
+    /// How many publishes added tags: a decision that read under an older
+    /// generation may not commit.
+    tag_generation: u64,
+}
+
+/// A decision on a [`MemoryStore`]: the tag generation its context was read
+/// under (see [`crate::retag`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemoryDecision {
+    tag_generation: u64,
 }
 
 impl MemoryStore {
@@ -96,6 +109,14 @@ impl Log {
             page.push(event.clone());
         }
         page
+    }
+
+    fn read_stream(&self, stream: &StreamId, from: StreamRevision) -> Vec<StoredEvent> {
+        self.events
+            .iter()
+            .filter(|(event, _)| &event.stream == stream && event.revision >= from)
+            .map(|(event, _)| event.clone())
+            .collect()
     }
 
     fn append(&mut self, request: AppendRequest) -> Result<Committed, StoreError> {
@@ -224,8 +245,33 @@ impl Checkpoints for MemoryStore {
     }
 }
 
+impl TagHistory for MemoryStore {
+    async fn stage_tags(&self, name: &str, tags: Vec<AddedTag>) -> Result<(), StoreError> {
+        self.lock().staged.entry(name.to_owned()).or_default().extend(tags);
+        Ok(())
+    }
+
+    async fn publish_tags(&self, name: &str) -> Result<u64, StoreError> {
+        let mut log = self.lock();
+        let staged = log.staged.remove(name).unwrap_or_default();
+        let mut added = 0;
+        for (position, tag) in staged {
+            let index = usize::try_from(position.value()).ok().and_then(|p| p.checked_sub(1));
+            if let Some((event, _)) = index.and_then(|i| log.events.get_mut(i))
+                && event.tags.insert(tag)
+            {
+                added += 1;
+            }
+        }
+        if added > 0 {
+            log.tag_generation += 1;
+        }
+        Ok(added)
+    }
+}
+
 impl EventStore for MemoryStore {
-    type Transaction = ();
+    type Transaction = MemoryDecision;
 
     async fn read(&self, query: &Query, options: ReadOptions) -> Result<Vec<StoredEvent>, StoreError> {
         self.limits.check(query)?;
@@ -234,13 +280,7 @@ impl EventStore for MemoryStore {
     }
 
     async fn read_stream(&self, stream: &StreamId, from: StreamRevision) -> Result<Vec<StoredEvent>, StoreError> {
-        Ok(self
-            .lock()
-            .events
-            .iter()
-            .filter(|(event, _)| &event.stream == stream && event.revision >= from)
-            .map(|(event, _)| event.clone())
-            .collect())
+        Ok(self.lock().read_stream(stream, from))
     }
 
     async fn append(&self, request: AppendRequest) -> Result<Committed, StoreError> {
@@ -250,17 +290,34 @@ impl EventStore for MemoryStore {
         Ok(committed)
     }
 
-    async fn begin_decision(&self, scope: &DecisionScope) -> Result<((), Vec<StoredEvent>), StoreError> {
+    async fn begin_decision(&self, scope: &DecisionScope) -> Result<(MemoryDecision, Vec<StoredEvent>), StoreError> {
+        if let DecisionScope::Query(query) = scope {
+            self.limits.check(query)?;
+            refuse_predicates(query)?;
+        }
+        let log = self.lock();
         let events = match scope {
-            DecisionScope::Query(query) => self.read(query, ReadOptions::forwards()).await?,
-            DecisionScope::Stream(stream) => self.read_stream(stream, StreamRevision::FIRST).await?,
+            DecisionScope::Query(query) => log.read(query, ReadOptions::forwards()),
+            DecisionScope::Stream(stream) => log.read_stream(stream, StreamRevision::FIRST),
         };
-        Ok(((), events))
+        let decision = MemoryDecision {
+            tag_generation: log.tag_generation,
+        };
+        Ok((decision, events))
     }
 
-    async fn abandon_decision(&self, (): ()) {}
+    async fn abandon_decision(&self, _: MemoryDecision) {}
 
-    async fn commit_decision(&self, (): (), request: AppendRequest) -> Result<Committed, StoreError> {
-        self.append(request).await
+    async fn commit_decision(&self, decision: MemoryDecision, request: AppendRequest) -> Result<Committed, StoreError> {
+        self.limits.check_append(&request)?;
+        let committed = {
+            let mut log = self.lock();
+            if log.tag_generation != decision.tag_generation {
+                return Err(StoreError::contention(TagsPublished));
+            }
+            log.append(request)?
+        };
+        self.commits.bump();
+        Ok(committed)
     }
 }

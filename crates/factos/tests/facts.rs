@@ -5,8 +5,8 @@ use std::sync::Mutex;
 
 use factos::{
     AppendCondition, AppendRequest, Committed, DecisionScope, Dispatcher, EventStore, JsonCodec, JsonEvent,
-    MemoryStore, Predicate, PredicateValue, Query, QueryItem, ReadOptions, Recorded, StoreError, StoredEvent, StreamId,
-    StreamRevision, Tag, fact, facts, handler,
+    MemoryDecision, MemoryStore, Predicate, PredicateValue, Query, QueryItem, ReadOptions, Recorded, StoreError,
+    StoredEvent, StreamId, StreamRevision, Tag, fact, facts, handler,
 };
 use serde::{Deserialize, Serialize};
 
@@ -55,7 +55,7 @@ struct Recording {
 }
 
 impl EventStore for Recording {
-    type Transaction = ();
+    type Transaction = MemoryDecision;
     async fn read(&self, query: &Query, options: ReadOptions) -> Result<Vec<StoredEvent>, StoreError> {
         self.inner.read(query, options).await
     }
@@ -65,20 +65,22 @@ impl EventStore for Recording {
     async fn append(&self, request: AppendRequest) -> Result<Committed, StoreError> {
         self.inner.append(request).await
     }
-    async fn begin_decision(&self, scope: &DecisionScope) -> Result<((), Vec<StoredEvent>), StoreError> {
+    async fn begin_decision(&self, scope: &DecisionScope) -> Result<(MemoryDecision, Vec<StoredEvent>), StoreError> {
         self.scopes
             .lock()
             .map_err(|e| StoreError::backend(e.to_string()))?
             .push(scope.clone());
         self.inner.begin_decision(scope).await
     }
-    async fn abandon_decision(&self, (): ()) {}
-    async fn commit_decision(&self, (): (), request: AppendRequest) -> Result<Committed, StoreError> {
+    async fn abandon_decision(&self, decision: MemoryDecision) {
+        self.inner.abandon_decision(decision).await
+    }
+    async fn commit_decision(&self, decision: MemoryDecision, request: AppendRequest) -> Result<Committed, StoreError> {
         self.conditions
             .lock()
             .map_err(|e| StoreError::backend(e.to_string()))?
             .push(request.condition.clone());
-        self.inner.commit_decision((), request).await
+        self.inner.commit_decision(decision, request).await
     }
 }
 

@@ -4,8 +4,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use factos::{
     AppendRequest, Committed, DecisionScope, Dispatcher, Error, EventId, EventStore, EventType, JsonCodec, JsonEvent,
-    MemoryStore, NewEvent, Query, QueryItem, ReadOptions, RetryPolicy, StoreError, StoredEvent, StreamId,
-    StreamRevision, Tag, decider,
+    MemoryDecision, MemoryStore, NewEvent, Query, QueryItem, ReadOptions, RetryPolicy, StoreError, StoredEvent,
+    StreamId, StreamRevision, Tag, decider,
 };
 use serde::{Deserialize, Serialize};
 
@@ -31,7 +31,7 @@ pub struct Racing {
 }
 
 impl EventStore for Racing {
-    type Transaction = ();
+    type Transaction = MemoryDecision;
 
     async fn read(&self, query: &Query, options: ReadOptions) -> Result<Vec<StoredEvent>, StoreError> {
         self.inner.read(query, options).await
@@ -42,7 +42,7 @@ impl EventStore for Racing {
     async fn append(&self, request: AppendRequest) -> Result<Committed, StoreError> {
         self.inner.append(request).await
     }
-    async fn begin_decision(&self, scope: &DecisionScope) -> Result<((), Vec<StoredEvent>), StoreError> {
+    async fn begin_decision(&self, scope: &DecisionScope) -> Result<(MemoryDecision, Vec<StoredEvent>), StoreError> {
         let read = self.inner.begin_decision(scope).await?;
         if self
             .races
@@ -65,9 +65,11 @@ impl EventStore for Racing {
         }
         Ok(read)
     }
-    async fn abandon_decision(&self, (): ()) {}
-    async fn commit_decision(&self, (): (), request: AppendRequest) -> Result<Committed, StoreError> {
-        self.inner.commit_decision((), request).await
+    async fn abandon_decision(&self, decision: MemoryDecision) {
+        self.inner.abandon_decision(decision).await
+    }
+    async fn commit_decision(&self, decision: MemoryDecision, request: AppendRequest) -> Result<Committed, StoreError> {
+        self.inner.commit_decision(decision, request).await
     }
 }
 
