@@ -135,6 +135,22 @@ macro_rules! follow_tests {
     };
 }
 
+/// Stamps the retag cases ([`factos::retag`]) for a store that
+/// implements [`factos::retag::TagHistory`], [`factos::Follow`] and
+/// [`factos::Checkpoints`], one `#[test]` each, like
+/// [`conformance_tests!`].
+#[macro_export]
+macro_rules! retag_tests {
+    ($new_store:expr) => {
+        $crate::conformance_tests!(@cases $new_store, $crate::runnable;
+            tags_added_to_history_are_seen_by_every_read_path,
+            a_retag_resumes_from_its_checkpoint_and_publishes_what_it_staged,
+            a_decision_that_read_before_a_publish_never_commits_after_it,
+            a_retag_under_concurrent_dispatches_is_seen_whole_or_not_at_all
+        );
+    };
+}
+
 /// Stamps the projection cases ([`projections`]) for one arrangement of an
 /// event source and a read-model store, one `#[test]` each. The argument
 /// is an async function returning `Result<impl ProjectionFixture, _>` on

@@ -3,11 +3,13 @@
 mod admin;
 pub(crate) mod append;
 pub(crate) mod read;
+mod retag;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
+use factos::retag::TagsPublished;
 use factos::{
     AppendRequest, CommitSignal, Committed, DecisionScope, EventStore, Query, ReadOptions, StoreError, StoredEvent,
     StreamId, StreamRevision,
@@ -57,12 +59,15 @@ struct Shared {
 /// and its append's condition (or expected revision) catches any write
 /// since, in the writer's group transaction. On a scope that recently lost
 /// a race it also holds the scope's turn, so this process's other
-/// decisions on the scope wait for it. Dropping it abandons the decision:
-/// nothing is written.
+/// decisions on the scope wait for it. It remembers the tag generation it
+/// read under: its append fails if tags were added to history since (see
+/// [`factos::retag`]). Dropping it abandons the decision: nothing is
+/// written.
 #[derive(Debug)]
 pub struct SqliteDecision {
     scope: DecisionScope,
     turn: Option<Turn>,
+    tag_generation: i64,
 }
 
 impl SqliteStore {
@@ -253,11 +258,16 @@ impl SqliteStore {
     }
 }
 
-fn read_scope(conn: &Connection, scope: &DecisionScope) -> Result<Vec<StoredEvent>, SqliteError> {
-    match scope {
-        DecisionScope::Query(query) => read::read(conn, query, ReadOptions::forwards()),
-        DecisionScope::Stream(stream) => read::read_stream(conn, stream, StreamRevision::FIRST),
-    }
+/// A decision's context, and the tag generation read before it: a publish
+/// after that read changes the generation, so the decision cannot commit
+/// on a context read without the tags (the reverse order could miss one).
+fn read_scope(conn: &Connection, scope: &DecisionScope) -> Result<(i64, Vec<StoredEvent>), SqliteError> {
+    let generation = retag::generation(conn)?;
+    let events = match scope {
+        DecisionScope::Query(query) => read::read(conn, query, ReadOptions::forwards())?,
+        DecisionScope::Stream(stream) => read::read_stream(conn, stream, StreamRevision::FIRST)?,
+    };
+    Ok((generation, events))
 }
 
 impl EventStore for SqliteStore {
@@ -305,13 +315,14 @@ impl EventStore for SqliteStore {
                 true => Some(self.take_turn(scope.clone()).await?),
                 false => None,
             };
-            let read = {
+            let (tag_generation, read) = {
                 let scope = scope.clone();
                 self.run(move |conn| read_scope(conn, &scope)).await?
             };
             let decision = SqliteDecision {
                 scope: scope.clone(),
                 turn,
+                tag_generation,
             };
             Ok::<_, SqliteError>((decision, read))
         };
@@ -334,8 +345,12 @@ impl EventStore for SqliteStore {
     #[tracing::instrument(level = "debug", name = "store", skip_all,
         fields(backend = "sqlite", operation = "commit_decision", stream = %request.stream, rows, code, error))]
     async fn commit_decision(&self, decision: SqliteDecision, request: AppendRequest) -> Result<Committed, StoreError> {
-        let SqliteDecision { scope, turn } = decision;
-        let outcome = self.append_in_group(request, Some(scope)).await;
+        let SqliteDecision {
+            scope,
+            turn,
+            tag_generation,
+        } = decision;
+        let outcome = self.append_in_group(request, Some((scope, tag_generation))).await;
         if let (Ok(_), Some(turn)) = (&outcome, turn) {
             turn.settled();
         }
@@ -348,18 +363,23 @@ impl EventStore for SqliteStore {
 
 /// Decisions and appends, before tracing wraps them.
 impl SqliteStore {
-    /// Checks and writes `request` in the writer's next group transaction.
-    /// A decision's lost race marks its `scope` contended there, before
-    /// any append of the group is answered (see [`crate::turns`]).
+    /// Checks and writes `request` in the writer's next group transaction;
+    /// for a decision, also that no tags were published since it read
+    /// under `tag_generation`. A decision's lost race marks its `scope`
+    /// contended there, before any append of the group is answered (see
+    /// [`crate::turns`]).
     async fn append_in_group(
         &self,
         request: AppendRequest,
-        scope: Option<DecisionScope>,
+        decision: Option<(DecisionScope, i64)>,
     ) -> Result<Committed, StoreError> {
         let turns = Arc::clone(&self.shared.turns);
         let written = self.run_in_group(move |conn| {
-            let outcome = append::append(conn, request)?;
-            if let (Err(conflict), Some(scope)) = (&outcome, &scope)
+            let outcome = match &decision {
+                Some((_, seen)) if retag::generation(conn)? != *seen => Err(StoreError::contention(TagsPublished)),
+                _ => append::append(conn, request)?,
+            };
+            if let (Err(conflict), Some((scope, _))) = (&outcome, &decision)
                 && conflict.is_conflict()
             {
                 turns.lost(scope);

@@ -2,9 +2,10 @@
 //! property test, each case on its own database file.
 
 use factos::admin::{Admin, SchemaVersion, StoreStats, TagRow};
+use factos::retag::{AddedTag, TagHistory};
 use factos::{
-    AppendRequest, Committed, Cursor, DecisionScope, EventStore, Follow, FollowBatch, Position, Query, ReadOptions,
-    StoreError, StoredEvent, StreamId, StreamRevision,
+    AppendRequest, Checkpoints, Committed, Cursor, DecisionScope, EventStore, Follow, FollowBatch, ParkedEffect,
+    Position, Query, ReadOptions, StoreError, StoredEvent, StreamId, StreamRevision,
 };
 use factos_sqlite::{SqliteDecision, SqliteStore};
 use tempfile::TempDir;
@@ -67,6 +68,30 @@ impl Follow for FileStore {
     }
 }
 
+impl Checkpoints for FileStore {
+    async fn load_checkpoint(&self, name: &str) -> Result<Option<Cursor>, StoreError> {
+        self.store.load_checkpoint(name).await
+    }
+    async fn save_checkpoint(&self, name: &str, cursor: Cursor) -> Result<(), StoreError> {
+        self.store.save_checkpoint(name, cursor).await
+    }
+    async fn park_effect(&self, parked: ParkedEffect) -> Result<(), StoreError> {
+        self.store.park_effect(parked).await
+    }
+    async fn parked_effects(&self, runner: &str) -> Result<Vec<ParkedEffect>, StoreError> {
+        self.store.parked_effects(runner).await
+    }
+}
+
+impl TagHistory for FileStore {
+    async fn stage_tags(&self, name: &str, tags: Vec<AddedTag>) -> Result<(), StoreError> {
+        self.store.stage_tags(name, tags).await
+    }
+    async fn publish_tags(&self, name: &str) -> Result<u64, StoreError> {
+        self.store.publish_tags(name).await
+    }
+}
+
 impl Admin for FileStore {
     async fn schema_version(&self) -> Result<SchemaVersion, StoreError> {
         self.store.schema_version().await
@@ -88,3 +113,4 @@ impl Admin for FileStore {
 factos_conformance::conformance_tests!(fresh_store);
 factos_conformance::follow_tests!(fresh_store);
 factos_conformance::admin_tests!(fresh_store);
+factos_conformance::retag_tests!(fresh_store);

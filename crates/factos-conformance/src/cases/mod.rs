@@ -11,6 +11,7 @@ mod limits;
 mod predicates;
 mod query;
 mod read;
+mod retag;
 mod upcast;
 
 pub use admin::*;
@@ -22,4 +23,5 @@ pub use limits::*;
 pub use predicates::*;
 pub use query::*;
 pub use read::*;
+pub use retag::*;
 pub use upcast::*;

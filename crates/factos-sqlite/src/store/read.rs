@@ -8,9 +8,12 @@ use crate::error::SqliteError;
 use factos_sql::row::EventRow;
 use factos_sql::{Bounds, Dialect, SqlValue};
 
-/// The columns [`event_from_row`] expects, in order.
-pub(crate) const COLUMNS: &str =
-    "position, event_id, stream, revision, event_type, version, tags, metadata, data, recorded_at";
+/// The columns [`event_from_row`] expects, in order, selected from
+/// `events`. An event's tags are its own followed by those added to
+/// history (`factos_added_tags`, see [`factos::retag`]).
+pub(crate) const COLUMNS: &str = "position, event_id, stream, revision, event_type, version, \
+     tags || coalesce((SELECT group_concat(char(31) || a.tag, '') FROM factos_added_tags AS a \
+     WHERE a.position = events.position), ''), metadata, data, recorded_at";
 
 /// Turns a row of [`COLUMNS`] back into a record, refusing rows that no
 /// append could have written.
@@ -134,7 +137,7 @@ pub(crate) fn read_stream(
     })?;
     collect(
         conn,
-        include_str!("../sql/read_stream.sql"),
+        &format!("SELECT {COLUMNS} FROM events WHERE stream = ?1 AND revision >= ?2 ORDER BY revision"),
         vec![Value::Text(stream.as_str().to_owned()), Value::Integer(from)],
     )
 }

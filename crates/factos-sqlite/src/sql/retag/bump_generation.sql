@@ -1,0 +1,1 @@
+UPDATE factos_tag_generation SET generation = generation + 1

@@ -1,0 +1,1 @@
+DELETE FROM factos_staged_tags WHERE retag = ?1
