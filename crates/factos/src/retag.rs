@@ -69,7 +69,7 @@
 use std::collections::BTreeSet;
 
 use crate::error::{BoxError, StoreError};
-use crate::follow::{Checkpoints, Follow};
+use crate::follow::{LocalCheckpoints, LocalFollow};
 use crate::name::Tag;
 use crate::position::Position;
 use crate::query::Query;
@@ -189,7 +189,7 @@ where
     /// [`RetagError`]; what was staged and checkpointed is kept.
     pub async fn run<S>(&mut self, store: &S) -> Result<RetagReport, RetagError>
     where
-        S: TagHistory + Follow + Checkpoints + Sync,
+        S: LocalTagHistory + LocalFollow + LocalCheckpoints,
     {
         let checkpoint = self.checkpoint_name();
         let mut after = store.load_checkpoint(&checkpoint).await?;
