@@ -189,7 +189,10 @@ where
 /// A decision reads its context, tags are published meanwhile, then it
 /// appends: it may commit only if the publish waited for it (then the
 /// decision came first); a publish that finished before the append makes
-/// the append a conflict. Deciding again sees the tagged orders.
+/// the append a conflict. Deciding again sees the tagged orders. The
+/// context holds an order placed after the old ones, so the append's
+/// condition starts after every retagged event: the condition alone
+/// cannot catch the publish.
 pub async fn a_decision_that_read_before_a_publish_never_commits_after_it<S>(store: &S) -> CaseResult
 where
     S: LocalEventStore + LocalTagHistory,
@@ -202,9 +205,10 @@ where
             old.iter().map(|e| (e.position, tag("customer:1"))).collect(),
         )
         .await?;
+    place_order(store, 3, 1).await?;
     let scope = DecisionScope::Query(customer_query(1));
     let (decision, seen) = store.begin_decision(&scope).await?;
-    assert!(seen.is_empty(), "staged tags are invisible");
+    assert_eq!(seen.len(), 1, "staged tags are invisible");
 
     let published = AtomicBool::new(false);
     let publish = async {
@@ -218,11 +222,11 @@ where
         let new = NewEvent::new(
             EventId::random(),
             ty("OrderPlaced"),
-            br#"{"order":3,"customer":1,"seen":0}"#.to_vec(),
+            br#"{"order":4,"customer":1,"seen":1}"#.to_vec(),
         )
-        .with_tags([tag("order:3"), tag("customer:1")]);
-        let request = AppendRequest::new(stream("order-3"), vec![new])
-            .condition(factos::AppendCondition::new(customer_query(1), None));
+        .with_tags([tag("order:4"), tag("customer:1")]);
+        let request = AppendRequest::new(stream("order-4"), vec![new])
+            .condition(factos::AppendCondition::new(customer_query(1), Some(seen[0].position)));
         (published_first, store.commit_decision(decision, request).await)
     };
     let (added, (published_first, committed)) = tokio::join!(publish, commit);
@@ -234,8 +238,8 @@ where
             committed.as_ref().map_err(|e| e.to_string())?;
         }
     }
-    let placed = place_order(store, 4, 1).await?;
-    let expected = if committed.is_ok() { 3 } else { 2 };
+    let placed = place_order(store, 5, 1).await?;
+    let expected = if committed.is_ok() { 4 } else { 3 };
     assert_eq!(placed[0].event.seen, expected, "deciding again sees the tagged orders");
     Ok(())
 }
