@@ -3,6 +3,7 @@
 mod admin;
 pub(crate) mod append;
 pub(crate) mod read;
+mod retag;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -10,7 +10,7 @@ use tokio_postgres::{GenericClient, Row};
 
 use crate::error::PgError;
 use crate::locks::{self, Lock, LockMode, LockSet, Locking};
-use crate::store::read::{event_from_row, first_match_after, to_sql};
+use crate::store::read::{COLUMNS, event_from_row, first_match_after, to_sql};
 
 /// The parameter types of [`call_sql`], in order.
 pub(crate) const CALL_TYPES: [Type; 17] = [
@@ -285,7 +285,10 @@ pub(crate) async fn replay<C: GenericClient + Sync>(
 ) -> Result<Result<Committed, StoreError>, PgError> {
     let ids: Vec<uuid::Uuid> = request.events.iter().map(|e| *e.id.as_uuid()).collect();
     let existing = client
-        .query_typed(include_str!("../sql/taken_ids.sql"), &[(&ids, Type::UUID_ARRAY)])
+        .query_typed(
+            &format!("SELECT {COLUMNS}, fingerprint FROM events WHERE event_id = ANY($1::uuid[])"),
+            &[(&ids, Type::UUID_ARRAY)],
+        )
         .await?
         .iter()
         .map(|row| {

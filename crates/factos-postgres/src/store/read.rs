@@ -14,9 +14,12 @@ use tokio_postgres::{GenericClient, Row};
 
 use crate::error::PgError;
 
-/// The columns [`event_from_row`] expects, in order.
-pub(crate) const COLUMNS: &str =
-    "position, event_id, stream, revision, event_type, version, tags, metadata::text, data, recorded_at";
+/// The columns [`event_from_row`] expects, in order, selected from
+/// `events`. An event's tags are its own followed by those added to
+/// history (`factos_added_tags`, see [`factos::retag`]).
+pub(crate) const COLUMNS: &str = "position, event_id, stream, revision, event_type, version, \
+     tags || coalesce((SELECT array_agg(a.tag) FROM factos_added_tags AS a \
+     WHERE a.position = events.position), '{}'), metadata::text, data, recorded_at";
 
 /// Turns a row of [`COLUMNS`] back into a record, refusing rows that no
 /// append could have written.
@@ -125,7 +128,8 @@ pub(crate) async fn read_stream<C: GenericClient + Sync>(
         SqlValue::Text(stream.as_str().to_owned()),
         SqlValue::Integer(to_sql("revision", from.value())?),
     ]);
-    collect(client, include_str!("../sql/read_stream.sql"), &params).await
+    let sql = format!("SELECT {COLUMNS} FROM events WHERE stream = $1 AND revision >= $2 ORDER BY revision");
+    collect(client, &sql, &params).await
 }
 /// The first event matching `query` after `after` (anywhere when `None`).
 pub(crate) async fn first_match_after<C: GenericClient + Sync>(
