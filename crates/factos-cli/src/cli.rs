@@ -71,12 +71,41 @@ pub enum Command {
     /// 10,000 and 32 MiB) plus about 50 bytes per event and 100 per stream
     /// for the id and revision checks (about 60 MB for a million events).
     Check(JsonFlag),
+    /// Add tags computed from stored payloads to the tag index (events are
+    /// not rewritten); resumable and idempotent.
+    Retag(RetagArgs),
     /// Serve the store over HTTP.
     Serve(ServeArgs),
     /// Measure appends and dispatches per second on this store.
     Bench(BenchArgs),
     /// Print a shell completion script.
     Completions(CompletionsArgs),
+}
+
+/// `factos retag`.
+#[derive(Debug, Args)]
+pub struct RetagArgs {
+    /// The retag's name: its progress and staged tags are kept under it,
+    /// so running it again resumes.
+    #[arg(long)]
+    pub name: String,
+    /// A tag to add, with `{/json/pointer}` standing for a field of the
+    /// JSON payload (`customer:{/customer}`); repeatable.
+    #[arg(long = "tag", required = true, value_name = "TEMPLATE")]
+    pub tags: Vec<String>,
+    /// Only events of this type (repeatable); all events when absent.
+    #[arg(long = "type", value_name = "TYPE")]
+    pub types: Vec<String>,
+    /// Give no tag to an event whose payload lacks a field a template
+    /// names, instead of stopping there.
+    #[arg(long)]
+    pub skip_missing: bool,
+    /// Events examined per batch.
+    #[arg(long, default_value_t = factos::retag::DEFAULT_BATCH)]
+    pub batch: usize,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `--json`.

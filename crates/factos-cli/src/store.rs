@@ -4,7 +4,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use factos::admin::{Admin, SchemaVersion};
-use factos::{Follow, SharedStore};
+use factos::retag::TagHistory;
+use factos::{Checkpoints, Follow, SharedStore};
 use factos_postgres::tokio_postgres::Config as PgConfig;
 use factos_postgres::{PgStore, PoolOptions};
 use factos_sqlite::{SqliteOptions, SqliteStore};
@@ -13,9 +14,9 @@ use crate::cli::StoreArgs;
 use crate::error::CliError;
 
 /// What every command needs of a store; both backends have it.
-pub trait CliStore: SharedStore + Admin + Follow + Sync {}
+pub trait CliStore: SharedStore + Admin + Follow + Checkpoints + TagHistory + Sync {}
 
-impl<S> CliStore for S where S: SharedStore + Admin + Follow + Sync {}
+impl<S> CliStore for S where S: SharedStore + Admin + Follow + Checkpoints + TagHistory + Sync {}
 
 /// A store named on the command line.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -20,10 +20,10 @@ fn migrated(scratch: &Scratch, name: &str) -> Result<String, Box<dyn std::error:
 fn migrate_creates_the_schema_then_has_nothing_to_do() -> TestResult {
     let scratch = Scratch::new()?;
     let db = scratch.db("events.db");
-    assert!(ok(&["migrate", "--database", &db], "")?.contains("created the schema (version 2)"));
+    assert!(ok(&["migrate", "--database", &db], "")?.contains("created the schema (version 3)"));
     let again = ok(&["migrate", "--json", "--database", &db], "")?;
     let again: serde_json::Value = serde_json::from_str(&again)?;
-    assert_eq!(again, serde_json::json!({"found": 2, "version": 2, "changed": false}));
+    assert_eq!(again, serde_json::json!({"found": 3, "version": 3, "changed": false}));
     let url = format!("sqlite:{db}");
     assert!(ok(&["migrate", "--database-url", &url], "")?.contains("nothing to do"));
     let from_env = factos().args(["migrate"]).env("FACTOS_DATABASE_URL", &url).output()?;
@@ -295,6 +295,62 @@ fn import_names_the_line_of_a_malformed_record() -> TestResult {
     assert!(error.contains("line 4"), "{error}");
     let error = fails(&["import", "--database", &target], "{\"position\": \"one\"}\n")?;
     assert!(error.contains("line 1"), "{error}");
+    Ok(())
+}
+
+#[test]
+fn retag_adds_tags_from_payload_fields_that_reads_and_check_then_see() -> TestResult {
+    let scratch = Scratch::new()?;
+    let db = migrated(&scratch, "events.db")?;
+    // `i` from 0 to 5; Shipped at 0 and 3, Placed at the others.
+    ok(&["append", "--database", &db, "--stream", "orders"], &append_lines(6))?;
+    let bad = fails(
+        &["retag", "--database", &db, "--name", "n", "--tag", "n:{/missing}"],
+        "",
+    )?;
+    assert!(bad.contains("position 1") && bad.contains("/missing"), "{bad}");
+
+    let retag = |name: &str| {
+        let args = [
+            "retag",
+            "--json",
+            "--database",
+            &db,
+            "--name",
+            name,
+            "--type",
+            "Placed",
+            "--tag",
+            "i:{/i}",
+            "--batch",
+            "4",
+        ];
+        ok(&args, "").map(|out| serde_json::from_str::<serde_json::Value>(&out))
+    };
+    assert_eq!(
+        retag("i")??,
+        serde_json::json!({"examined": 6, "staged": 4, "added": 4})
+    );
+    let read = ok(&["read", "--json", "--database", &db, "--tag", "i:4"], "")?;
+    let found: serde_json::Value = serde_json::from_str(read.trim())?;
+    assert_eq!(found["position"], 5);
+    assert_eq!(found["tags"], serde_json::json!(["batch:x", "i:4", "order:4"]));
+    let shipped = ok(&["read", "--json", "--database", &db, "--tag", "i:3"], "")?;
+    assert!(shipped.trim().is_empty(), "Shipped was skipped: {shipped}");
+    assert!(ok(&["check", "--database", &db], "")?.contains("checked 6 events: no problems found"));
+    // A second run finds nothing left to do.
+    assert_eq!(
+        retag("i")??,
+        serde_json::json!({"examined": 0, "staged": 0, "added": 0})
+    );
+
+    // An added tag whose index row is lost is a problem the check reports.
+    rusqlite::Connection::open(&db)?.execute_batch("DELETE FROM event_tags WHERE tag = 'i:4'")?;
+    let report = String::from_utf8(run(&["check", "--database", &db], "")?.stdout)?;
+    assert!(
+        report.contains("position 5: tag \"i:4\" has no row in the tag index"),
+        "{report}"
+    );
     Ok(())
 }
 

@@ -9,6 +9,7 @@ mod export;
 mod import;
 mod migrate;
 mod read;
+mod retag;
 mod serve;
 mod stats;
 mod tail;
@@ -65,6 +66,7 @@ async fn on_store<S: CliStore>(
         Command::Export(args) => export::run(store, &args).await,
         Command::Import(args) => import::run(store, &args).await,
         Command::Check(args) => check::run(store, args.json).await,
+        Command::Retag(args) => retag::run(store, &args).await,
         Command::Serve(args) => serve::run(store.clone(), &args).await,
         Command::Bench(args) => bench::run(store, &args).await,
         Command::Completions(_) | Command::Copy(_) => Err(CliError::Usage("not a store command".into())),
