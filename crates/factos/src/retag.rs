@@ -79,7 +79,9 @@ use crate::recorded::StoredEvent;
 pub type AddedTag = (Position, Tag);
 
 /// What a store offers to add tags to its history. Implemented by the
-/// in-memory store, SQLite and PostgreSQL; [`Retag`] drives it.
+/// in-memory store, SQLite and PostgreSQL; [`Retag`] drives it. KurrentDB
+/// has no tag index to add to and Cloudflare D1 does not implement it (yet):
+/// code that retags does not compile against them.
 #[trait_variant::make(TagHistory: Send)]
 pub trait LocalTagHistory {
     /// Stages `tags` under the retag `name`: kept, invisible to every
