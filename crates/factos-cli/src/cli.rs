@@ -97,7 +97,7 @@ pub struct RetagArgs {
     #[arg(long = "type", value_name = "TYPE")]
     pub types: Vec<String>,
     /// Give no tag to an event whose payload lacks a field a template
-    /// names, instead of stopping there.
+    /// names, or is not JSON, instead of stopping there.
     #[arg(long)]
     pub skip_missing: bool,
     /// Events examined per batch.

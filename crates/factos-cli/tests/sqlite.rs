@@ -355,6 +355,61 @@ fn retag_adds_tags_from_payload_fields_that_reads_and_check_then_see() -> TestRe
 }
 
 #[test]
+fn a_retag_killed_mid_way_is_completed_by_running_it_again() -> TestResult {
+    let scratch = Scratch::new()?;
+    let db = scratch.db("events.db");
+    ok(&["import", "--database", &db], &export_lines(20_000, 7))?;
+    let args = [
+        "retag",
+        "--json",
+        "--database",
+        &db,
+        "--name",
+        "n",
+        "--tag",
+        "n:{/n}",
+        "--skip-missing",
+        "--batch",
+        "50",
+    ];
+    let mut child = factos()
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    // Kill it once it has staged some batches.
+    let conn = rusqlite::Connection::open(&db)?;
+    let staged = || {
+        conn.query_row("SELECT count(*) FROM factos_staged_tags", [], |row| {
+            row.get::<_, i64>(0)
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while staged().unwrap_or(0) < 500 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill()?;
+    assert!(
+        !child.wait()?.success(),
+        "the retag finished before it was killed: make the log longer"
+    );
+    let added: i64 = conn.query_row("SELECT count(*) FROM factos_added_tags", [], |row| row.get(0))?;
+    assert!(staged()? >= 500 && added == 0, "killed while staging");
+
+    let resumed: serde_json::Value = serde_json::from_str(&ok(&args, "")?)?;
+    assert!(
+        resumed["examined"].as_u64() < Some(20_000),
+        "resumed from its checkpoint: {resumed}"
+    );
+    // Every fourth payload is binary: 15,000 events have the field.
+    assert_eq!(resumed["added"], 15_000, "{resumed}");
+    assert!(ok(&["check", "--database", &db], "")?.contains("checked 20000 events: no problems found"));
+    let found = ok(&["read", "--json", "--database", &db, "--tag", "n:19999"], "")?;
+    assert_eq!(found.lines().count(), 1);
+    Ok(())
+}
+
+#[test]
 fn check_passes_a_healthy_store_and_reports_each_corrupted_row() -> TestResult {
     let scratch = Scratch::new()?;
     let db = scratch.db("events.db");

@@ -21,8 +21,11 @@ pub async fn run<S: CliStore>(store: &S, args: &RetagArgs) -> Result<(), CliErro
         if !args.types.is_empty() && !args.types.iter().any(|t| t == event.event_type.as_str()) {
             return Ok(Vec::new());
         }
-        let payload: serde_json::Value =
-            serde_json::from_slice(&event.event).map_err(|e| format!("the payload is not JSON: {e}"))?;
+        let payload: serde_json::Value = match serde_json::from_slice(&event.event) {
+            Ok(payload) => payload,
+            Err(_) if args.skip_missing => return Ok(Vec::new()),
+            Err(e) => return Err(format!("the payload is not JSON: {e}")),
+        };
         let mut tags = Vec::with_capacity(templates.len());
         for template in &templates {
             match template.fill(&payload) {
