@@ -16,10 +16,13 @@ use crate::error::PgError;
 
 /// The columns [`event_from_row`] expects, in order, selected from
 /// `events`. An event's tags are its own followed by those added to
-/// history (`factos_added_tags`, see [`factos::retag`]).
+/// history (`factos_added_tags`, see [`factos::retag`]); in a store that
+/// never had tags added, the uncorrelated check runs once per statement
+/// and no row looks further.
 pub(crate) const COLUMNS: &str = "position, event_id, stream, revision, event_type, version, \
-     tags || coalesce((SELECT array_agg(a.tag) FROM factos_added_tags AS a \
-     WHERE a.position = events.position), '{}'), metadata::text, data, recorded_at";
+     CASE WHEN EXISTS (SELECT FROM factos_added_tags) \
+     THEN tags || coalesce((SELECT array_agg(a.tag) FROM factos_added_tags AS a \
+     WHERE a.position = events.position), '{}') ELSE tags END, metadata::text, data, recorded_at";
 
 /// Turns a row of [`COLUMNS`] back into a record, refusing rows that no
 /// append could have written.

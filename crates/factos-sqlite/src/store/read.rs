@@ -10,10 +10,13 @@ use factos_sql::{Bounds, Dialect, SqlValue};
 
 /// The columns [`event_from_row`] expects, in order, selected from
 /// `events`. An event's tags are its own followed by those added to
-/// history (`factos_added_tags`, see [`factos::retag`]).
+/// history (`factos_added_tags`, see [`factos::retag`]); in a store that
+/// never had tags added, the uncorrelated check runs once per statement
+/// and no row looks further.
 pub(crate) const COLUMNS: &str = "position, event_id, stream, revision, event_type, version, \
-     tags || coalesce((SELECT group_concat(char(31) || a.tag, '') FROM factos_added_tags AS a \
-     WHERE a.position = events.position), ''), metadata, data, recorded_at";
+     CASE WHEN (SELECT 1 FROM factos_added_tags LIMIT 1) IS NULL THEN tags \
+     ELSE tags || coalesce((SELECT group_concat(char(31) || a.tag, '') FROM factos_added_tags AS a \
+     WHERE a.position = events.position), '') END, metadata, data, recorded_at";
 
 /// Turns a row of [`COLUMNS`] back into a record, refusing rows that no
 /// append could have written.
