@@ -138,7 +138,8 @@ macro_rules! follow_tests {
 /// Stamps the retag cases ([`factos::retag`]) for a store that
 /// implements [`factos::retag::TagHistory`], [`factos::Follow`] and
 /// [`factos::Checkpoints`], one `#[test]` each, like
-/// [`conformance_tests!`].
+/// [`conformance_tests!`]; `with_admin` adds the integrity check's case for
+/// a store that also implements [`factos::admin::Admin`].
 #[macro_export]
 macro_rules! retag_tests {
     ($new_store:expr) => {
@@ -147,6 +148,12 @@ macro_rules! retag_tests {
             a_retag_resumes_from_its_checkpoint_and_publishes_what_it_staged,
             a_decision_that_read_before_a_publish_never_commits_after_it,
             a_retag_under_concurrent_dispatches_is_seen_whole_or_not_at_all
+        );
+    };
+    ($new_store:expr, with_admin) => {
+        $crate::retag_tests!($new_store);
+        $crate::conformance_tests!(@cases $new_store, $crate::runnable;
+            the_integrity_check_covers_tags_added_to_history
         );
     };
 }

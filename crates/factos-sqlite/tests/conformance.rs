@@ -113,4 +113,4 @@ impl Admin for FileStore {
 factos_conformance::conformance_tests!(fresh_store);
 factos_conformance::follow_tests!(fresh_store);
 factos_conformance::admin_tests!(fresh_store);
-factos_conformance::retag_tests!(fresh_store);
+factos_conformance::retag_tests!(fresh_store, with_admin);

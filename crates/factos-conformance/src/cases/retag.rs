@@ -296,3 +296,20 @@ where
     }
     Ok(())
 }
+
+/// The integrity check over a retagged log finds nothing wrong: the tag
+/// index holds a row for every added tag and every read reports it (a read
+/// that left added tags out would make each of their rows a stray).
+pub async fn the_integrity_check_covers_tags_added_to_history<S>(store: &S) -> CaseResult
+where
+    S: LocalEventStore + LocalFollow + LocalCheckpoints + LocalTagHistory + factos::admin::LocalAdmin,
+{
+    place_old_orders(store, &[1, 2, 1]).await?;
+    Retag::new("customers", customer_tag).run(store).await?;
+    let events = store.read(&Query::all(), ReadOptions::forwards()).await?;
+    let rows = store.tag_rows(None, None).await?;
+    assert_eq!(rows.len(), 6, "an order tag and a customer tag per event: {rows:?}");
+    let problems = factos::admin::IntegrityCheck::new().page(&events, &rows);
+    assert!(problems.is_empty(), "{problems:?}");
+    Ok(())
+}
