@@ -301,17 +301,39 @@ impl<'s, S: LocalFollow> Subscription<'s, S> {
     /// by an earlier call.
     pub async fn catch_up(&mut self) -> Result<Vec<Delivered>, StoreError> {
         let mut events = Vec::new();
+        self.catch_up_each(async |batch, _| {
+            events.extend(batch);
+            Ok::<_, StoreError>(())
+        })
+        .await?;
+        Ok(events)
+    }
+
+    /// As [`catch_up`](Subscription::catch_up), handing each read's
+    /// matching events and the cursor after them to `each` as they come
+    /// (possibly none, when the read examined only non-matching events),
+    /// so a long log is never held in memory.
+    ///
+    /// # Errors
+    ///
+    /// The store's error or `each`'s; the cursor stays after the last
+    /// batch read, whether `each` handled it or not.
+    pub async fn catch_up_each<E, F>(&mut self, mut each: F) -> Result<(), E>
+    where
+        E: From<StoreError>,
+        F: AsyncFnMut(Vec<Delivered>, Cursor) -> Result<(), E>,
+    {
         let mark = self.store.commit_mark().await?;
         loop {
             let seen = self.store.commit_count();
-            while let Some((batch, _)) = self.try_next().await? {
-                events.extend(batch);
+            while let Some((batch, end)) = self.try_next().await? {
+                each(batch, end).await?;
             }
             if self.store.settled(mark).await? {
-                while let Some((batch, _)) = self.try_next().await? {
-                    events.extend(batch);
+                while let Some((batch, end)) = self.try_next().await? {
+                    each(batch, end).await?;
                 }
-                return Ok(events);
+                return Ok(());
             }
             self.store.wait_for_commit(seen).await;
         }

@@ -69,7 +69,7 @@
 use std::collections::BTreeSet;
 
 use crate::error::{BoxError, StoreError};
-use crate::follow::{LocalCheckpoints, LocalFollow};
+use crate::follow::{Delivered, LocalCheckpoints, LocalFollow, Subscription};
 use crate::name::Tag;
 use crate::position::Position;
 use crate::query::Query;
@@ -183,7 +183,9 @@ where
         format!("factos.retag.{}", self.name)
     }
 
-    /// Stages the tags of every event after the checkpoint, then publishes
+    /// Stages the tags of every event after the checkpoint committed
+    /// before the call (on PostgreSQL it waits for the transactions running
+    /// at the call, as [`Subscription::catch_up`] does), then publishes
     /// everything staged under this name.
     ///
     /// # Errors
@@ -194,24 +196,22 @@ where
         S: LocalTagHistory + LocalFollow + LocalCheckpoints,
     {
         let checkpoint = self.checkpoint_name();
-        let mut after = store.load_checkpoint(&checkpoint).await?;
+        let after = store.load_checkpoint(&checkpoint).await?;
         let mut report = RetagReport::default();
-        loop {
-            let batch = store.read_after(&Query::all(), after, self.batch).await?;
-            report.examined += batch.events.len() as u64;
-            let tags = self.missing_tags(batch.events.iter().map(|delivered| &delivered.record))?;
+        // Everything committed before the run started, waiting (PostgreSQL)
+        // for the transactions that were running then.
+        let mut log = Subscription::new(store, Query::all(), after).batch_size(self.batch);
+        log.catch_up_each(async |batch: Vec<Delivered>, end| {
+            report.examined += batch.len() as u64;
+            let tags = self.missing_tags(batch.iter().map(|delivered| &delivered.record))?;
             report.staged += tags.len() as u64;
             if !tags.is_empty() {
                 store.stage_tags(&self.name, tags).await?;
             }
-            if let Some(end) = batch.end {
-                store.save_checkpoint(&checkpoint, end).await?;
-                after = Some(end);
-            }
-            if batch.examined < self.batch {
-                break;
-            }
-        }
+            store.save_checkpoint(&checkpoint, end).await?;
+            Ok::<_, RetagError>(())
+        })
+        .await?;
         report.added = store.publish_tags(&self.name).await?;
         Ok(report)
     }
