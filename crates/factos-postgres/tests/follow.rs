@@ -266,39 +266,3 @@ async fn commit_notifications_are_an_interval_apart_and_the_commits_between_are_
     follower.abort();
     Ok(())
 }
-
-/// A retag covers the events committed before it started, including those
-/// of a transaction that was still running then: it waits for it, as a
-/// catching-up follower does, instead of taking "nothing safe to read yet"
-/// for the end of the log.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_retag_waits_for_the_transactions_running_when_it_starts() -> TestResult {
-    let store = fresh_store().await?;
-    let mut client = store.pool().get().await?;
-    let transaction = client.transaction().await?;
-    store
-        .in_transaction(&transaction)
-        .await?
-        .append(AppendRequest::new(StreamId::new("held")?, vec![event("held")?]))
-        .await?;
-    store
-        .append(AppendRequest::new(StreamId::new("later")?, vec![event("later")?]))
-        .await?;
-    let commit_soon = async {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        transaction.commit().await
-    };
-    let name_tag =
-        |e: &factos::StoredEvent| Tag::new(format!("name:{}", String::from_utf8_lossy(&e.event))).map(|tag| vec![tag]);
-    let mut retag = factos::retag::Retag::new("names", name_tag);
-    let (report, committed) = tokio::join!(
-        tokio::time::timeout(Duration::from_secs(20), retag.run(&store)),
-        commit_soon
-    );
-    committed?;
-    let report = report.map_err(|_| "the retag never returned")??;
-    assert_eq!((report.examined, report.added), (2, 2), "{report:?}");
-    let held = Query::from(factos::QueryItem::tags([Tag::new("name:held")?]));
-    assert_eq!(store.read(&held, ReadOptions::forwards()).await?.len(), 1);
-    Ok(())
-}

@@ -301,9 +301,9 @@ impl<'s, S: LocalFollow> Subscription<'s, S> {
     /// by an earlier call.
     pub async fn catch_up(&mut self) -> Result<Vec<Delivered>, StoreError> {
         let mut events = Vec::new();
-        self.catch_up_each(async |batch, _| {
+        self.catch_up_each(|batch, _| {
             events.extend(batch);
-            Ok::<_, StoreError>(())
+            std::future::ready(Ok::<_, StoreError>(()))
         })
         .await?;
         Ok(events)
@@ -318,10 +318,11 @@ impl<'s, S: LocalFollow> Subscription<'s, S> {
     ///
     /// The store's error or `each`'s; the cursor stays after the last
     /// batch read, whether `each` handled it or not.
-    pub async fn catch_up_each<E, F>(&mut self, mut each: F) -> Result<(), E>
+    pub async fn catch_up_each<E, F, Fut>(&mut self, mut each: F) -> Result<(), E>
     where
         E: From<StoreError>,
-        F: AsyncFnMut(Vec<Delivered>, Cursor) -> Result<(), E>,
+        F: FnMut(Vec<Delivered>, Cursor) -> Fut,
+        Fut: Future<Output = Result<(), E>>,
     {
         let mark = self.store.commit_mark().await?;
         loop {

@@ -198,42 +198,56 @@ where
         let checkpoint = self.checkpoint_name();
         let after = store.load_checkpoint(&checkpoint).await?;
         let mut report = RetagReport::default();
+        let Self { name, tags_of, batch } = self;
+        let (name, checkpoint) = (&*name, &checkpoint);
         // Everything committed before the run started, waiting (PostgreSQL)
         // for the transactions that were running then.
-        let mut log = Subscription::new(store, Query::all(), after).batch_size(self.batch);
-        log.catch_up_each(async |batch: Vec<Delivered>, end| {
+        let mut log = Subscription::new(store, Query::all(), after).batch_size(*batch);
+        log.catch_up_each(|batch: Vec<Delivered>, end| {
             report.examined += batch.len() as u64;
-            let tags = self.missing_tags(batch.iter().map(|delivered| &delivered.record))?;
-            report.staged += tags.len() as u64;
-            if !tags.is_empty() {
-                store.stage_tags(&self.name, tags).await?;
+            let tags = missing_tags(tags_of, batch.iter().map(|delivered| &delivered.record));
+            if let Ok(tags) = &tags {
+                report.staged += tags.len() as u64;
             }
-            store.save_checkpoint(&checkpoint, end).await?;
-            Ok::<_, RetagError>(())
+            async move {
+                let tags = tags?;
+                if !tags.is_empty() {
+                    store.stage_tags(name, tags).await?;
+                }
+                store.save_checkpoint(checkpoint, end).await?;
+                Ok::<_, RetagError>(())
+            }
         })
         .await?;
         report.added = store.publish_tags(&self.name).await?;
         Ok(report)
     }
+}
 
-    /// The tags `tags_of` gives the events that they do not carry yet.
-    fn missing_tags<'e>(&mut self, events: impl Iterator<Item = &'e StoredEvent>) -> Result<Vec<AddedTag>, RetagError> {
-        let mut missing = Vec::new();
-        for event in events {
-            let computed = (self.tags_of)(event).map_err(|source| RetagError::Tags {
-                position: event.position,
-                source: source.into(),
-            })?;
-            let computed: BTreeSet<Tag> = computed.into_iter().collect();
-            missing.extend(
-                computed
-                    .into_iter()
-                    .filter(|tag| !event.tags.contains(tag))
-                    .map(|tag| (event.position, tag)),
-            );
-        }
-        Ok(missing)
+/// The tags `tags_of` gives `events` that they do not carry yet.
+fn missing_tags<'e, F, E>(
+    tags_of: &mut F,
+    events: impl Iterator<Item = &'e StoredEvent>,
+) -> Result<Vec<AddedTag>, RetagError>
+where
+    F: FnMut(&StoredEvent) -> Result<Vec<Tag>, E>,
+    E: Into<BoxError>,
+{
+    let mut missing = Vec::new();
+    for event in events {
+        let computed = tags_of(event).map_err(|source| RetagError::Tags {
+            position: event.position,
+            source: source.into(),
+        })?;
+        let computed: BTreeSet<Tag> = computed.into_iter().collect();
+        missing.extend(
+            computed
+                .into_iter()
+                .filter(|tag| !event.tags.contains(tag))
+                .map(|tag| (event.position, tag)),
+        );
     }
+    Ok(missing)
 }
 
 impl<F> Retag<F> {
