@@ -160,10 +160,17 @@ mod tests {
         let scope = DecisionScope::Stream(StreamId::new("s")?);
         turns.lost(&scope);
         let first = turns.take(scope.clone(), Duration::from_secs(1))?;
+        let (done, finish) = std::sync::mpsc::channel::<()>();
         let waiter = {
             let turns = Arc::clone(&turns);
             let scope = scope.clone();
-            std::thread::spawn(move || turns.take(scope, Duration::from_secs(5)).map(Turn::settled))
+            // It keeps its turn until told to end its decision.
+            std::thread::spawn(move || {
+                let turn = turns.take(scope, Duration::from_secs(5))?;
+                let _ = finish.recv();
+                turn.settled();
+                Ok::<_, SqliteError>(())
+            })
         };
         while !turns.state().waiting.contains_key(&scope) {
             std::thread::yield_now();
@@ -173,6 +180,7 @@ mod tests {
             turns.is_contended(&scope),
             "a waiting decision must keep the scope's turns"
         );
+        done.send(()).map_err(|_| "the waiter is gone")?;
         waiter.join().map_err(|_| "the waiter panicked")??;
         assert!(!turns.is_contended(&scope), "the last turn ends the contention");
         Ok(())
