@@ -67,7 +67,8 @@ struct Shared {
 pub struct SqliteDecision {
     scope: DecisionScope,
     turn: Option<Turn>,
-    tag_generation: i64,
+    /// For a query's context: the tag generation it was read under.
+    tag_generation: Option<i64>,
 }
 
 impl SqliteStore {
@@ -258,16 +259,18 @@ impl SqliteStore {
     }
 }
 
-/// A decision's context, and the tag generation read before it: a publish
-/// after that read changes the generation, so the decision cannot commit
-/// on a context read without the tags (the reverse order could miss one).
-fn read_scope(conn: &Connection, scope: &DecisionScope) -> Result<(i64, Vec<StoredEvent>), SqliteError> {
-    let generation = retag::generation(conn)?;
-    let events = match scope {
-        DecisionScope::Query(query) => read::read(conn, query, ReadOptions::forwards())?,
-        DecisionScope::Stream(stream) => read::read_stream(conn, stream, StreamRevision::FIRST)?,
-    };
-    Ok((generation, events))
+/// A decision's context, and for a query's context the tag generation read
+/// before it: a publish after that read changes the generation, so the
+/// decision cannot commit on a context read without the tags (the reverse
+/// order could miss one). A stream's context does not depend on tags.
+fn read_scope(conn: &Connection, scope: &DecisionScope) -> Result<(Option<i64>, Vec<StoredEvent>), SqliteError> {
+    Ok(match scope {
+        DecisionScope::Query(query) => {
+            let generation = retag::generation(conn)?;
+            (Some(generation), read::read(conn, query, ReadOptions::forwards())?)
+        }
+        DecisionScope::Stream(stream) => (None, read::read_stream(conn, stream, StreamRevision::FIRST)?),
+    })
 }
 
 impl EventStore for SqliteStore {
@@ -364,19 +367,21 @@ impl EventStore for SqliteStore {
 /// Decisions and appends, before tracing wraps them.
 impl SqliteStore {
     /// Checks and writes `request` in the writer's next group transaction;
-    /// for a decision, also that no tags were published since it read
-    /// under `tag_generation`. A decision's lost race marks its `scope`
+    /// for a decision on a query, also that no tags were published since
+    /// it read under its tag generation. A decision's lost race marks its `scope`
     /// contended there, before any append of the group is answered (see
     /// [`crate::turns`]).
     async fn append_in_group(
         &self,
         request: AppendRequest,
-        decision: Option<(DecisionScope, i64)>,
+        decision: Option<(DecisionScope, Option<i64>)>,
     ) -> Result<Committed, StoreError> {
         let turns = Arc::clone(&self.shared.turns);
         let written = self.run_in_group(move |conn| {
             let outcome = match &decision {
-                Some((_, seen)) if retag::generation(conn)? != *seen => Err(StoreError::contention(TagsPublished)),
+                Some((_, Some(seen))) if retag::generation(conn)? != *seen => {
+                    Err(StoreError::contention(TagsPublished))
+                }
                 _ => append::append(conn, request)?,
             };
             if let (Err(conflict), Some((scope, _))) = (&outcome, &decision)

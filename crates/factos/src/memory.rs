@@ -64,11 +64,11 @@ struct Log {
     tag_generation: u64,
 }
 
-/// A decision on a [`MemoryStore`]: the tag generation its context was read
-/// under (see [`crate::retag`]).
+/// A decision on a [`MemoryStore`]: for a query's context, the tag
+/// generation it was read under (see [`crate::retag`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MemoryDecision {
-    tag_generation: u64,
+    tag_generation: Option<u64>,
 }
 
 impl MemoryStore {
@@ -82,6 +82,27 @@ impl MemoryStore {
     pub fn with_query_limits(mut self, limits: QueryLimits) -> Self {
         self.limits = limits;
         self
+    }
+
+    /// Refuses a query over the limits, or with SQL predicates.
+    fn admit(&self, query: &Query) -> Result<(), StoreError> {
+        self.limits.check(query)?;
+        refuse_predicates(query)
+    }
+
+    /// Appends `request`; for a decision on a query, only if no tags were
+    /// published since it read under `tag_generation`.
+    fn append_under(&self, request: AppendRequest, tag_generation: Option<u64>) -> Result<Committed, StoreError> {
+        self.limits.check_append(&request)?;
+        let committed = {
+            let mut log = self.lock();
+            if tag_generation.is_some_and(|seen| seen != log.tag_generation) {
+                return Err(StoreError::contention(TagsPublished));
+            }
+            log.append(request)?
+        };
+        self.commits.bump();
+        Ok(committed)
     }
 
     fn lock(&self) -> MutexGuard<'_, Log> {
@@ -174,8 +195,7 @@ fn refuse_predicates(query: &Query) -> Result<(), StoreError> {
 
 impl Follow for MemoryStore {
     async fn read_after(&self, query: &Query, after: Option<Cursor>, limit: usize) -> Result<FollowBatch, StoreError> {
-        self.limits.check(query)?;
-        refuse_predicates(query)?;
+        self.admit(query)?;
         let log = self.lock();
         // The event at index `i` has position `i + 1`: the one after
         // position `p` is at index `p`.
@@ -274,8 +294,7 @@ impl EventStore for MemoryStore {
     type Transaction = MemoryDecision;
 
     async fn read(&self, query: &Query, options: ReadOptions) -> Result<Vec<StoredEvent>, StoreError> {
-        self.limits.check(query)?;
-        refuse_predicates(query)?;
+        self.admit(query)?;
         Ok(self.lock().read(query, options))
     }
 
@@ -284,24 +303,21 @@ impl EventStore for MemoryStore {
     }
 
     async fn append(&self, request: AppendRequest) -> Result<Committed, StoreError> {
-        self.limits.check_append(&request)?;
-        let committed = self.lock().append(request)?;
-        self.commits.bump();
-        Ok(committed)
+        self.append_under(request, None)
     }
 
     async fn begin_decision(&self, scope: &DecisionScope) -> Result<(MemoryDecision, Vec<StoredEvent>), StoreError> {
         if let DecisionScope::Query(query) = scope {
-            self.limits.check(query)?;
-            refuse_predicates(query)?;
+            self.admit(query)?;
         }
         let log = self.lock();
         let events = match scope {
             DecisionScope::Query(query) => log.read(query, ReadOptions::forwards()),
             DecisionScope::Stream(stream) => log.read_stream(stream, StreamRevision::FIRST),
         };
+        // A stream's context does not depend on tags.
         let decision = MemoryDecision {
-            tag_generation: log.tag_generation,
+            tag_generation: matches!(scope, DecisionScope::Query(_)).then_some(log.tag_generation),
         };
         Ok((decision, events))
     }
@@ -309,15 +325,6 @@ impl EventStore for MemoryStore {
     async fn abandon_decision(&self, _: MemoryDecision) {}
 
     async fn commit_decision(&self, decision: MemoryDecision, request: AppendRequest) -> Result<Committed, StoreError> {
-        self.limits.check_append(&request)?;
-        let committed = {
-            let mut log = self.lock();
-            if log.tag_generation != decision.tag_generation {
-                return Err(StoreError::contention(TagsPublished));
-            }
-            log.append(request)?
-        };
-        self.commits.bump();
-        Ok(committed)
+        self.append_under(request, decision.tag_generation)
     }
 }
