@@ -11,9 +11,10 @@ use crate::event::Metadata;
 use crate::follow::decode;
 use crate::handler::CommandHandler;
 use crate::name::StreamId;
-use crate::position::{AppendCondition, ExpectedRevision, StreamRevision};
+use crate::position::{AppendCondition, ExpectedRevision, Position, StreamRevision};
 use crate::query::Query;
 use crate::recorded::{Recorded, StoredEvent};
+use crate::snapshot::{LocalSnapshotStore, Snapshotting, StateCodec};
 use crate::store::{AppendRequest, DecisionScope, LocalEventStore, ReadOptions};
 
 /// How often a dispatch re-runs its whole flow (read, fold, decide, append)
@@ -83,6 +84,112 @@ fn with_events<E>(records: Vec<StoredEvent>, events: Vec<E>) -> Vec<Recorded<E>>
 /// What a decision produced: the append request and the domain events it
 /// encodes.
 type Decided<E> = (AppendRequest, Vec<E>);
+
+/// What an attempt read for its decision: where its fold starts, and the
+/// events to fold from there.
+struct Begun<T, State> {
+    /// What the store keeps until the decision ends.
+    transaction: T,
+    /// The initial state, or a snapshot's.
+    start: State,
+    /// The last event folded into `start` (a snapshot's), if any.
+    base: Option<(Position, StreamRevision)>,
+    /// The events after `base`, in position order.
+    events: Vec<StoredEvent>,
+    /// For a read from a snapshot: the tag generation it was made under.
+    stamp: Option<u64>,
+}
+
+/// How an attempt reads its context: every event of it
+/// ([`WholeContext`]), or a snapshot and the events after it.
+trait ContextSource<S: LocalEventStore, H: CommandHandler> {
+    /// Begins the decision on `scope`.
+    async fn begin(&self, store: &S, scope: &DecisionScope) -> Result<Begun<S::Transaction, H::State>, StoreError>;
+
+    /// Sees the state folded from what [`begin`](Self::begin) read under
+    /// `stamp`: `folded` events, the last of them `last`.
+    fn folded(
+        &self,
+        store: &S,
+        scope: &DecisionScope,
+        stamp: Option<u64>,
+        state: &H::State,
+        folded: usize,
+        last: Option<&Recorded<H::Event>>,
+    );
+}
+
+/// Every event of the context, folded from the initial state.
+struct WholeContext<'h, H>(&'h H);
+
+impl<S: LocalEventStore, H: CommandHandler> ContextSource<S, H> for WholeContext<'_, H> {
+    async fn begin(&self, store: &S, scope: &DecisionScope) -> Result<Begun<S::Transaction, H::State>, StoreError> {
+        let (transaction, events) = store.begin_decision(scope).await?;
+        Ok(Begun {
+            transaction,
+            start: self.0.initial(),
+            base: None,
+            events,
+            stamp: None,
+        })
+    }
+
+    fn folded(&self, _: &S, _: &DecisionScope, _: Option<u64>, _: &H::State, _: usize, _: Option<&Recorded<H::Event>>) {
+    }
+}
+
+impl<S, H, SC> ContextSource<S, H> for Snapshotting<H, SC>
+where
+    S: LocalSnapshotStore,
+    H: CommandHandler,
+    SC: StateCodec<H::State>,
+{
+    async fn begin(&self, store: &S, scope: &DecisionScope) -> Result<Begun<S::Transaction, H::State>, StoreError> {
+        let (transaction, read) = store.begin_decision_from_snapshot(scope, &self.key(scope)).await?;
+        let Some(snapshot) = read.snapshot else {
+            return Ok(Begun {
+                transaction,
+                start: self.handler().initial(),
+                base: None,
+                events: read.events,
+                stamp: Some(read.stamp),
+            });
+        };
+        if let Some(start) = self.restore(&snapshot) {
+            return Ok(Begun {
+                transaction,
+                start,
+                base: Some((snapshot.position, snapshot.revision)),
+                events: read.events,
+                stamp: Some(read.stamp),
+            });
+        }
+        // An undecodable snapshot: the whole context instead. A snapshot
+        // taken from it keeps the first read's stamp, so a publish in
+        // between makes the store refuse it.
+        store.abandon_decision(transaction).await;
+        let whole = WholeContext(self.handler()).begin(store, scope).await?;
+        Ok(Begun {
+            stamp: Some(read.stamp),
+            ..whole
+        })
+    }
+
+    fn folded(
+        &self,
+        store: &S,
+        scope: &DecisionScope,
+        stamp: Option<u64>,
+        state: &H::State,
+        folded: usize,
+        last: Option<&Recorded<H::Event>>,
+    ) {
+        let Some(stamp) = stamp else { return };
+        if let Some(snapshot) = self.due(self.key(scope), stamp, state, folded, last) {
+            store.offer_snapshot(snapshot);
+        }
+    }
+}
 
 /// Runs commands against a store with an application codec.
 ///
@@ -347,7 +454,8 @@ impl<'s, S: LocalEventStore, C> Dispatcher<'s, S, C> {
         D: CommandHandler,
         C: Codec<D::Event>,
     {
-        self.dispatch(decider, command, DecisionScope::Query(query.clone()), stream)
+        let scope = DecisionScope::Query(query.clone());
+        self.dispatch(decider, &WholeContext(decider), command, scope, stream)
             .await
     }
 
@@ -369,15 +477,66 @@ impl<'s, S: LocalEventStore, C> Dispatcher<'s, S, C> {
         D: CommandHandler,
         C: Codec<D::Event>,
     {
-        self.dispatch(decider, command, DecisionScope::Stream(stream.clone()), stream)
+        let scope = DecisionScope::Stream(stream.clone());
+        self.dispatch(decider, &WholeContext(decider), command, scope, stream)
             .await
+    }
+
+    /// [`Dispatcher::dispatch_context`] for a decider with snapshots: the
+    /// decision starts from the newest snapshot of its state on `query` and
+    /// folds only the events after it, and offers a new snapshot when it
+    /// folded [`Snapshotting::every`] events or more (see
+    /// [`crate::snapshot`]). It accepts and rejects exactly what
+    /// [`Dispatcher::dispatch_context`] would.
+    ///
+    /// # Errors
+    ///
+    /// As [`Dispatcher::dispatch_context`].
+    pub async fn dispatch_context_snapshotted<D, SC>(
+        &self,
+        decider: &Snapshotting<D, SC>,
+        command: &D::Command,
+        query: &Query,
+        stream: &StreamId,
+    ) -> Result<Vec<Recorded<D::Event>>, Error<D::Error>>
+    where
+        S: LocalSnapshotStore,
+        D: CommandHandler,
+        C: Codec<D::Event>,
+        SC: StateCodec<D::State>,
+    {
+        let scope = DecisionScope::Query(query.clone());
+        self.dispatch(decider.handler(), decider, command, scope, stream).await
+    }
+
+    /// [`Dispatcher::dispatch_stream`] for a decider with snapshots (see
+    /// [`Dispatcher::dispatch_context_snapshotted`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`Dispatcher::dispatch_stream`].
+    pub async fn dispatch_stream_snapshotted<D, SC>(
+        &self,
+        decider: &Snapshotting<D, SC>,
+        command: &D::Command,
+        stream: &StreamId,
+    ) -> Result<Vec<Recorded<D::Event>>, Error<D::Error>>
+    where
+        S: LocalSnapshotStore,
+        D: CommandHandler,
+        C: Codec<D::Event>,
+        SC: StateCodec<D::State>,
+    {
+        let scope = DecisionScope::Stream(stream.clone());
+        self.dispatch(decider.handler(), decider, command, scope, stream).await
     }
 
     /// The flow behind both dispatch methods, in a `dispatch` span (see the
     /// crate docs' "Observability").
-    async fn dispatch<D>(
+    async fn dispatch<D, R>(
         &self,
         decider: &D,
+        source: &R,
         command: &D::Command,
         scope: DecisionScope,
         stream: &StreamId,
@@ -385,6 +544,7 @@ impl<'s, S: LocalEventStore, C> Dispatcher<'s, S, C> {
     where
         D: CommandHandler,
         C: Codec<D::Event>,
+        R: ContextSource<S, D>,
     {
         let span = tracing::info_span!(
             "dispatch",
@@ -407,7 +567,7 @@ impl<'s, S: LocalEventStore, C> Dispatcher<'s, S, C> {
         );
         let mut tally = Tally::default();
         let outcome = self
-            .run_attempts(decider, command, &scope, stream, &mut tally)
+            .run_attempts(decider, source, command, &scope, stream, &mut tally)
             .instrument(span.clone())
             .await;
         // Recorded once, at the end: a log line shows each field once.
@@ -430,9 +590,10 @@ impl<'s, S: LocalEventStore, C> Dispatcher<'s, S, C> {
         outcome
     }
 
-    async fn run_attempts<D>(
+    async fn run_attempts<D, R>(
         &self,
         decider: &D,
+        source: &R,
         command: &D::Command,
         scope: &DecisionScope,
         stream: &StreamId,
@@ -441,6 +602,7 @@ impl<'s, S: LocalEventStore, C> Dispatcher<'s, S, C> {
     where
         D: CommandHandler,
         C: Codec<D::Event>,
+        R: ContextSource<S, D>,
     {
         let operation = || match scope {
             DecisionScope::Query(query) => Operation::DispatchContext {
@@ -452,13 +614,18 @@ impl<'s, S: LocalEventStore, C> Dispatcher<'s, S, C> {
         let mut attempt = 1;
         loop {
             tally.attempts = attempt;
-            let (transaction, stored) = self
-                .store
-                .begin_decision(scope)
+            let begun = source
+                .begin(self.store, scope)
                 .await
                 .map_err(|e| operation().failed(e))?;
-            tally.events_read = stored.len();
-            let request = match self.decide(decider, command, scope, stream, stored) {
+            tally.events_read = begun.events.len();
+            let transaction = begun.transaction;
+            let start = (begun.start, begun.base);
+            let stored = begun.events;
+            let folded = |state: &D::State, seen: &[Recorded<D::Event>]| {
+                source.folded(self.store, scope, begun.stamp, state, seen.len(), seen.last());
+            };
+            let request = match self.decide(decider, command, scope, stream, start, stored, folded) {
                 Ok(Some(request)) => request,
                 // Nothing to append, or a rejection: end the decision so the
                 // store can release what it holds (a pooled connection).
@@ -496,35 +663,43 @@ impl<'s, S: LocalEventStore, C> Dispatcher<'s, S, C> {
     }
 
     /// The pure middle of a dispatch: decodes what the decision read, folds
-    /// it, decides, and builds the append request with the condition or
-    /// expected revision the read implies. `None` when the decider produced
-    /// no events.
+    /// it from `start` (a state and the last event folded into it, if any),
+    /// shows the state to `folded`, decides, and builds the append request
+    /// with the condition or expected revision the read implies. `None`
+    /// when the decider produced no events.
+    #[allow(clippy::too_many_arguments)]
     fn decide<D>(
         &self,
         decider: &D,
         command: &D::Command,
         scope: &DecisionScope,
         stream: &StreamId,
+        start: (D::State, Option<(Position, StreamRevision)>),
         stored: Vec<StoredEvent>,
+        folded: impl FnOnce(&D::State, &[Recorded<D::Event>]),
     ) -> Result<Option<Decided<D::Event>>, Error<D::Error>>
     where
         D: CommandHandler,
         C: Codec<D::Event>,
     {
+        let (state, base) = start;
         let seen = self.decode_all(stored)?;
-        let state = seen.iter().fold(decider.initial(), |state, e| decider.apply(state, e));
+        let state = seen.iter().fold(state, |state, e| decider.apply(state, e));
+        folded(&state, &seen);
         let decided = decider.handle(command, &state).map_err(Error::Domain)?;
         if decided.is_empty() {
             return Ok(None);
         }
+        let last = seen.last().map(|e| (e.position, e.revision)).or(base);
         let mut request = AppendRequest::new(stream.clone(), self.encode_all(&decided)?);
         match scope {
             DecisionScope::Query(query) => {
-                let after = seen.last().map(|e| e.position);
+                let after = last.map(|(position, _)| position);
                 request = request.condition(AppendCondition::new(query.clone(), after));
             }
             DecisionScope::Stream(_) => {
-                request = request.expect(ExpectedRevision::from_current(seen.last().map(|e| e.revision)));
+                let current = last.map(|(_, revision)| revision);
+                request = request.expect(ExpectedRevision::from_current(current));
             }
         }
         Ok(Some((request, decided)))

@@ -107,6 +107,7 @@ mod query;
 mod reactor;
 mod recorded;
 pub mod retag;
+pub mod snapshot;
 pub mod store;
 mod view;
 

@@ -18,6 +18,7 @@ use crate::position::{Position, StreamRevision};
 use crate::query::Query;
 use crate::recorded::StoredEvent;
 use crate::retag::{AddedTag, TagHistory, TagsPublished};
+use crate::snapshot::{Snapshot, SnapshotKey, SnapshotRead, SnapshotStore};
 use crate::store::{AppendRequest, Committed, DecisionScope, Direction, EventStore, ReadOptions};
 
 const BACKEND: &str = "the in-memory store";
@@ -41,7 +42,8 @@ const PREDICATES: &str = "SQL predicates need a SQL backend";
 /// It implements the follow contract ([`crate::Follow`]: delivery order is
 /// position order, commits wake followers at once) and keeps checkpoints
 /// and parked effects in memory ([`crate::Checkpoints`]), so runners can be
-/// tested on it, and adds tags to its history ([`crate::retag`]).
+/// tested on it, adds tags to its history ([`crate::retag`]) and keeps
+/// snapshots ([`crate::snapshot`]).
 #[derive(Debug, Clone, Default)]
 pub struct MemoryStore {
     log: Arc<Mutex<Log>>,
@@ -62,6 +64,8 @@ struct Log {
     /// How many publishes added tags: a decision that read under an older
     /// generation may not commit.
     tag_generation: u64,
+    /// The newest snapshot under each key.
+    snapshots: HashMap<SnapshotKey, Snapshot>,
 }
 
 /// A decision on a [`MemoryStore`]: for a query's context, the tag
@@ -114,6 +118,39 @@ impl MemoryStore {
 }
 
 impl Log {
+    /// Keeps `snapshot` unless a later one is kept under its key or tags
+    /// were published since its stamp; whether it was kept.
+    fn save_snapshot(&mut self, snapshot: Snapshot) -> bool {
+        let newer_kept = self
+            .snapshots
+            .get(&snapshot.key)
+            .is_some_and(|kept| kept.position > snapshot.position);
+        if snapshot.stamp != self.tag_generation || newer_kept {
+            return false;
+        }
+        self.snapshots.insert(snapshot.key.clone(), snapshot);
+        true
+    }
+
+    /// A decision's read of `scope`, after the event `after` folded into a
+    /// snapshot (from the start without one).
+    fn begin(&self, scope: &DecisionScope, after: Option<&Snapshot>) -> (MemoryDecision, Vec<StoredEvent>) {
+        let events = match scope {
+            DecisionScope::Query(query) => {
+                let from = after.map_or(Position::FIRST, |s| s.position.next());
+                self.read(query, ReadOptions::forwards().from(from))
+            }
+            DecisionScope::Stream(stream) => {
+                self.read_stream(stream, after.map_or(StreamRevision::FIRST, |s| s.revision.next()))
+            }
+        };
+        // A stream's context does not depend on tags.
+        let decision = MemoryDecision {
+            tag_generation: matches!(scope, DecisionScope::Query(_)).then_some(self.tag_generation),
+        };
+        (decision, events)
+    }
+
     fn read(&self, query: &Query, options: ReadOptions) -> Vec<StoredEvent> {
         let matching = |(event, _): &&(StoredEvent, u64)| options.admits(event.position) && event.matches(query);
         let in_order: Box<dyn Iterator<Item = &(StoredEvent, u64)>> = match options.direction {
@@ -285,6 +322,7 @@ impl TagHistory for MemoryStore {
         }
         if added > 0 {
             log.tag_generation += 1;
+            log.snapshots.clear();
         }
         Ok(added)
     }
@@ -310,21 +348,44 @@ impl EventStore for MemoryStore {
         if let DecisionScope::Query(query) = scope {
             self.admit(query)?;
         }
-        let log = self.lock();
-        let events = match scope {
-            DecisionScope::Query(query) => log.read(query, ReadOptions::forwards()),
-            DecisionScope::Stream(stream) => log.read_stream(stream, StreamRevision::FIRST),
-        };
-        // A stream's context does not depend on tags.
-        let decision = MemoryDecision {
-            tag_generation: matches!(scope, DecisionScope::Query(_)).then_some(log.tag_generation),
-        };
-        Ok((decision, events))
+        Ok(self.lock().begin(scope, None))
     }
 
     async fn abandon_decision(&self, _: MemoryDecision) {}
 
     async fn commit_decision(&self, decision: MemoryDecision, request: AppendRequest) -> Result<Committed, StoreError> {
         self.append_under(request, decision.tag_generation)
+    }
+}
+
+impl SnapshotStore for MemoryStore {
+    async fn begin_decision_from_snapshot(
+        &self,
+        scope: &DecisionScope,
+        key: &SnapshotKey,
+    ) -> Result<(MemoryDecision, SnapshotRead), StoreError> {
+        if let DecisionScope::Query(query) = scope {
+            self.admit(query)?;
+        }
+        let log = self.lock();
+        let snapshot = log.snapshots.get(key).cloned();
+        let (decision, events) = log.begin(scope, snapshot.as_ref());
+        let read = SnapshotRead {
+            snapshot,
+            events,
+            stamp: log.tag_generation,
+        };
+        Ok((decision, read))
+    }
+
+    async fn save_snapshot(&self, snapshot: Snapshot) -> Result<bool, StoreError> {
+        Ok(self.lock().save_snapshot(snapshot))
+    }
+
+    /// Saves at once: the store is a map under a mutex.
+    fn offer_snapshot(&self, snapshot: Snapshot) {
+        let key = snapshot.key.clone();
+        let saved = self.lock().save_snapshot(snapshot);
+        crate::snapshot::log_offer_outcome(&key, &Ok(saved));
     }
 }

@@ -2,6 +2,7 @@
 //! concrete store and inside code generic over `EventStore`, so they can be
 //! spawned on a multi-threaded runtime.
 
+use factos::snapshot::{JsonState, SnapshotStore, Snapshotting};
 use factos::{
     Decider, Dispatcher, EventStore, JsonCodec, JsonEvent, MemoryStore, Query, QueryItem, Recorded, StreamId, Tag,
     decider,
@@ -48,6 +49,17 @@ async fn sell_in_generic_code<S: EventStore + Sync>(
         .await
 }
 
+async fn sell_with_snapshots_in_generic_code<S: SnapshotStore + Sync>(
+    store: &S,
+) -> Result<Vec<Recorded<Sold>>, factos::Error<&'static str>> {
+    let query = Query::from(QueryItem::tags([Tag::new("concert:1")?]));
+    let stream = StreamId::new("concert-1")?;
+    let tickets = Snapshotting::new(tickets(3), "tickets", 1, JsonState).every(1);
+    Dispatcher::new(store, JsonCodec::new())
+        .dispatch_context_snapshotted(&tickets, &1, &query, &stream)
+        .await
+}
+
 fn assert_send<T: Send>(value: T) -> T {
     value
 }
@@ -67,5 +79,7 @@ async fn dispatch_can_be_spawned() -> Result<(), Box<dyn std::error::Error>> {
     assert_eq!(accepted, 3);
     let generic = assert_send(sell_in_generic_code(&store));
     assert_eq!(generic.await.err().and_then(|e| e.into_domain()), Some("sold out"));
+    let snapshotted = assert_send(sell_with_snapshots_in_generic_code(&store));
+    assert_eq!(snapshotted.await.err().and_then(|e| e.into_domain()), Some("sold out"));
     Ok(())
 }
