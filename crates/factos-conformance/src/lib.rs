@@ -158,6 +158,24 @@ macro_rules! retag_tests {
     };
 }
 
+/// Stamps the snapshot cases ([`factos::snapshot`]) for a store that
+/// implements [`factos::snapshot::SnapshotStore`],
+/// [`factos::retag::TagHistory`], [`factos::Follow`] and
+/// [`factos::Checkpoints`], one `#[test]` each, like
+/// [`conformance_tests!`].
+#[macro_export]
+macro_rules! snapshot_tests {
+    ($new_store:expr) => {
+        $crate::conformance_tests!(@cases $new_store, $crate::runnable;
+            a_decision_from_a_snapshot_sees_what_a_full_fold_sees,
+            a_snapshot_is_found_only_under_its_key_and_moves_only_forwards,
+            tags_added_to_history_retire_every_snapshot,
+            a_retag_under_snapshotted_dispatches_is_seen_whole_or_not_at_all,
+            offered_snapshots_keep_concurrent_decisions_exact
+        );
+    };
+}
+
 /// Stamps the projection cases ([`projections`]) for one arrangement of an
 /// event source and a read-model store, one `#[test]` each. The argument
 /// is an async function returning `Result<impl ProjectionFixture, _>` on

@@ -39,6 +39,12 @@ pub enum SqliteError {
         #[source]
         source: BoxError,
     },
+    /// A stored snapshot row has a negative position or revision.
+    #[error("corrupt snapshot row of decider {decider}")]
+    CorruptSnapshot {
+        /// The decider whose snapshot it is.
+        decider: String,
+    },
     /// A stored checkpoint is not a cursor.
     #[error("corrupt checkpoint")]
     CorruptCheckpoint(#[source] factos::InvalidCursor),

@@ -4,12 +4,14 @@ mod admin;
 pub(crate) mod append;
 pub(crate) mod read;
 mod retag;
+mod snapshot;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use factos::retag::TagsPublished;
+use factos::snapshot::SnapshotOffers;
 use factos::{
     AppendRequest, CommitSignal, Committed, DecisionScope, EventStore, Query, ReadOptions, StoreError, StoredEvent,
     StreamId, StreamRevision,
@@ -52,6 +54,8 @@ struct Shared {
     watch: Mutex<Option<(Connection, i64)>>,
     /// The scopes whose last decision lost a race, and their turns.
     turns: Arc<Turns>,
+    /// The snapshots being saved in the background.
+    offers: SnapshotOffers,
 }
 
 /// A decision in progress (see the crate docs, "How it keeps decisions
@@ -115,6 +119,7 @@ impl SqliteStore {
                 commits: CommitSignal::new(),
                 watch: Mutex::new(None),
                 turns: Arc::default(),
+                offers: SnapshotOffers::new(),
             }),
             inline: false,
         })
@@ -172,6 +177,22 @@ impl SqliteStore {
             true => Ok(()),
             false => Err(SqliteError::NotMigrated),
         }
+    }
+
+    pub(crate) fn offers(&self) -> &SnapshotOffers {
+        &self.shared.offers
+    }
+
+    /// Queues `work` for the writer's next group without waiting: `done`
+    /// gets its outcome (see [`Writer::group_then`]).
+    pub(crate) fn group_then<T, F, D>(&self, work: F, done: D) -> Result<(), SqliteError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<(bool, T), SqliteError> + Send + 'static,
+        D: FnOnce(Result<T, SqliteError>) + Send + 'static,
+    {
+        self.check_migrated()?;
+        self.shared.writer.group_then(work, done)
     }
 
     pub(crate) fn commits(&self) -> &CommitSignal {
@@ -311,25 +332,9 @@ impl EventStore for SqliteStore {
         fields(backend = "sqlite", operation = "begin_decision", rows, code, error)
     )]
     async fn begin_decision(&self, scope: &DecisionScope) -> Result<(SqliteDecision, Vec<StoredEvent>), StoreError> {
-        self.query_limits().check_scope(scope)?;
-        let begun = async {
-            self.check_migrated()?;
-            let turn = match self.shared.turns.is_contended(scope) {
-                true => Some(self.take_turn(scope.clone()).await?),
-                false => None,
-            };
-            let (tag_generation, read) = {
-                let scope = scope.clone();
-                self.run(move |conn| read_scope(conn, &scope)).await?
-            };
-            let decision = SqliteDecision {
-                scope: scope.clone(),
-                turn,
-                tag_generation,
-            };
-            Ok::<_, SqliteError>((decision, read))
-        };
-        traced(begun.await.map_err(StoreError::from), |(_, events)| events.len())
+        let scope_read = scope.clone();
+        let begun = self.begin_with(scope, move |conn| read_scope(conn, &scope_read));
+        traced(begun.await, |(_, events)| events.len())
     }
 
     #[tracing::instrument(
@@ -366,6 +371,29 @@ impl EventStore for SqliteStore {
 
 /// Decisions and appends, before tracing wraps them.
 impl SqliteStore {
+    /// Begins a decision on `scope`, reading it with `read` (which returns,
+    /// for a query's context, the tag generation it read under): after the
+    /// scope's turn where it is contended.
+    async fn begin_with<T, F>(&self, scope: &DecisionScope, read: F) -> Result<(SqliteDecision, T), StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<(Option<i64>, T), SqliteError> + Send + 'static,
+    {
+        self.query_limits().check_scope(scope)?;
+        self.check_migrated()?;
+        let turn = match self.shared.turns.is_contended(scope) {
+            true => Some(self.take_turn(scope.clone()).await?),
+            false => None,
+        };
+        let (tag_generation, read) = self.run(read).await?;
+        let decision = SqliteDecision {
+            scope: scope.clone(),
+            turn,
+            tag_generation,
+        };
+        Ok((decision, read))
+    }
+
     /// Checks and writes `request` in the writer's next group transaction;
     /// for a decision on a query, also that no tags were published since
     /// it read under its tag generation. A decision's lost race marks its `scope`

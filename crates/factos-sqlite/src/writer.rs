@@ -46,23 +46,19 @@ impl Ran {
     }
 
     /// What a job that came to `outcome` (whether to keep its writes, and
-    /// its value) reports on `reply`: the value once the commit succeeded
+    /// its value) reports to `reply`: the value once the commit succeeded
     /// (a failed commit is its error), a discarded value or an error
     /// whatever the commit did.
     pub(crate) fn replying<T: Send + 'static>(
         outcome: Result<(bool, T), SqliteError>,
-        reply: oneshot::Sender<Result<T, SqliteError>>,
+        reply: impl FnOnce(Result<T, SqliteError>) + Send + 'static,
     ) -> Self {
         match outcome {
             Ok((true, value)) => Ran::keep(move |committed| {
-                let _ = reply.send(committed.map(|()| value).map_err(SqliteError::Group));
+                reply(committed.map(|()| value).map_err(SqliteError::Group));
             }),
-            Ok((false, value)) => Ran::discard(move || {
-                let _ = reply.send(Ok(value));
-            }),
-            Err(error) => Ran::discard(move || {
-                let _ = reply.send(Err(error));
-            }),
+            Ok((false, value)) => Ran::discard(move || reply(Ok(value))),
+            Err(error) => Ran::discard(move || reply(Err(error))),
         }
     }
 
@@ -116,10 +112,23 @@ impl Writer {
         F: FnOnce(&Connection) -> Result<(bool, T), SqliteError> + Send + 'static,
     {
         let (reply, answer) = oneshot::channel();
-        self.send(Job::Group(Box::new(move |conn| {
-            Ran::replying(conn.map_err(SqliteError::Group).and_then(work), reply)
-        })))?;
+        self.group_then(work, move |outcome| {
+            let _ = reply.send(outcome);
+        })?;
         answer.await.unwrap_or(Err(SqliteError::WriterGone))
+    }
+
+    /// Runs `work` in the next group transaction like [`Writer::group`],
+    /// without waiting: `done` gets its outcome on the writer thread.
+    pub(crate) fn group_then<T, F, D>(&self, work: F, done: D) -> Result<(), SqliteError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<(bool, T), SqliteError> + Send + 'static,
+        D: FnOnce(Result<T, SqliteError>) + Send + 'static,
+    {
+        self.send(Job::Group(Box::new(move |conn| {
+            Ran::replying(conn.map_err(SqliteError::Group).and_then(work), done)
+        })))
     }
 
     /// Runs `work` on the writer's connection outside any group

@@ -3,6 +3,7 @@
 
 use factos::admin::{Admin, SchemaVersion, StoreStats, TagRow};
 use factos::retag::{AddedTag, TagHistory};
+use factos::snapshot::{Snapshot, SnapshotKey, SnapshotRead, SnapshotStore};
 use factos::{
     AppendRequest, Checkpoints, Committed, Cursor, DecisionScope, EventStore, Follow, FollowBatch, ParkedEffect,
     Position, Query, ReadOptions, StoreError, StoredEvent, StreamId, StreamRevision,
@@ -92,6 +93,22 @@ impl TagHistory for FileStore {
     }
 }
 
+impl SnapshotStore for FileStore {
+    async fn begin_decision_from_snapshot(
+        &self,
+        scope: &DecisionScope,
+        key: &SnapshotKey,
+    ) -> Result<(SqliteDecision, SnapshotRead), StoreError> {
+        self.store.begin_decision_from_snapshot(scope, key).await
+    }
+    async fn save_snapshot(&self, snapshot: Snapshot) -> Result<bool, StoreError> {
+        self.store.save_snapshot(snapshot).await
+    }
+    fn offer_snapshot(&self, snapshot: Snapshot) {
+        self.store.offer_snapshot(snapshot)
+    }
+}
+
 impl Admin for FileStore {
     async fn schema_version(&self) -> Result<SchemaVersion, StoreError> {
         self.store.schema_version().await
@@ -114,3 +131,4 @@ factos_conformance::conformance_tests!(fresh_store);
 factos_conformance::follow_tests!(fresh_store);
 factos_conformance::admin_tests!(fresh_store);
 factos_conformance::retag_tests!(fresh_store, with_admin);
+factos_conformance::snapshot_tests!(fresh_store);

@@ -12,6 +12,7 @@ mod predicates;
 mod query;
 mod read;
 mod retag;
+mod snapshot;
 mod upcast;
 
 pub use admin::*;
@@ -24,4 +25,5 @@ pub use predicates::*;
 pub use query::*;
 pub use read::*;
 pub use retag::*;
+pub use snapshot::*;
 pub use upcast::*;

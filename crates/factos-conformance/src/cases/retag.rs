@@ -70,14 +70,11 @@ async fn place_old_orders<S: LocalEventStore>(store: &S, customers: &[u32]) -> C
     Ok(())
 }
 
-/// Places order `order` of `customer` through the per-customer rule, which
-/// records in the event how many orders of the customer it saw.
-async fn place_order<S: LocalEventStore>(
-    store: &S,
-    order: u32,
-    customer: u32,
-) -> Result<Vec<factos::Recorded<OrderPlaced>>, factos::Error<SoldOut>> {
-    let rule = decider(
+/// The per-customer rule: places an order (command: order, customer),
+/// recording in the event how many orders of the customer it saw.
+pub fn order_rule()
+-> impl factos::Decider<Command = (u32, u32), State = u32, Event = OrderPlaced, Error = SoldOut> + Clone {
+    decider(
         0u32,
         |&(order, customer): &(u32, u32), seen: &u32| {
             Ok::<_, SoldOut>(vec![OrderPlaced {
@@ -87,10 +84,17 @@ async fn place_order<S: LocalEventStore>(
             }])
         },
         |seen, _: &OrderPlaced| seen + 1,
-    );
+    )
+}
+
+/// What placing an order returns.
+pub type Placed = Result<Vec<factos::Recorded<OrderPlaced>>, factos::Error<SoldOut>>;
+
+/// Places order `order` of `customer` through the per-customer rule.
+async fn place_order<S: LocalEventStore>(store: &S, order: u32, customer: u32) -> Placed {
     Dispatcher::new(store, JsonCodec::<OrderPlaced>::new())
         .dispatch_context(
-            &rule,
+            &order_rule(),
             &(order, customer),
             &customer_query(customer),
             &stream(&format!("order-{order}")),
@@ -253,15 +257,27 @@ pub async fn a_retag_under_concurrent_dispatches_is_seen_whole_or_not_at_all<S>(
 where
     S: LocalEventStore + LocalFollow + LocalCheckpoints + LocalTagHistory + Sync,
 {
+    retag_under_dispatches(store, |order, customer| place_order(store, order, customer)).await
+}
+
+/// Runs a retag while 4 dispatchers place orders of customer 1 with
+/// `place`, then checks that every accepted decision saw none or all of the
+/// retagged orders, and that none that saw none committed after one that
+/// saw all.
+pub async fn retag_under_dispatches<S, P, F>(store: &S, place: P) -> CaseResult
+where
+    S: LocalEventStore + LocalFollow + LocalCheckpoints + LocalTagHistory + Sync,
+    P: Fn(u32, u32) -> F,
+    F: Future<Output = Placed>,
+{
     const OLD: u32 = 6;
     const DISPATCHERS: u32 = 4;
     const ORDERS: u32 = 15;
     place_old_orders(store, &[1; OLD as usize]).await?;
+    let place = &place;
     let dispatchers = (0..DISPATCHERS).map(|d| async move {
         for n in 0..ORDERS {
-            place_order(store, 100 + d * ORDERS + n, 1)
-                .await
-                .map_err(|e| e.to_string())?;
+            place(100 + d * ORDERS + n, 1).await.map_err(|e| e.to_string())?;
         }
         Ok::<_, String>(())
     });

@@ -1,14 +1,14 @@
 //! [`TagHistory`] for SQLite: staged tags and their publish are written by
 //! the writer thread, like every write; a publish bumps the tag generation
-//! that decisions check before they append.
+//! that decisions check before they append, and drops every snapshot.
 
 use factos::StoreError;
 use factos::retag::{AddedTag, TagHistory};
 use rusqlite::Connection;
 
 use crate::error::SqliteError;
-use crate::store::SqliteStore;
 use crate::store::read::to_sql;
+use crate::store::{SqliteStore, snapshot};
 
 impl TagHistory for SqliteStore {
     async fn stage_tags(&self, name: &str, tags: Vec<AddedTag>) -> Result<(), StoreError> {
@@ -52,6 +52,7 @@ fn publish(conn: &Connection, name: &str) -> Result<u64, SqliteError> {
     if added > 0 {
         conn.prepare_cached(include_str!("../sql/retag/bump_generation.sql"))?
             .execute([])?;
+        snapshot::drop_all(conn)?;
     }
     Ok(added as u64)
 }

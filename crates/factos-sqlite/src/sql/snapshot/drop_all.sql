@@ -1,0 +1,2 @@
+-- Snapshots read before tags were added to history fold the wrong events.
+DELETE FROM factos_snapshots
