@@ -83,6 +83,13 @@ pub enum PgError {
     /// A stored checkpoint is not a cursor.
     #[error("corrupt checkpoint")]
     CorruptCheckpoint(#[source] factos::InvalidCursor),
+    /// A stored snapshot row has a negative position, revision or
+    /// generation.
+    #[error("corrupt snapshot row of decider {decider}")]
+    CorruptSnapshot {
+        /// The decider whose snapshot it is.
+        decider: String,
+    },
     /// A stored row cannot be turned back into an event.
     #[error("corrupt event row at position {position}")]
     CorruptRow {

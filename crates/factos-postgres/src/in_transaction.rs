@@ -77,8 +77,8 @@ impl EventStore for PgTransactionStore<'_> {
         scope: &DecisionScope,
     ) -> Result<(PgTransactionDecision, Vec<StoredEvent>), StoreError> {
         self.query_limits.check_scope(scope)?;
-        let (held, events) = read_for_decision(self.transaction, self.locking, scope, None).await?;
-        Ok((PgTransactionDecision { held }, events))
+        let read = read_for_decision(self.transaction, self.locking, scope, None, None).await?;
+        Ok((PgTransactionDecision { held: read.held }, read.events))
     }
 
     async fn abandon_decision(&self, _decision: PgTransactionDecision) {

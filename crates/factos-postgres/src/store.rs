@@ -4,6 +4,7 @@ mod admin;
 pub(crate) mod append;
 pub(crate) mod read;
 mod retag;
+mod snapshot;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,9 +13,10 @@ use std::time::Duration;
 use std::time::Instant;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, QueueMode, RecyclingMethod, Runtime};
+use factos::snapshot::{Snapshot, SnapshotKey, SnapshotOffers};
 use factos::{
-    AppendRequest, BoxError, Committed, DecisionScope, EventStore, Query, QueryLimits, ReadOptions, StoreError,
-    StoredEvent, StreamId, StreamRevision,
+    AppendRequest, BoxError, Committed, DecisionScope, EventStore, Position, Query, QueryLimits, ReadOptions,
+    StoreError, StoredEvent, StreamId, StreamRevision,
 };
 use tokio::sync::OnceCell;
 use tokio_postgres::{GenericClient, NoTls, Statement};
@@ -53,6 +55,8 @@ pub struct PgStore {
     alone_refused: Arc<AtomicBool>,
     prepared_statements: bool,
     query_limits: QueryLimits,
+    /// The snapshots being saved in the background.
+    offers: SnapshotOffers,
 }
 
 /// A decision in progress: a transaction holding the locks its scope guards
@@ -101,6 +105,7 @@ impl PgStore {
             alone_refused: Arc::default(),
             prepared_statements: true,
             query_limits: QueryLimits::DEFAULT,
+            offers: SnapshotOffers::new(),
         }
     }
 
@@ -437,27 +442,50 @@ impl PgStore {
     }
 }
 
+/// What a decision read: the locks it holds, the snapshot it starts from
+/// when it asked for one (with the tag generation it read under), and the
+/// scope's events (after the snapshot).
+pub(crate) struct DecisionRead {
+    pub(crate) held: LockSet,
+    pub(crate) snapshot: Option<(u64, Option<Snapshot>)>,
+    pub(crate) events: Vec<StoredEvent>,
+}
+
 /// Reads the events of `scope` for a decision, after taking the locks that
-/// keep them valid until the transaction ends; returns the locks held.
+/// keep them valid until the transaction ends; with a snapshot `key`, first
+/// the snapshot under it and then only the events after it.
 pub(crate) async fn read_for_decision<C: GenericClient + Sync>(
     client: &C,
     locking: Locking,
     scope: &DecisionScope,
+    key: Option<&SnapshotKey>,
     prepared_locks: Option<&Statement>,
-) -> Result<(LockSet, Vec<StoredEvent>), PgError> {
+) -> Result<DecisionRead, PgError> {
     let mut held = LockSet::new();
     match scope {
         DecisionScope::Query(query) => locking.keys.guard(&mut held, query),
         DecisionScope::Stream(stream) => locking.keys.lock_stream(&mut held, stream),
     }
     let read = async {
-        match scope {
-            DecisionScope::Query(query) => read::read(client, query, ReadOptions::forwards()).await,
-            DecisionScope::Stream(stream) => read::read_stream(client, stream, StreamRevision::FIRST).await,
-        }
+        let snapshot = match key {
+            Some(key) => Some(snapshot::load(client, key).await?),
+            None => None,
+        };
+        let after = snapshot.as_ref().and_then(|(_, found)| found.as_ref());
+        let events = match scope {
+            DecisionScope::Query(query) => {
+                let from = after.map_or(Position::FIRST, |s| s.position.next());
+                read::read(client, query, ReadOptions::forwards().from(from)).await?
+            }
+            DecisionScope::Stream(stream) => {
+                let from = after.map_or(StreamRevision::FIRST, |s| s.revision.next());
+                read::read_stream(client, stream, from).await?
+            }
+        };
+        Ok((snapshot, events))
     };
-    let events = locked(client, locking.mode, &held.locks(), prepared_locks, read).await?;
-    Ok((held, events))
+    let (snapshot, events) = locked(client, locking.mode, &held.locks(), prepared_locks, read).await?;
+    Ok(DecisionRead { held, snapshot, events })
 }
 
 /// Reads `query` after taking its guard locks, so that no matching event can
@@ -541,7 +569,10 @@ impl EventStore for PgStore {
     )]
     async fn begin_decision(&self, scope: &DecisionScope) -> Result<(PgDecision, Vec<StoredEvent>), StoreError> {
         self.query_limits.check_scope(scope)?;
-        traced(self.run_begin_decision(scope).await, |(_, events)| events.len())
+        let begun = self.run_begin_decision(scope, None).await;
+        traced(begun.map(|(decision, read)| (decision, read.events)), |(_, events)| {
+            events.len()
+        })
     }
 
     #[tracing::instrument(
@@ -756,7 +787,11 @@ impl PgStore {
         }
     }
 
-    async fn run_begin_decision(&self, scope: &DecisionScope) -> Result<(PgDecision, Vec<StoredEvent>), StoreError> {
+    async fn run_begin_decision(
+        &self,
+        scope: &DecisionScope,
+        key: Option<&SnapshotKey>,
+    ) -> Result<(PgDecision, DecisionRead), StoreError> {
         let mut backoff = Backoff::new();
         loop {
             let began = Instant::now();
@@ -764,15 +799,16 @@ impl PgStore {
                 let locking = self.locking(self.keys().await?, false);
                 // One round trip: BEGIN, the locks, the read.
                 let (session, fixed, read) = pipelined!(self, true, false, |client, fixed| {
-                    read_for_decision(client, locking, scope, fixed.locks.as_ref())
+                    read_for_decision(client, locking, scope, key, fixed.locks.as_ref())
                 })?;
-                let (held, events) = match read {
+                let mut read = match read {
                     Ok(read) => read,
                     Err(error) => {
                         session.abandon().await;
                         return Err(error);
                     }
                 };
+                let held = std::mem::take(&mut read.held);
                 Ok::<_, PgError>((
                     PgDecision {
                         session,
@@ -780,7 +816,7 @@ impl PgStore {
                         held,
                         began,
                     },
-                    events,
+                    read,
                 ))
             };
             match attempt.await {

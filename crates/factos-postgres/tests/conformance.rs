@@ -16,3 +16,4 @@ factos_conformance::conformance_tests!(fresh_store);
 factos_conformance::follow_tests!(fresh_store);
 factos_conformance::admin_tests!(fresh_store);
 factos_conformance::retag_tests!(fresh_store, with_admin);
+factos_conformance::snapshot_tests!(fresh_store);

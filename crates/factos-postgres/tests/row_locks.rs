@@ -17,3 +17,4 @@ async fn fresh_store() -> PgStore {
 factos_conformance::conformance_tests!(fresh_store);
 factos_conformance::follow_tests!(fresh_store);
 factos_conformance::retag_tests!(fresh_store);
+factos_conformance::snapshot_tests!(fresh_store);

@@ -2,7 +2,8 @@
 //! takes the key every reader and decider shares, exclusively: it waits
 //! for the decisions in flight (they hold it from their read to their
 //! append, so they commit before the tags appear) and holds new ones off
-//! until it commits (so they read the tags).
+//! until it commits (so they read the tags). It also starts a new tag
+//! generation, which retires every snapshot.
 
 use factos::StoreError;
 use factos::retag::{AddedTag, TagHistory};
@@ -10,8 +11,8 @@ use tokio_postgres::types::Type;
 
 use crate::error::PgError;
 use crate::locks;
-use crate::store::PgStore;
 use crate::store::read::to_sql;
+use crate::store::{PgStore, snapshot};
 
 impl TagHistory for PgStore {
     async fn stage_tags(&self, name: &str, tags: Vec<AddedTag>) -> Result<(), StoreError> {
@@ -47,6 +48,9 @@ impl TagHistory for PgStore {
                 .query_one(include_str!("../sql/retag/publish.sql"), &[&name])
                 .await?
                 .try_get(0)?;
+            if added > 0 {
+                snapshot::retire_all(session.client()).await?;
+            }
             Ok::<_, PgError>(u64::try_from(added).unwrap_or(0))
         };
         let added = published.await;
