@@ -18,6 +18,7 @@ mod latency;
 mod parallel;
 mod raw;
 mod scaling;
+mod snapshots;
 mod sqlite_parallel;
 mod stats;
 mod tag_schemas;
@@ -39,7 +40,8 @@ struct Args {
     quick: bool,
     /// Run only these sections: durable settings first (1 append, 2 PostgreSQL parallel dispatch, 3 SQLite parallel
     /// dispatch), 4 round trips per operation, then with PostgreSQL's durability off (5 append, 6 parallel dispatch,
-    /// 7 context reads as the log grows, 8 latency, 9 followers, 10 KurrentDB reads), 11 tag schema alternatives (durable).
+    /// 7 context reads as the log grows, 8 latency, 9 followers, 10 KurrentDB reads), 11 tag schema alternatives (durable),
+    /// 12 decisions on long contexts with and without snapshots (durable).
     #[arg(long, value_delimiter = ',')]
     sections: Vec<u8>,
 }
@@ -55,6 +57,8 @@ pub struct Config {
     latency_dispatches: u32,
     kurrent_sizes: Vec<u64>,
     round_trip_ops: u64,
+    snapshot_sizes: Vec<u64>,
+    snapshot_dispatches: u32,
 }
 
 impl Config {
@@ -68,6 +72,8 @@ impl Config {
             latency_dispatches: 50,
             kurrent_sizes: vec![1_000],
             round_trip_ops: 20,
+            snapshot_sizes: vec![1_000, 10_000],
+            snapshot_dispatches: 10,
         }
     }
 
@@ -81,6 +87,8 @@ impl Config {
             latency_dispatches: 1_000,
             kurrent_sizes: vec![10_000, 50_000],
             round_trip_ops: 200,
+            snapshot_sizes: vec![1_000, 10_000, 100_000],
+            snapshot_dispatches: 60,
         }
     }
 }
@@ -177,6 +185,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if wanted(11) {
         tag_schemas::run(&config, &mut report).await?;
+    }
+    if wanted(12) {
+        snapshots::run(&config, &mut report).await?;
     }
     report.lines.push("\n## PostgreSQL durability off".into());
     if wanted(5) {
