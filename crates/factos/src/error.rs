@@ -177,6 +177,23 @@ pub enum InvalidAppend {
         /// What the backend uses such names for.
         reason: &'static str,
     },
+    /// An event carries personal data of a subject that was forgotten
+    /// ([`crate::forget`]): no key is ever created for it again, so it
+    /// cannot be written.
+    #[error("event {id} carries personal data of a forgotten subject")]
+    SubjectForgotten {
+        /// The event.
+        id: EventId,
+    },
+    /// An event's personal data cannot be encrypted (its payload is not
+    /// JSON, or names no subject).
+    #[error("event {id}'s personal data cannot be encrypted: {reason}")]
+    PersonalData {
+        /// The event.
+        id: EventId,
+        /// What is wrong.
+        reason: String,
+    },
 }
 
 /// What a store operation can fail with.

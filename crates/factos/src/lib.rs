@@ -97,6 +97,7 @@ mod error;
 mod event;
 pub mod facts;
 pub mod follow;
+pub mod forget;
 mod handler;
 pub mod limits;
 mod memory;

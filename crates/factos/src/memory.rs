@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use crate::error::{StoreError, UnsupportedAppendCondition, UnsupportedQuery};
 use crate::event::{EventId, Timestamp};
 use crate::follow::{Checkpoints, CommitSignal, Cursor, Follow, FollowBatch, ParkedEffect, deliver_in_position_order};
+use crate::forget::{KEY_LEN, SubjectKey, SubjectKeys};
 use crate::limits::QueryLimits;
 use crate::name::StreamId;
 use crate::position::{Position, StreamRevision};
@@ -42,8 +43,9 @@ const PREDICATES: &str = "SQL predicates need a SQL backend";
 /// It implements the follow contract ([`crate::Follow`]: delivery order is
 /// position order, commits wake followers at once) and keeps checkpoints
 /// and parked effects in memory ([`crate::Checkpoints`]), so runners can be
-/// tested on it, adds tags to its history ([`crate::retag`]) and keeps
-/// snapshots ([`crate::snapshot`]).
+/// tested on it, adds tags to its history ([`crate::retag`]), keeps
+/// snapshots ([`crate::snapshot`]) and subjects' data keys
+/// ([`crate::forget`]).
 #[derive(Debug, Clone, Default)]
 pub struct MemoryStore {
     log: Arc<Mutex<Log>>,
@@ -66,6 +68,8 @@ struct Log {
     tag_generation: u64,
     /// The newest snapshot under each key.
     snapshots: HashMap<SnapshotKey, Snapshot>,
+    /// Each subject's data key, or that it was forgotten.
+    subject_keys: HashMap<String, SubjectKey>,
 }
 
 /// A decision on a [`MemoryStore`]: for a query's context, the tag
@@ -387,5 +391,38 @@ impl SnapshotStore for MemoryStore {
         let key = snapshot.key.clone();
         let saved = self.lock().save_snapshot(snapshot);
         crate::snapshot::log_offer_outcome(&key, &Ok(saved));
+    }
+}
+
+impl SubjectKeys for MemoryStore {
+    async fn keys_for_writing(&self, wanted: Vec<(String, [u8; KEY_LEN])>) -> Result<Vec<SubjectKey>, StoreError> {
+        let mut log = self.lock();
+        Ok(wanted
+            .into_iter()
+            .map(|(subject, fresh)| {
+                log.subject_keys
+                    .entry(subject)
+                    .or_insert(SubjectKey::Key(fresh))
+                    .clone()
+            })
+            .collect())
+    }
+
+    async fn keys_for_reading(&self, subjects: &[String]) -> Result<Vec<Option<SubjectKey>>, StoreError> {
+        let log = self.lock();
+        Ok(subjects.iter().map(|s| log.subject_keys.get(s).cloned()).collect())
+    }
+
+    /// Also starts a new generation (like a publish of tags), which retires
+    /// every snapshot and refuses one read before.
+    async fn forget(&self, subject: &str) -> Result<bool, StoreError> {
+        let mut log = self.lock();
+        let had_key = matches!(
+            log.subject_keys.insert(subject.to_owned(), SubjectKey::Forgotten),
+            Some(SubjectKey::Key(_))
+        );
+        log.tag_generation += 1;
+        log.snapshots.clear();
+        Ok(had_key)
     }
 }
