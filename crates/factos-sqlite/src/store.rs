@@ -2,6 +2,7 @@
 
 mod admin;
 pub(crate) mod append;
+mod forget;
 pub(crate) mod read;
 mod retag;
 mod snapshot;

@@ -50,9 +50,7 @@ fn publish(conn: &Connection, name: &str) -> Result<u64, SqliteError> {
     conn.prepare_cached(include_str!("../sql/retag/clear_staged.sql"))?
         .execute([name])?;
     if added > 0 {
-        conn.prepare_cached(include_str!("../sql/retag/bump_generation.sql"))?
-            .execute([])?;
-        snapshot::drop_all(conn)?;
+        snapshot::retire_all(conn)?;
     }
     Ok(added as u64)
 }

@@ -132,9 +132,11 @@ fn save(conn: &Connection, snapshot: &Snapshot) -> Result<bool, SqliteError> {
     Ok(changed > 0)
 }
 
-/// Drops every snapshot: tags were added to history (in the publish's
-/// transaction).
-pub(crate) fn drop_all(conn: &Connection) -> Result<(), SqliteError> {
+/// Starts a new tag generation and drops every snapshot (tags were added
+/// to history, or a subject forgotten), in the writer's transaction.
+pub(crate) fn retire_all(conn: &Connection) -> Result<(), SqliteError> {
+    conn.prepare_cached(include_str!("../sql/retag/bump_generation.sql"))?
+        .execute([])?;
     conn.prepare_cached(include_str!("../sql/snapshot/drop_all.sql"))?
         .execute([])?;
     Ok(())
