@@ -14,10 +14,10 @@ use std::time::Duration;
 use std::time::Instant;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, QueueMode, RecyclingMethod, Runtime};
-use factos::snapshot::{Snapshot, SnapshotKey, SnapshotOffers};
+use factos::snapshot::{Snapshot, SnapshotKey, SnapshotOffers, read_after};
 use factos::{
-    AppendRequest, BoxError, Committed, DecisionScope, EventStore, Position, Query, QueryLimits, ReadOptions,
-    StoreError, StoredEvent, StreamId, StreamRevision,
+    AppendRequest, BoxError, Committed, DecisionScope, EventStore, Query, QueryLimits, ReadOptions, StoreError,
+    StoredEvent, StreamId, StreamRevision,
 };
 use tokio::sync::OnceCell;
 use tokio_postgres::{GenericClient, NoTls, Statement};
@@ -472,16 +472,10 @@ pub(crate) async fn read_for_decision<C: GenericClient + Sync>(
             Some(key) => Some(snapshot::load(client, key).await?),
             None => None,
         };
-        let after = snapshot.as_ref().and_then(|(_, found)| found.as_ref());
+        let (position, revision) = read_after(snapshot.as_ref().and_then(|(_, found)| found.as_ref()));
         let events = match scope {
-            DecisionScope::Query(query) => {
-                let from = after.map_or(Position::FIRST, |s| s.position.next());
-                read::read(client, query, ReadOptions::forwards().from(from)).await?
-            }
-            DecisionScope::Stream(stream) => {
-                let from = after.map_or(StreamRevision::FIRST, |s| s.revision.next());
-                read::read_stream(client, stream, from).await?
-            }
+            DecisionScope::Query(query) => read::read(client, query, ReadOptions::forwards().from(position)).await?,
+            DecisionScope::Stream(stream) => read::read_stream(client, stream, revision).await?,
         };
         Ok((snapshot, events))
     };

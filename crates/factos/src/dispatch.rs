@@ -185,7 +185,7 @@ where
         last: Option<&Recorded<H::Event>>,
     ) {
         let Some(stamp) = stamp else { return };
-        if let Some(snapshot) = self.due(self.key(scope), stamp, state, folded, last) {
+        if let Some(snapshot) = self.due(scope, stamp, state, folded, last) {
             store.offer_snapshot(snapshot);
         }
     }

@@ -19,7 +19,7 @@ use crate::position::{Position, StreamRevision};
 use crate::query::Query;
 use crate::recorded::StoredEvent;
 use crate::retag::{AddedTag, TagHistory, TagsPublished};
-use crate::snapshot::{Snapshot, SnapshotKey, SnapshotRead, SnapshotStore};
+use crate::snapshot::{Snapshot, SnapshotKey, SnapshotRead, SnapshotStore, read_after};
 use crate::store::{AppendRequest, Committed, DecisionScope, Direction, EventStore, ReadOptions};
 
 const BACKEND: &str = "the in-memory store";
@@ -139,14 +139,10 @@ impl Log {
     /// A decision's read of `scope`, after the event `after` folded into a
     /// snapshot (from the start without one).
     fn begin(&self, scope: &DecisionScope, after: Option<&Snapshot>) -> (MemoryDecision, Vec<StoredEvent>) {
+        let (position, revision) = read_after(after);
         let events = match scope {
-            DecisionScope::Query(query) => {
-                let from = after.map_or(Position::FIRST, |s| s.position.next());
-                self.read(query, ReadOptions::forwards().from(from))
-            }
-            DecisionScope::Stream(stream) => {
-                self.read_stream(stream, after.map_or(StreamRevision::FIRST, |s| s.revision.next()))
-            }
+            DecisionScope::Query(query) => self.read(query, ReadOptions::forwards().from(position)),
+            DecisionScope::Stream(stream) => self.read_stream(stream, revision),
         };
         // A stream's context does not depend on tags.
         let decision = MemoryDecision {

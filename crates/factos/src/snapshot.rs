@@ -175,6 +175,16 @@ pub struct Snapshot {
     pub state: Vec<u8>,
 }
 
+/// Where a decision's read after `snapshot` starts: the position after its
+/// last event (for a query) and the revision after it (for a stream); the
+/// first ones without a snapshot. For backends'
+/// [`begin_decision_from_snapshot`](LocalSnapshotStore::begin_decision_from_snapshot).
+pub fn read_after(snapshot: Option<&Snapshot>) -> (Position, StreamRevision) {
+    snapshot.map_or((Position::FIRST, StreamRevision::FIRST), |s| {
+        (s.position.next(), s.revision.next())
+    })
+}
+
 /// What a decision from a snapshot read: the newest valid snapshot, if
 /// any, and the scope's events after it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -321,12 +331,13 @@ impl<H, C> Snapshotting<H, C> {
         }
     }
 
-    /// The snapshot to offer after a decision folded `folded` events past
-    /// its start into `state`, the last of them `last`: `None` when too few,
-    /// or when the state cannot be encoded (logged).
+    /// The snapshot to offer after a decision on `scope` folded `folded`
+    /// events past its start into `state`, the last of them `last`: `None`
+    /// when too few, or when the state cannot be encoded (logged). The key
+    /// is only built for a snapshot that is due.
     pub(crate) fn due<E>(
         &self,
-        key: SnapshotKey,
+        scope: &DecisionScope,
         stamp: u64,
         state: &H::State,
         folded: usize,
@@ -339,7 +350,7 @@ impl<H, C> Snapshotting<H, C> {
         let last = last.filter(|_| folded as u64 >= self.every)?;
         match self.codec.encode(state) {
             Ok(bytes) => Some(Snapshot {
-                key,
+                key: self.key(scope),
                 position: last.position,
                 revision: last.revision,
                 stamp,

@@ -3,7 +3,7 @@
 //! run on the writer thread like every write; an offered snapshot is
 //! queued there without waiting for its commit.
 
-use factos::snapshot::{Snapshot, SnapshotKey, SnapshotRead, SnapshotStore, log_offer_outcome};
+use factos::snapshot::{Snapshot, SnapshotKey, SnapshotRead, SnapshotStore, log_offer_outcome, read_after};
 use factos::{DecisionScope, Position, ReadOptions, StoreError, StreamRevision};
 use rusqlite::{Connection, OptionalExtension};
 
@@ -60,15 +60,10 @@ fn read_from_snapshot(
     let tx = conn.transaction()?;
     let generation = retag::generation(&tx)?;
     let snapshot = load(&tx, key, generation)?;
+    let (position, revision) = read_after(snapshot.as_ref());
     let events = match scope {
-        DecisionScope::Query(query) => {
-            let from = snapshot.as_ref().map_or(Position::FIRST, |s| s.position.next());
-            read::read(&tx, query, ReadOptions::forwards().from(from))?
-        }
-        DecisionScope::Stream(stream) => {
-            let from = snapshot.as_ref().map_or(StreamRevision::FIRST, |s| s.revision.next());
-            read::read_stream(&tx, stream, from)?
-        }
+        DecisionScope::Query(query) => read::read(&tx, query, ReadOptions::forwards().from(position))?,
+        DecisionScope::Stream(stream) => read::read_stream(&tx, stream, revision)?,
     };
     tx.commit()?;
     let read = SnapshotRead {
