@@ -54,6 +54,11 @@ impl PersonalData {
         Ok(self)
     }
 
+    /// Whether events of `event`'s type carry personal data.
+    pub(crate) fn covers(&self, event: &NewEvent) -> bool {
+        self.rules.contains_key(&event.event_type)
+    }
+
     /// The subject of `event` and its personal fields, if its type has a
     /// rule; `payload` is the event's parsed payload.
     pub(crate) fn personal<'r>(

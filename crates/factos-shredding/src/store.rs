@@ -73,11 +73,11 @@ impl<S, K: SubjectKeys + Sync> Shredding<S, K> {
         let mut personal = Vec::new();
         for (index, event) in request.events.iter().enumerate() {
             let refuse = |reason: String| InvalidAppend::PersonalData { id: event.id, reason };
-            let Ok(payload) = serde_json::from_slice::<Value>(&event.data) else {
-                if self.personal.personal(event, &Value::Null).is_some() {
-                    return Err(refuse("the payload is not JSON".into()).into());
-                }
+            if !self.personal.covers(event) {
                 continue;
+            }
+            let Ok(payload) = serde_json::from_slice::<Value>(&event.data) else {
+                return Err(refuse("the payload is not JSON".into()).into());
             };
             if let Some(found) = self.personal.personal(event, &payload) {
                 let (subject, fields) = found.map_err(refuse)?;
@@ -87,21 +87,16 @@ impl<S, K: SubjectKeys + Sync> Shredding<S, K> {
         if personal.is_empty() {
             return Ok(request);
         }
-        let subjects: BTreeSet<&str> = personal.iter().map(|(_, _, s, _)| s.as_str()).collect();
-        let mut wanted = Vec::with_capacity(subjects.len());
-        for subject in &subjects {
-            let mut fresh = [0u8; KEY_LEN];
-            getrandom::fill(&mut fresh).map_err(|e| StoreError::backend(ShreddingError::Random(e)))?;
-            wanted.push(((*subject).to_owned(), fresh));
-        }
-        let keys = self.keys.keys_for_writing(wanted.clone()).await?;
+        let subjects: Vec<String> = personal
+            .iter()
+            .map(|(_, _, s, _)| s.clone())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let keys = self.keys_for_writing(&subjects).await?;
         for (index, mut payload, subject, fields) in personal {
             let event: &mut NewEvent = &mut request.events[index];
-            let key = wanted
-                .iter()
-                .zip(&keys)
-                .find(|((s, _), _)| *s == subject)
-                .map(|(_, key)| key);
+            let key = subjects.iter().position(|s| *s == subject).map(|i| &keys[i]);
             let Some(SubjectKey::Key(key)) = key else {
                 return Err(InvalidAppend::SubjectForgotten { id: event.id }.into());
             };
@@ -113,6 +108,23 @@ impl<S, K: SubjectKeys + Sync> Shredding<S, K> {
             event.data = serde_json::to_vec(&payload).map_err(|e| StoreError::backend(ShreddingError::Json(e)))?;
         }
         Ok(request)
+    }
+
+    /// The keys to encrypt for `subjects` with: the known ones as they are
+    /// read (the common case, a read); a fresh random key offered to the
+    /// key store for each subject without one.
+    async fn keys_for_writing(&self, subjects: &[String]) -> Result<Vec<SubjectKey>, StoreError> {
+        let known = self.keys.keys_for_reading(subjects).await?;
+        if known.iter().all(Option::is_some) {
+            return Ok(known.into_iter().flatten().collect());
+        }
+        let mut wanted = Vec::with_capacity(subjects.len());
+        for subject in subjects {
+            let mut fresh = [0u8; KEY_LEN];
+            getrandom::fill(&mut fresh).map_err(|e| StoreError::backend(ShreddingError::Random(e)))?;
+            wanted.push((subject.clone(), fresh));
+        }
+        self.keys.keys_for_writing(wanted).await
     }
 
     /// Decrypts the personal parts of `events` in place, or marks them

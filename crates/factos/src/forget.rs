@@ -45,7 +45,10 @@ pub trait LocalSubjectKeys {
     /// The keys to encrypt with, one per subject in `wanted` (a subject and
     /// a fresh random key for it): a subject never seen gets its fresh key
     /// stored; one already known keeps its stored key; a forgotten one
-    /// answers [`SubjectKey::Forgotten`]. In `wanted`'s order.
+    /// answers [`SubjectKey::Forgotten`]. In `wanted`'s order. Callers
+    /// read known keys with [`keys_for_reading`](Self::keys_for_reading)
+    /// first and come here only when a subject has none, so this may
+    /// always write.
     ///
     /// # Errors
     ///

@@ -16,10 +16,6 @@ use crate::store::{PgStore, snapshot};
 impl SubjectKeys for PgStore {
     async fn keys_for_writing(&self, wanted: Vec<(String, [u8; KEY_LEN])>) -> Result<Vec<SubjectKey>, StoreError> {
         let subjects: Vec<String> = wanted.iter().map(|(s, _)| s.clone()).collect();
-        let known = self.keys_for_reading(&subjects).await?;
-        if known.iter().all(Option::is_some) {
-            return Ok(known.into_iter().flatten().collect());
-        }
         let fresh: Vec<&[u8]> = wanted.iter().map(|(_, key)| key.as_slice()).collect();
         let (session, _) = self.begin(false).await?;
         let created = async {

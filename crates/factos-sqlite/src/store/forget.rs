@@ -1,6 +1,6 @@
-//! [`SubjectKeys`] for SQLite: data keys in `factos_subject_keys`. Known
-//! keys are read on a reader connection; a subject's first key and a
-//! forget are written by the writer thread. A forget deletes the key with
+//! [`SubjectKeys`] for SQLite: data keys in `factos_subject_keys`. Keys
+//! are read on a reader connection; a subject's first key and a forget are
+//! written by the writer thread. A forget deletes the key with
 //! `secure_delete` on (its bytes are zeroed in the database file), starts a
 //! new tag generation (retiring every snapshot, which may hold decrypted
 //! data), then truncates the write-ahead log, which held the key's page.
@@ -14,11 +14,6 @@ use crate::store::{SqliteStore, snapshot};
 
 impl SubjectKeys for SqliteStore {
     async fn keys_for_writing(&self, wanted: Vec<(String, [u8; KEY_LEN])>) -> Result<Vec<SubjectKey>, StoreError> {
-        let subjects: Vec<String> = wanted.iter().map(|(s, _)| s.clone()).collect();
-        let known = self.keys_for_reading(&subjects).await?;
-        if known.iter().all(Option::is_some) {
-            return Ok(known.into_iter().flatten().collect());
-        }
         let keys = self
             .run_in_group(move |conn| {
                 let mut create = conn.prepare_cached(include_str!("../sql/forget/create.sql"))?;
