@@ -53,6 +53,20 @@ pub enum PgError {
         #[source]
         source: Option<BoxError>,
     },
+    /// An append's connection was lost before its answer, and re-sending
+    /// it (with the same event ids) found no primary to answer within the
+    /// store's resend window ([`crate::PgStore::with_resend_window`]): the
+    /// batch was either committed entirely or not at all. Sending the same
+    /// request again later says which (an identical re-send returns the
+    /// original records; otherwise it appends).
+    #[error("an append's outcome is unknown: no primary answered its re-sends within {window:?}")]
+    OutcomeUnknown {
+        /// The resend window.
+        window: Duration,
+        /// The last failure of a re-send.
+        #[source]
+        source: Box<PgError>,
+    },
     /// The database was written by a newer factos-postgres; nothing is done
     /// to it.
     #[error(
@@ -236,6 +250,27 @@ impl PgError {
             PgError::Postgres(e) => connection_lost(e),
             _ => false,
         }
+    }
+
+    /// Whether the failure says the server cannot be used for writing right
+    /// now, which a failover ends: the connection was lost, no server
+    /// accepting writes could be connected to, or the connection reached a
+    /// server that has become a read-only standby (SQLSTATE 25006).
+    pub(crate) fn is_unavailable(&self) -> bool {
+        match self {
+            PgError::Pool(deadpool_postgres::PoolError::Backend(e)) => connection_lost(e) || e.as_db_error().is_none(),
+            PgError::Timeout {
+                limit: Limit::Connect, ..
+            } => true,
+            _ => self.is_connection_lost() || self.is_read_only(),
+        }
+    }
+
+    /// Whether the server refused to write because it is a standby in
+    /// recovery (a demoted primary): the connection must not be reused for
+    /// writing.
+    pub(crate) fn is_read_only(&self) -> bool {
+        self.code() == Some(&SqlState::READ_ONLY_SQL_TRANSACTION)
     }
 
     /// Whether the server refused an append alone because the connection's

@@ -150,6 +150,7 @@
 //! | a decision, from its read to its append | 5 s ([`DEFAULT_DECISION_TIMEOUT`]) | [`PgStore::with_decision_timeout`] |
 //! | one statement (`statement_timeout`; a client-side cancel for an append, which runs alone) | 30 s ([`DEFAULT_STATEMENT_TIMEOUT`]) | [`PgStore::with_statement_timeout`] |
 //! | a decision's second lock pass (`lock_timeout`) | 50 ms | [`PgStore::with_decision_lock_timeout`] |
+//! | re-sending an append whose connection was lost before its answer | 30 s ([`DEFAULT_RESEND_WINDOW`]) | [`PgStore::with_resend_window`] |
 //!
 //! The decision limit is enforced by the server too
 //! (`idle_in_transaction_session_timeout` on the decision's transaction
@@ -228,7 +229,7 @@ pub use limits::{
 };
 pub use locks::LockMode;
 pub use projection::PgProjection;
-pub use store::{PgDecision, PgStore};
+pub use store::{DEFAULT_RESEND_WINDOW, PgDecision, PgStore};
 /// The driver, re-exported for [`PgStore::in_transaction`] and the pool's
 /// connections.
 pub use tokio_postgres;

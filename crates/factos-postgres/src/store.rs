@@ -58,6 +58,8 @@ pub struct PgStore {
     query_limits: QueryLimits,
     /// The snapshots being saved in the background.
     offers: SnapshotOffers,
+    /// How long an append whose outcome is unknown keeps being re-sent.
+    resend_window: Duration,
 }
 
 /// A decision in progress: a transaction holding the locks its scope guards
@@ -76,6 +78,14 @@ pub struct PgDecision {
 /// How long a cancelled statement has to answer before its connection is
 /// given up.
 const CANCEL_GRACE: Duration = Duration::from_secs(5);
+
+/// The default of [`PgStore::with_resend_window`]: 30 seconds, three
+/// times a Patroni failover with its default leader `ttl`.
+pub const DEFAULT_RESEND_WINDOW: Duration = Duration::from_secs(30);
+
+/// The longest pause between two re-sends of an append whose outcome is
+/// unknown.
+const RESEND_PAUSE_CAP: Duration = Duration::from_millis(500);
 
 /// The default of [`PgStore::with_decision_lock_timeout`].
 const DEFAULT_DECISION_LOCK_TIMEOUT: Duration = Duration::from_millis(50);
@@ -107,6 +117,7 @@ impl PgStore {
             prepared_statements: true,
             query_limits: QueryLimits::DEFAULT,
             offers: SnapshotOffers::new(),
+            resend_window: DEFAULT_RESEND_WINDOW,
         }
     }
 
@@ -333,6 +344,25 @@ impl PgStore {
     /// [`DEFAULT_STATEMENT_TIMEOUT`]: crate::DEFAULT_STATEMENT_TIMEOUT
     pub fn with_statement_timeout(mut self, timeout: Option<Duration>) -> Self {
         self.limits.statement = timeout;
+        self
+    }
+
+    /// How long an append whose connection was lost before its answer
+    /// keeps re-sending it ([`DEFAULT_RESEND_WINDOW`] by default).
+    ///
+    /// Such an append (or a decision's commit) may or may not have
+    /// committed. The store sends the same request again, with the same
+    /// event ids, on a new connection: the server answers with the original
+    /// records if the first one committed (an identical re-send), and
+    /// otherwise checks the condition or expected revision again and
+    /// appends. So the caller gets one definite answer, never a duplicate
+    /// or a second decision. Across a failover the re-sends go on, with
+    /// growing pauses (at most half a second), until a new primary answers
+    /// or the window passes ([`PgError::OutcomeUnknown`]). Set it above
+    /// the cluster's failover time (Patroni: about its `ttl` plus
+    /// `loop_wait`).
+    pub fn with_resend_window(mut self, window: Duration) -> Self {
+        self.resend_window = window;
         self
     }
 
@@ -637,11 +667,47 @@ impl PgStore {
         if let Err(invalid) = request.validate() {
             return Err(invalid.into());
         }
+        match self.append_attempts(&request).await {
+            Ok(outcome) => outcome,
+            Err(lost) if lost.is_connection_lost() => self.resend(&request, lost).await,
+            Err(other) => Err(self.classify(other, None).into()),
+        }
+    }
+
+    /// Resolves an append whose connection was lost before its answer
+    /// (see [`PgStore::with_resend_window`]): sends `request` again, at
+    /// once and then after growing pauses while no primary answers.
+    async fn resend(&self, request: &AppendRequest, lost: PgError) -> Result<Committed, StoreError> {
+        let deadline = Instant::now() + self.resend_window;
+        let mut pause = retry::pause(1);
+        let mut last = lost;
+        loop {
+            tracing::info!(error = %last, "an append's outcome is unknown: sending it again with the same event ids");
+            match self.append_attempts(request).await {
+                Ok(outcome) => return outcome,
+                Err(error) if error.is_unavailable() => last = error,
+                Err(error) => return Err(self.classify(error, None).into()),
+            }
+            if Instant::now() + pause >= deadline {
+                let unknown = PgError::OutcomeUnknown {
+                    window: self.resend_window,
+                    source: Box::new(last),
+                };
+                return Err(unknown.into());
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).clamp(Duration::from_millis(10), RESEND_PAUSE_CAP);
+        }
+    }
+
+    /// Appends `request`, running it again when it lost a wait cycle; the
+    /// contract's outcome, or the failure that ended the attempts.
+    async fn append_attempts(&self, request: &AppendRequest) -> Result<Result<Committed, StoreError>, PgError> {
         let mut backoff = Backoff::new();
         loop {
             let attempt = async {
                 let locking = self.locking(self.keys().await?, false);
-                let call = append::Call::new(locking, &LockSet::new(), &request)?;
+                let call = append::Call::new(locking, &LockSet::new(), request)?;
                 if call.needs_client_check() {
                     let (session, locking) = self.begin(false).await?;
                     let outcome = append::append(session.client(), locking, &LockSet::new(), request.clone()).await;
@@ -649,7 +715,7 @@ impl PgStore {
                 }
                 if !self.alone_refused.load(Ordering::Relaxed) {
                     match self.append_alone(&call).await {
-                        Ok(rows) => return self.answered(&call, &request, &rows).await,
+                        Ok(rows) => return self.answered(&call, request, &rows).await,
                         Err(refused) if refused.is_isolation_refused() => {
                             tracing::info!(
                                 "the connections' default isolation is stricter than READ COMMITTED: \
@@ -670,7 +736,7 @@ impl PgStore {
                 // failed): the connection is clean.
                 session.release();
                 drop(params);
-                self.answered(&call, &request, &rows?).await
+                self.answered(&call, request, &rows?).await
             };
             match attempt.await {
                 // A lost wait cycle, or an identical re-send racing its
@@ -679,8 +745,7 @@ impl PgStore {
                 Err(transient)
                     if (transient.is_event_id_race() || transient.is_transient_conflict()) && backoff.retry().await => {
                 }
-                Ok(outcome) => return outcome,
-                Err(other) => return Err(self.classify(other, None).into()),
+                outcome => return outcome,
             }
         }
     }
@@ -690,42 +755,37 @@ impl PgStore {
     /// the function's answer.
     ///
     /// A connection lost before the answer leaves the outcome unknown: the
-    /// same call is sent again on another connection, and since it carries
-    /// the same event ids, the function answers with the original records
-    /// if the first one committed (an identical re-send).
+    /// caller re-sends ([`PgStore::resend`]). A connection to a server
+    /// that has become a standby is closed, not pooled again.
     async fn append_alone(&self, call: &append::Call<'_>) -> Result<Vec<tokio_postgres::Row>, PgError> {
         let params = call.typed_params();
         let mut tries = session::retries(&self.pool);
-        loop {
-            let Some((session, fixed)) = self.prepared_connection(&mut tries).await? else {
-                continue;
-            };
-            let sent = statements::query(
-                session.client(),
-                fixed.append_alone.as_ref(),
-                &self.call_alone_sql,
-                &params,
-            );
-            match self.within_statement_limit(session.client(), sent).await? {
-                Ok(rows) => {
-                    session.release();
-                    return Ok(rows);
-                }
-                Err(error) => {
-                    let error = PgError::from(error);
-                    if error.is_connection_lost() {
-                        drop(session);
-                        if tries > 0 {
-                            tracing::debug!(%error, "an append's connection was lost: sending it again");
-                            continue;
-                        }
-                        return Err(error);
-                    }
+        let (session, fixed) = loop {
+            if let Some(prepared) = self.prepared_connection(&mut tries).await? {
+                break prepared;
+            }
+        };
+        let sent = statements::query(
+            session.client(),
+            fixed.append_alone.as_ref(),
+            &self.call_alone_sql,
+            &params,
+        );
+        match self.within_statement_limit(session.client(), sent).await? {
+            Ok(rows) => {
+                session.release();
+                Ok(rows)
+            }
+            Err(error) => {
+                let error = PgError::from(error);
+                if error.is_connection_lost() || error.is_read_only() {
+                    drop(session);
+                } else {
                     // The server answered: the statement's transaction
                     // ended with it, the connection is clean.
                     session.release();
-                    return Err(error);
                 }
+                Err(error)
             }
         }
     }
@@ -876,6 +936,9 @@ impl PgStore {
         };
         match outcome {
             Ok(outcome) => outcome,
+            // The COMMIT may have reached the server: the decision's
+            // request, re-sent with its condition and event ids, says.
+            Err(lost) if lost.is_connection_lost() => self.resend(&request, lost).await,
             Err(error) => {
                 if error.is_transient_conflict() {
                     // The dispatch retries at once; a short random pause

@@ -18,13 +18,18 @@
 //! Each test takes its own schema with [`Cluster::fresh_schema`], so tests
 //! run in parallel on one server.
 //!
+//! [`HaCluster`] runs three PostgreSQL nodes under Patroni (with etcd),
+//! replicating from one primary, for failover and read-replica tests.
+//!
 //! [`Cluster::pgbouncer`] puts a PgBouncer in transaction mode in front of
 //! the cluster, for tests of what a pooler allows.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod ha;
 mod pgbouncer;
 
+pub use ha::{HaCluster, HaOptions, NODES};
 pub use pgbouncer::{MAX_SCHEMAS, PgBouncer};
 
 use std::path::{Path, PathBuf};
@@ -63,6 +68,10 @@ pub enum ClusterError {
     /// found.
     #[error("FACTOS_REQUIRE_PGBOUNCER is set but no pgbouncer binary was found (apt-get install pgbouncer)")]
     NoPgBouncer,
+    /// `FACTOS_REQUIRE_PATRONI` is set but `patroni` or `etcd` is not
+    /// installed.
+    #[error("FACTOS_REQUIRE_PATRONI is set but patroni or etcd is missing (apt-get install patroni etcd-server)")]
+    NoPatroni,
     /// An earlier attempt to start the cluster failed.
     #[error("the test cluster could not be started earlier in this process: {0}")]
     Failed(String),

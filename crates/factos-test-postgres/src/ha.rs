@@ -1,0 +1,418 @@
+//! A highly available PostgreSQL cluster for tests: etcd and three
+//! PostgreSQL nodes managed by Patroni, on loopback ports.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tokio_postgres::{Config, NoTls};
+
+use crate::{ClusterError, as_user, at_exit, find_binaries, id, path, running_as_root};
+
+/// How many PostgreSQL nodes a [`HaCluster`] runs.
+pub const NODES: usize = 3;
+
+/// How a [`HaCluster`] replicates and syncs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HaOptions {
+    /// Patroni's `synchronous_mode`: a commit is acknowledged once a
+    /// synchronous standby has it, and only that standby may be promoted.
+    pub synchronous: bool,
+    /// Whether the nodes flush to disk (`fsync`, `full_page_writes`):
+    /// on for benchmarks of what users run; off for tests, whose kills are
+    /// process kills, not power losses (the page cache survives them).
+    pub fsync: bool,
+}
+
+impl HaOptions {
+    /// Synchronous replication, no flushing: for tests.
+    pub const TEST: HaOptions = HaOptions {
+        synchronous: true,
+        fsync: false,
+    };
+}
+
+/// One node: a Patroni process and the PostgreSQL server it manages.
+#[derive(Debug)]
+struct Node {
+    name: String,
+    pg_port: u16,
+    config: PathBuf,
+    data: PathBuf,
+}
+
+/// etcd and three Patroni-managed PostgreSQL nodes replicating from one
+/// primary, started from the system's packages (`etcd-server`, `patroni`,
+/// a PostgreSQL server) in a temporary directory. Dropping it (or the test
+/// process exiting, however it exits) kills every process and removes the
+/// directory.
+///
+/// Patroni runs with a short loop (`ttl` 10 s, `loop_wait` 1 s): a primary
+/// killed with its Patroni is replaced within about `ttl`.
+#[derive(Debug)]
+pub struct HaCluster {
+    dir: PathBuf,
+    nodes: Vec<Node>,
+    options: HaOptions,
+    as_postgres: bool,
+    patroni: PathBuf,
+}
+
+/// Patroni's leader key time-to-live, in seconds: how long a killed
+/// primary keeps its leadership.
+const TTL: u64 = 10;
+
+impl HaCluster {
+    /// Starts a cluster and waits until it has a primary and (when
+    /// `options.synchronous`) a synchronous standby; `Ok(None)` with the
+    /// reason printed when `patroni` or `etcd` is not installed.
+    ///
+    /// # Errors
+    ///
+    /// [`ClusterError::NoPatroni`] when they are absent but
+    /// `FACTOS_REQUIRE_PATRONI` is set (CI sets it, so the HA tests cannot
+    /// silently stop running); [`ClusterError`] when the cluster does not
+    /// start.
+    pub fn start(options: HaOptions) -> Result<Option<HaCluster>, ClusterError> {
+        let (Some(patroni), Some(etcd)) = (find("patroni"), find("etcd")) else {
+            if std::env::var_os("FACTOS_REQUIRE_PATRONI").is_some() {
+                return Err(ClusterError::NoPatroni);
+            }
+            eprintln!("SKIPPED: no patroni or etcd binary (apt-get install patroni etcd-server)");
+            return Ok(None);
+        };
+        let bin = find_binaries().ok_or(ClusterError::NoBinaries)?;
+        let dir = tempfile::Builder::new().prefix("fha").tempdir_in("/tmp")?.keep();
+        at_exit(&format!("pkill -9 -f '{0}/'; sleep 0.5; rm -rf '{0}'", path(&dir)?))?;
+        let as_postgres = running_as_root()?;
+        let [etcd_client, etcd_peer, ports @ ..] = free_ports::<{ 2 + 2 * NODES }>()?;
+        let etcd_log = std::fs::File::create(dir.join("etcd.log"))?;
+        Command::new(etcd)
+            .args(["--name", "etcd", "--data-dir"])
+            .arg(dir.join("etcd"))
+            .args([
+                "--listen-client-urls",
+                &format!("http://127.0.0.1:{etcd_client}"),
+                "--advertise-client-urls",
+                &format!("http://127.0.0.1:{etcd_client}"),
+                "--listen-peer-urls",
+                &format!("http://127.0.0.1:{etcd_peer}"),
+                "--initial-advertise-peer-urls",
+                &format!("http://127.0.0.1:{etcd_peer}"),
+                "--initial-cluster",
+                &format!("etcd=http://127.0.0.1:{etcd_peer}"),
+            ])
+            .stdin(Stdio::null())
+            .stdout(etcd_log.try_clone()?)
+            .stderr(etcd_log)
+            .spawn()?;
+        let mut nodes = Vec::with_capacity(NODES);
+        for n in 0..NODES {
+            let name = format!("node{}", n + 1);
+            let (pg_port, api_port) = (ports[2 * n], ports[2 * n + 1]);
+            let data = dir.join(&name);
+            let config = dir.join(format!("{name}.yml"));
+            std::fs::write(
+                &config,
+                patroni_config(&name, &dir, &bin, &data, pg_port, api_port, etcd_client, options)?,
+            )?;
+            nodes.push(Node {
+                name,
+                pg_port,
+                config,
+                data,
+            });
+        }
+        if as_postgres {
+            chown_tree(&dir)?;
+        }
+        let cluster = HaCluster {
+            dir,
+            nodes,
+            options,
+            as_postgres,
+            patroni,
+        };
+        for n in 0..NODES {
+            cluster.start_node(n)?;
+        }
+        cluster.wait_ready(Duration::from_secs(120))?;
+        Ok(Some(cluster))
+    }
+
+    /// A connection string that reaches whichever node is the primary:
+    /// every node's address, `target_session_attrs=read-write`.
+    pub fn primary_url(&self) -> String {
+        let hosts: Vec<String> = self.nodes.iter().map(|n| format!("127.0.0.1:{}", n.pg_port)).collect();
+        format!(
+            "postgres://postgres@{}/postgres?target_session_attrs=read-write&connect_timeout=2",
+            hosts.join(",")
+        )
+    }
+
+    /// How to connect to node `n` alone.
+    pub fn node_config(&self, n: usize) -> Config {
+        let mut config = Config::new();
+        config
+            .host("127.0.0.1")
+            .port(self.nodes[n].pg_port)
+            .user("postgres")
+            .dbname("postgres")
+            .connect_timeout(Duration::from_secs(2));
+        config
+    }
+
+    /// The node that is the primary now (the one that accepts writes), if
+    /// any answers.
+    pub async fn primary(&self) -> Option<usize> {
+        for n in 0..NODES {
+            if let Ok(false) = self.in_recovery(n).await {
+                return Some(n);
+            }
+        }
+        None
+    }
+
+    /// A node that is a standby now, if any answers.
+    pub async fn standby(&self) -> Option<usize> {
+        for n in 0..NODES {
+            if let Ok(true) = self.in_recovery(n).await {
+                return Some(n);
+            }
+        }
+        None
+    }
+
+    async fn in_recovery(&self, n: usize) -> Result<bool, ClusterError> {
+        let (client, connection) = self.node_config(n).connect(NoTls).await?;
+        let driver = tokio::spawn(connection);
+        let recovery = client.query_one("SELECT pg_is_in_recovery()", &[]).await?.try_get(0)?;
+        drop(client);
+        let _ = driver.await;
+        Ok(recovery)
+    }
+
+    /// Kills node `n` as a crash would: its Patroni and every PostgreSQL
+    /// process, with `SIGKILL`, so it neither hands over nor releases its
+    /// leadership (the others wait out the leader key's `ttl`).
+    pub fn kill(&self, n: usize) -> Result<(), ClusterError> {
+        let node = &self.nodes[n];
+        let postmaster = std::fs::read_to_string(node.data.join("postmaster.pid"))
+            .ok()
+            .and_then(|pid| pid.lines().next().map(str::to_owned));
+        let mut script = format!("pkill -9 -f 'patroni {}'", path(&node.config)?);
+        if let Some(pid) = postmaster {
+            script.push_str(&format!("; pkill -9 -P {pid}; kill -9 {pid}"));
+        }
+        Command::new("sh").args(["-c", &script]).status()?;
+        Ok(())
+    }
+
+    /// Starts node `n`'s Patroni again: it rejoins as a standby (rewinding
+    /// its data directory if it had diverged).
+    pub fn restart(&self, n: usize) -> Result<(), ClusterError> {
+        self.start_node(n)
+    }
+
+    /// A clean switchover to node `to` through Patroni.
+    pub fn switchover(&self, from: usize, to: usize) -> Result<(), ClusterError> {
+        let output = Command::new("patronictl")
+            .arg("-c")
+            .arg(&self.nodes[0].config)
+            .args([
+                "switchover",
+                "--leader",
+                &self.nodes[from].name,
+                "--candidate",
+                &self.nodes[to].name,
+                "--force",
+            ])
+            .stdin(Stdio::null())
+            .output()?;
+        if !output.status.success() {
+            return Err(ClusterError::Command {
+                command: "patronictl switchover".into(),
+                output: String::from_utf8_lossy(&output.stderr).into_owned(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Waits until every node runs, one is the leader and (in synchronous
+    /// mode) one is the synchronous standby, as `patronictl list` shows.
+    ///
+    /// # Errors
+    ///
+    /// [`ClusterError::Command`] with the last listing when `timeout`
+    /// passes first.
+    pub fn wait_ready(&self, timeout: Duration) -> Result<(), ClusterError> {
+        let started = Instant::now();
+        loop {
+            let output = Command::new("patronictl")
+                .arg("-c")
+                .arg(&self.nodes[0].config)
+                .arg("list")
+                .stdin(Stdio::null())
+                .stderr(Stdio::null())
+                .output()?;
+            let listing = String::from_utf8_lossy(&output.stdout).into_owned();
+            let members: Vec<&str> = listing.lines().filter(|l| l.contains("| node")).collect();
+            let running = members
+                .iter()
+                .filter(|l| l.contains("| running") || l.contains("| streaming"))
+                .count();
+            let leader = members.iter().any(|l| l.contains("| Leader"));
+            let sync = !self.options.synchronous || members.iter().any(|l| l.contains("| Sync Standby"));
+            if running == NODES && leader && sync {
+                return Ok(());
+            }
+            if started.elapsed() > timeout {
+                return Err(ClusterError::Command {
+                    command: "patronictl list (waiting for a healthy cluster)".into(),
+                    output: listing,
+                });
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+
+    /// Patroni's leader key time-to-live: how long a killed primary keeps
+    /// its leadership before a standby takes over.
+    pub fn leader_ttl(&self) -> Duration {
+        Duration::from_secs(TTL)
+    }
+
+    /// The cluster's directory (logs: `etcd.log`, `node<N>.log`).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn start_node(&self, n: usize) -> Result<(), ClusterError> {
+        let node = &self.nodes[n];
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join(format!("{}.log", node.name)))?;
+        let mut command = as_user(&self.patroni, self.as_postgres);
+        command
+            .arg(&node.config)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log);
+        command.spawn()?;
+        Ok(())
+    }
+}
+
+impl Drop for HaCluster {
+    fn drop(&mut self) {
+        if let Ok(dir) = path(&self.dir) {
+            let _ = Command::new("sh")
+                .args(["-c", &format!("pkill -9 -f '{dir}/'; sleep 0.3; rm -rf '{dir}'")])
+                .status();
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn patroni_config(
+    name: &str,
+    dir: &Path,
+    bin: &Path,
+    data: &Path,
+    pg_port: u16,
+    api_port: u16,
+    etcd_port: u16,
+    options: HaOptions,
+) -> Result<String, ClusterError> {
+    let (dir, bin, data) = (path(dir)?, path(bin)?, path(data)?);
+    let flush = if options.fsync { "on" } else { "off" };
+    Ok(format!(
+        "scope: factos
+name: {name}
+log:
+  level: WARNING
+restapi:
+  listen: 127.0.0.1:{api_port}
+  connect_address: 127.0.0.1:{api_port}
+etcd3:
+  hosts: 127.0.0.1:{etcd_port}
+bootstrap:
+  dcs:
+    ttl: {TTL}
+    loop_wait: 1
+    retry_timeout: 4
+    maximum_lag_on_failover: 1048576
+    synchronous_mode: {synchronous}
+    postgresql:
+      use_pg_rewind: true
+      use_slots: true
+      parameters:
+        wal_level: replica
+        hot_standby: 'on'
+        wal_log_hints: 'on'
+        max_wal_senders: 10
+        max_replication_slots: 10
+        max_connections: 200
+        max_locks_per_transaction: 256
+        shared_buffers: 32MB
+        fsync: '{flush}'
+        full_page_writes: '{flush}'
+  initdb:
+    - encoding: UTF8
+    - no-locale
+  pg_hba:
+    - local all all trust
+    - host replication replicator 127.0.0.1/32 trust
+    - host all all 127.0.0.1/32 trust
+postgresql:
+  listen: 127.0.0.1:{pg_port}
+  connect_address: 127.0.0.1:{pg_port}
+  data_dir: {data}
+  bin_dir: {bin}
+  pgpass: {dir}/{name}.pgpass
+  authentication:
+    replication:
+      username: replicator
+      password: replicator
+    superuser:
+      username: postgres
+      password: postgres
+  parameters:
+    unix_socket_directories: {dir}
+",
+        synchronous = options.synchronous,
+    ))
+}
+
+/// `N` loopback ports that were free a moment ago.
+fn free_ports<const N: usize>() -> Result<[u16; N], ClusterError> {
+    let listeners = (0..N)
+        .map(|_| TcpListener::bind("127.0.0.1:0"))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut ports = [0; N];
+    for (port, listener) in ports.iter_mut().zip(&listeners) {
+        *port = listener.local_addr()?.port();
+    }
+    Ok(ports)
+}
+
+fn find(binary: &str) -> Option<PathBuf> {
+    ["/usr/bin", "/usr/local/bin", "/usr/sbin"]
+        .iter()
+        .map(|dir| Path::new(dir).join(binary))
+        .find(|candidate| candidate.exists())
+}
+
+fn chown_tree(dir: &Path) -> Result<(), ClusterError> {
+    let (uid, gid) = (id("-u")?, id("-g")?);
+    std::os::unix::fs::chown(dir, Some(uid), Some(gid))?;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        if entry.file_name() != "etcd" {
+            std::os::unix::fs::chown(entry.path(), Some(uid), Some(gid))?;
+        }
+    }
+    Ok(())
+}
