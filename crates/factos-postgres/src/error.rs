@@ -67,6 +67,12 @@ pub enum PgError {
         #[source]
         source: Box<PgError>,
     },
+    /// A replica was asked of a store in [`crate::LockMode::RowLocks`],
+    /// whose followers take row locks, which a standby refuses.
+    #[error(
+        "a replica's followers need LockMode::Advisory or LockMode::TableLock; a standby refuses the row locks of LockMode::RowLocks"
+    )]
+    ReplicaNeedsAdvisoryLocks,
     /// The database was written by a newer factos-postgres; nothing is done
     /// to it.
     #[error(
@@ -142,6 +148,9 @@ pub enum Limit {
     Decision,
     /// One statement on the server (`statement_timeout`).
     Statement,
+    /// A standby replaying the primary's WAL up to a given point
+    /// ([`crate::PgReplica::wait_for_primary`]).
+    Replay,
 }
 
 impl fmt::Display for Limit {
@@ -151,6 +160,7 @@ impl fmt::Display for Limit {
             Limit::PoolWait => "waiting for a pooled connection",
             Limit::Decision => "a decision (from its read to its append)",
             Limit::Statement => "a statement",
+            Limit::Replay => "a standby's replay of the primary's writes",
         })
     }
 }

@@ -213,6 +213,7 @@ mod in_transaction;
 mod limits;
 mod locks;
 mod projection;
+mod replica;
 mod retry;
 pub mod schema;
 mod session;
@@ -229,6 +230,7 @@ pub use limits::{
 };
 pub use locks::LockMode;
 pub use projection::PgProjection;
+pub use replica::PgReplica;
 pub use store::{DEFAULT_RESEND_WINDOW, PgDecision, PgStore};
 /// The driver, re-exported for [`PgStore::in_transaction`] and the pool's
 /// connections.

@@ -257,6 +257,16 @@ impl PgStore {
         self.notify_commits
     }
 
+    /// The same store on another pool (a standby's), whose followers poll:
+    /// they do not listen for notifications, which a standby cannot take.
+    pub(crate) fn on_pool(&self, pool: Pool) -> PgStore {
+        PgStore {
+            pool,
+            follow: Arc::new(FollowState::new(None, self.follow.poll_interval)),
+            ..self.clone()
+        }
+    }
+
     /// The same store for background work that must not keep the store's
     /// follow state alive.
     pub(crate) fn clone_without_follow(&self) -> PgStore {

@@ -3,7 +3,7 @@
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use tokio_postgres::{Config, NoTls};
@@ -33,6 +33,14 @@ impl HaOptions {
     };
 }
 
+/// A row of `patronictl list`.
+#[derive(Debug)]
+struct Member {
+    name: String,
+    role: String,
+    state: String,
+}
+
 /// One node: a Patroni process and the PostgreSQL server it manages.
 #[derive(Debug)]
 struct Node {
@@ -57,6 +65,8 @@ pub struct HaCluster {
     options: HaOptions,
     as_postgres: bool,
     patroni: PathBuf,
+    /// Each node's Patroni process, while it runs.
+    patronis: std::sync::Mutex<Vec<Option<Child>>>,
 }
 
 /// Patroni's leader key time-to-live, in seconds: how long a killed
@@ -84,7 +94,11 @@ impl HaCluster {
         };
         let bin = find_binaries().ok_or(ClusterError::NoBinaries)?;
         let dir = tempfile::Builder::new().prefix("fha").tempdir_in("/tmp")?.keep();
-        at_exit(&format!("pkill -9 -f '{0}/'; sleep 0.5; rm -rf '{0}'", path(&dir)?))?;
+        let mut cleanup = format!("pkill -9 -f '{}'", processes_in(&dir)?);
+        if std::env::var_os("FACTOS_KEEP_HA_LOGS").is_none() {
+            cleanup.push_str(&format!("; sleep 0.5; rm -rf '{}'", path(&dir)?));
+        }
+        at_exit(&cleanup)?;
         let as_postgres = running_as_root()?;
         let [etcd_client, etcd_peer, ports @ ..] = free_ports::<{ 2 + 2 * NODES }>()?;
         let etcd_log = std::fs::File::create(dir.join("etcd.log"))?;
@@ -133,6 +147,7 @@ impl HaCluster {
             options,
             as_postgres,
             patroni,
+            patronis: std::sync::Mutex::new((0..NODES).map(|_| None).collect()),
         };
         for n in 0..NODES {
             cluster.start_node(n)?;
@@ -201,11 +216,15 @@ impl HaCluster {
         let postmaster = std::fs::read_to_string(node.data.join("postmaster.pid"))
             .ok()
             .and_then(|pid| pid.lines().next().map(str::to_owned));
-        let mut script = format!("pkill -9 -f 'patroni {}'", path(&node.config)?);
-        if let Some(pid) = postmaster {
-            script.push_str(&format!("; pkill -9 -P {pid}; kill -9 {pid}"));
+        if let Some(mut patroni) = self.patronis()[n].take() {
+            patroni.kill()?;
+            patroni.wait()?;
         }
-        Command::new("sh").args(["-c", &script]).status()?;
+        if let Some(pid) = postmaster {
+            Command::new("sh")
+                .args(["-c", &format!("kill -STOP {pid}; pkill -9 -P {pid}; kill -9 {pid}")])
+                .status()?;
+        }
         Ok(())
     }
 
@@ -215,11 +234,31 @@ impl HaCluster {
         self.start_node(n)
     }
 
-    /// A clean switchover to node `to` through Patroni.
-    pub fn switchover(&self, from: usize, to: usize) -> Result<(), ClusterError> {
-        let output = Command::new("patronictl")
-            .arg("-c")
-            .arg(&self.nodes[0].config)
+    /// A clean switchover through Patroni from the primary, node `from`,
+    /// to the synchronous standby (in synchronous mode Patroni promotes no
+    /// other); returns the new primary.
+    ///
+    /// # Errors
+    ///
+    /// [`ClusterError::Command`] when Patroni refuses or there is no
+    /// standby to switch to.
+    pub fn switchover(&self, from: usize) -> Result<usize, ClusterError> {
+        let members = self.members()?;
+        let wanted = if self.options.synchronous {
+            "Sync Standby"
+        } else {
+            "Replica"
+        };
+        let to = members
+            .iter()
+            .find(|m| m.role == wanted && m.state == "running")
+            .and_then(|m| self.nodes.iter().position(|n| n.name == m.name))
+            .ok_or_else(|| ClusterError::Command {
+                command: "patronictl list (looking for a standby to switch over to)".into(),
+                output: format!("{members:?}"),
+            })?;
+        let output = self
+            .patronictl()
             .args([
                 "switchover",
                 "--leader",
@@ -228,15 +267,19 @@ impl HaCluster {
                 &self.nodes[to].name,
                 "--force",
             ])
-            .stdin(Stdio::null())
             .output()?;
-        if !output.status.success() {
+        let printed = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        if !output.status.success() || printed.to_lowercase().contains("failed") {
             return Err(ClusterError::Command {
                 command: "patronictl switchover".into(),
-                output: String::from_utf8_lossy(&output.stderr).into_owned(),
+                output: printed,
             });
         }
-        Ok(())
+        Ok(to)
     }
 
     /// Waits until every node runs, one is the leader and (in synchronous
@@ -244,37 +287,64 @@ impl HaCluster {
     ///
     /// # Errors
     ///
-    /// [`ClusterError::Command`] with the last listing when `timeout`
-    /// passes first.
+    /// [`ClusterError::Command`] with the last listing and the end of each
+    /// node's log when `timeout` passes first.
     pub fn wait_ready(&self, timeout: Duration) -> Result<(), ClusterError> {
         let started = Instant::now();
         loop {
-            let output = Command::new("patronictl")
-                .arg("-c")
-                .arg(&self.nodes[0].config)
-                .arg("list")
-                .stdin(Stdio::null())
-                .stderr(Stdio::null())
-                .output()?;
-            let listing = String::from_utf8_lossy(&output.stdout).into_owned();
-            let members: Vec<&str> = listing.lines().filter(|l| l.contains("| node")).collect();
+            let members = self.members().unwrap_or_default();
             let running = members
                 .iter()
-                .filter(|l| l.contains("| running") || l.contains("| streaming"))
+                .filter(|m| m.state == "running" || m.state == "streaming")
                 .count();
-            let leader = members.iter().any(|l| l.contains("| Leader"));
-            let sync = !self.options.synchronous || members.iter().any(|l| l.contains("| Sync Standby"));
+            let leader = members.iter().any(|m| m.role == "Leader");
+            let sync = !self.options.synchronous || members.iter().any(|m| m.role == "Sync Standby");
             if running == NODES && leader && sync {
                 return Ok(());
             }
             if started.elapsed() > timeout {
+                let mut output = format!("{members:?}");
+                for node in &self.nodes {
+                    let log = std::fs::read_to_string(self.dir.join(format!("{}.log", node.name))).unwrap_or_default();
+                    let tail: Vec<&str> = log.lines().rev().take(15).collect();
+                    output.push_str(&format!("\n{}.log, last lines:\n", node.name));
+                    for line in tail.into_iter().rev() {
+                        output.push_str(line);
+                        output.push('\n');
+                    }
+                }
                 return Err(ClusterError::Command {
                     command: "patronictl list (waiting for a healthy cluster)".into(),
-                    output: listing,
+                    output,
                 });
             }
             std::thread::sleep(Duration::from_millis(250));
         }
+    }
+
+    /// The members as `patronictl list` shows them.
+    fn members(&self) -> Result<Vec<Member>, ClusterError> {
+        let output = self.patronictl().arg("list").stderr(Stdio::null()).output()?;
+        Ok(String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .filter_map(|line| {
+                let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+                match cells.as_slice() {
+                    ["", name, _host, role, state, ..] if name.starts_with("node") => Some(Member {
+                        name: (*name).to_owned(),
+                        role: (*role).to_owned(),
+                        state: (*state).to_owned(),
+                    }),
+                    _ => None,
+                }
+            })
+            .collect())
+    }
+
+    fn patronictl(&self) -> Command {
+        let mut command = Command::new("patronictl");
+        command.arg("-c").arg(&self.nodes[0].config).stdin(Stdio::null());
+        command
     }
 
     /// Patroni's leader key time-to-live: how long a killed primary keeps
@@ -300,18 +370,47 @@ impl HaCluster {
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log);
-        command.spawn()?;
+        let child = command.spawn()?;
+        if let Some(mut old) = self.patronis()[n].replace(child) {
+            // A Patroni that exited by itself; reap it.
+            let _ = old.kill();
+            let _ = old.wait();
+        }
         Ok(())
+    }
+
+    fn patronis(&self) -> std::sync::MutexGuard<'_, Vec<Option<Child>>> {
+        self.patronis.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
+/// A `pkill -f` pattern for every process whose command line names
+/// something in `dir`, which does not match the shell running it.
+fn processes_in(dir: &Path) -> Result<String, ClusterError> {
+    let dir = path(dir)?;
+    let mut chars = dir.chars();
+    let first = chars.next().unwrap_or('/');
+    Ok(format!("[{first}]{}/", chars.as_str()))
+}
+
 impl Drop for HaCluster {
+    /// Kills every process and removes the directory; with
+    /// `FACTOS_KEEP_HA_LOGS` set, keeps the directory (its logs) for a look.
     fn drop(&mut self) {
-        if let Ok(dir) = path(&self.dir) {
-            let _ = Command::new("sh")
-                .args(["-c", &format!("pkill -9 -f '{dir}/'; sleep 0.3; rm -rf '{dir}'")])
-                .status();
+        for patroni in self.patronis().iter_mut().flatten() {
+            let _ = patroni.kill();
+            let _ = patroni.wait();
         }
+        let (Ok(pattern), Ok(dir)) = (processes_in(&self.dir), path(&self.dir)) else {
+            return;
+        };
+        let _ = Command::new("pkill").args(["-9", "-f", &pattern]).status();
+        if std::env::var_os("FACTOS_KEEP_HA_LOGS").is_some() {
+            eprintln!("HA cluster logs kept in {dir}");
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        let _ = std::fs::remove_dir_all(dir);
     }
 }
 
@@ -347,6 +446,8 @@ bootstrap:
     synchronous_mode: {synchronous}
     postgresql:
       use_pg_rewind: true
+      remove_data_directory_on_rewind_failure: true
+      remove_data_directory_on_diverged_timelines: true
       use_slots: true
       parameters:
         wal_level: replica

@@ -89,6 +89,31 @@ pub(crate) async fn read<C: GenericClient + Sync>(
     query: &Query,
     options: ReadOptions,
 ) -> Result<Vec<StoredEvent>, PgError> {
+    read_where(client, query, options, "").await
+}
+
+/// [`read`], among the events of transactions below the followers'
+/// horizon in the statement's snapshot (see [`crate::follow`]).
+pub(crate) async fn read_settled<C: GenericClient + Sync>(
+    client: &C,
+    query: &Query,
+    options: ReadOptions,
+) -> Result<Vec<StoredEvent>, PgError> {
+    read_where(
+        client,
+        query,
+        options,
+        " AND tx < pg_snapshot_xmin(pg_current_snapshot())",
+    )
+    .await
+}
+
+async fn read_where<C: GenericClient + Sync>(
+    client: &C,
+    query: &Query,
+    options: ReadOptions,
+    also: &str,
+) -> Result<Vec<StoredEvent>, PgError> {
     let from = options.from.map(|p| to_sql("position", p.value())).transpose()?;
     let (bounds, order) = match options.direction {
         Direction::Forwards => (Bounds { min: from, max: None }, "ASC"),
@@ -103,7 +128,7 @@ pub(crate) async fn read<C: GenericClient + Sync>(
         }
         None => String::new(),
     };
-    let sql = format!("SELECT {COLUMNS} FROM events WHERE {filter} ORDER BY position {order}{limit}");
+    let sql = format!("SELECT {COLUMNS} FROM events WHERE {filter}{also} ORDER BY position {order}{limit}");
     // Rows are taken off the stream until the page is full (its limit or
     // byte budget); the rest are discarded as they arrive, never collected.
     let params = Params(params);
