@@ -17,6 +17,7 @@ mod kurrent;
 mod latency;
 mod parallel;
 mod raw;
+mod replication;
 mod scaling;
 mod snapshots;
 mod sqlite_parallel;
@@ -41,7 +42,8 @@ struct Args {
     /// Run only these sections: durable settings first (1 append, 2 PostgreSQL parallel dispatch, 3 SQLite parallel
     /// dispatch), 4 round trips per operation, then with PostgreSQL's durability off (5 append, 6 parallel dispatch,
     /// 7 context reads as the log grows, 8 latency, 9 followers, 10 KurrentDB reads), 11 tag schema alternatives (durable),
-    /// 12 decisions on long contexts with and without snapshots (durable).
+    /// 12 decisions on long contexts with and without snapshots (durable), 13 replication and failover on a Patroni
+    /// cluster (durable).
     #[arg(long, value_delimiter = ',')]
     sections: Vec<u8>,
 }
@@ -188,6 +190,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if wanted(12) {
         snapshots::run(&config, &mut report).await?;
+    }
+    if wanted(13) {
+        replication::run(&config, &mut report).await?;
     }
     report.lines.push("\n## PostgreSQL durability off".into());
     if wanted(5) {

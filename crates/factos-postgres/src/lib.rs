@@ -183,6 +183,28 @@
 //! backend, an idle-session timeout) is replaced when the first statement
 //! of a transaction finds it gone, since nothing has run yet.
 //!
+//! ## On a cluster: failover and replicas
+//!
+//! Give [`PgStore::connect`] every node of a streaming-replication cluster
+//! (`postgres://h1:5432,h2:5432,h3:5432/db?target_session_attrs=read-write`):
+//! connections go to the primary, and after a failover the lost ones are
+//! replaced by connections to the new primary. An append or a decision's
+//! commit whose connection was lost before its answer is sent again with
+//! the same event ids until a primary answers
+//! ([`PgStore::with_resend_window`]): the caller gets the original records
+//! or a fresh append, never a duplicate, never a second decision. What
+//! survives a failover is what the cluster's `synchronous_commit`
+//! acknowledged: with a synchronous standby that alone may be promoted
+//! (Patroni's `synchronous_mode`), every acknowledged append.
+//!
+//! [`PgReplica`] puts readers on a hot standby: followers read up to the
+//! standby's settled transaction-id horizon and deliver the same events in
+//! the same order as on the primary, later by the replay lag; reads are
+//! stale by that lag and never show what the primary has not committed;
+//! [`PgReplica::wait_for_primary`] gives read-your-writes; checkpoints and
+//! parked effects stay on the primary. Decisions and conditions run on the
+//! primary only.
+//!
 //! ## Behind a transaction-mode pooler
 //!
 //! With [`PgStore::with_prepared_statements`]`(false)` every statement is
