@@ -14,16 +14,18 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use factos::{
-    BoxError, Decider, Delivered, Dispatcher, EventId, EventStore, JsonCodec, JsonEvent, Projection, Projector, Query,
-    ReadOptions, Recorded, StoredCodec, StoredEvent, StreamId, Subscription, Tag, decider, reactor,
+    BoxError, Decider, Dispatcher, EventId, EventStore, JsonCodec, JsonEvent, Projector, Query, ReadOptions, Recorded,
+    StoredCodec, StoredEvent, StreamId, Subscription, Tag, decider, reactor,
 };
 use factos_conformance::tally_sql;
 use factos_conformance::tickets::{Buy, TicketSold, box_office, concert_query, concert_stream};
 use factos_effects::EffectRunner;
-use factos_postgres::{PgProjection, PgStore, PoolOptions};
+use factos_postgres::{PgStore, PoolOptions};
 use factos_test_postgres::{HaCluster, HaOptions};
 use serde::{Deserialize, Serialize};
-use tokio_postgres::Transaction;
+mod common;
+
+use common::Tally;
 
 type TestResult = Result<(), BoxError>;
 
@@ -86,33 +88,6 @@ struct Acks {
     wrong: Vec<String>,
     /// Failed dispatches (the cluster had no primary).
     failures: usize,
-}
-
-/// Tags counted in a table, next to the events.
-struct Tally;
-
-impl Projection for Tally {
-    type Event = StoredEvent;
-    fn name(&self) -> &str {
-        "tally"
-    }
-    fn query(&self) -> Query {
-        Query::all()
-    }
-}
-
-impl PgProjection for Tally {
-    async fn apply(&mut self, tx: &Transaction<'_>, events: &[Delivered<StoredEvent>]) -> Result<(), BoxError> {
-        tx.batch_execute(tally_sql::CREATE).await?;
-        for tag in tally_sql::tags_to_count(events, false)? {
-            tx.execute(tally_sql::COUNT, &[&tag]).await?;
-        }
-        Ok(())
-    }
-    async fn reset(&mut self, tx: &Transaction<'_>) -> Result<(), BoxError> {
-        tx.batch_execute(tally_sql::DROP).await?;
-        Ok(())
-    }
 }
 
 async fn write(store: PgStore, writer: u32, stop: Arc<AtomicBool>, acks: Arc<Mutex<Acks>>) {
@@ -192,7 +167,7 @@ async fn subscribe(store: PgStore, delivered: Arc<Mutex<Vec<EventId>>>) {
 
 async fn project(store: PgStore) {
     loop {
-        let mut projector = Projector::new(&store, &store, Tally, StoredCodec);
+        let mut projector = Projector::new(&store, &store, Tally { refuse_poison: false }, StoredCodec);
         if projector.run().await.is_err() {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }

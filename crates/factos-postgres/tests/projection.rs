@@ -9,41 +9,14 @@
 
 use std::collections::BTreeMap;
 
-use factos::{BoxError, Delivered, EventStore, Follow, Projection, Query, StoredEvent};
-use factos_conformance::projections::{ProjectionFixture, run_projector, tags_to_count, tally_sql};
+use factos::{BoxError, EventStore, Follow};
+use factos_conformance::projections::{ProjectionFixture, run_projector, tally_sql};
 use factos_kurrentdb::KurrentStore;
-use factos_postgres::{LockMode, PgProjection, PgStore};
+use factos_postgres::{LockMode, PgStore};
 use factos_test_postgres::Cluster;
-use tokio_postgres::Transaction;
+mod common;
 
-/// The tally (see `factos_conformance::projections`) in PostgreSQL.
-struct Tally {
-    refuse_poison: bool,
-}
-
-impl Projection for Tally {
-    type Event = StoredEvent;
-    fn name(&self) -> &str {
-        "tally"
-    }
-    fn query(&self) -> Query {
-        Query::all()
-    }
-}
-
-impl PgProjection for Tally {
-    async fn apply(&mut self, tx: &Transaction<'_>, events: &[Delivered<StoredEvent>]) -> Result<(), BoxError> {
-        tx.batch_execute(tally_sql::CREATE).await?;
-        for tag in tags_to_count(events, self.refuse_poison)? {
-            tx.execute(tally_sql::COUNT, &[&tag]).await?;
-        }
-        Ok(())
-    }
-    async fn reset(&mut self, tx: &Transaction<'_>) -> Result<(), BoxError> {
-        tx.batch_execute(tally_sql::DROP).await?;
-        Ok(())
-    }
-}
+use common::Tally;
 
 /// A read model in a fresh schema, fed by `S`.
 struct PgReadModel<S> {
