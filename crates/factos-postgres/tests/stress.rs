@@ -208,42 +208,54 @@ async fn crossing_decisions_break_their_wait_cycle_quickly() -> TestResult {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_dropped_connection_surfaces_as_a_store_error_and_writes_nothing() -> TestResult {
+async fn a_decision_whose_connection_dropped_is_sent_again_on_its_condition() -> TestResult {
     let cluster = Cluster::shared()?;
     let (mut config, _) = cluster.fresh_schema().await?;
     let name = format!("factos-drop-{}", std::process::id());
     config.application_name(&name);
     let store = PgStore::connect_with(config, PoolOptions::new(4))?;
     store.migrate().await?;
-    let (decision, _) = store.begin_decision(&DecisionScope::Query(concert_query(1))).await?;
-
     let (admin, connection) = cluster.config().connect(tokio_postgres::NoTls).await?;
     tokio::spawn(connection);
-    let killed = admin
-        .query(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
-            &[&name],
-        )
-        .await?;
-    assert_eq!(killed.len(), 1, "exactly the decision's connection is terminated");
+    let terminate = async || {
+        admin
+            .query(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1 AND state = 'idle in transaction'",
+                &[&name],
+            )
+            .await
+            .map(|killed| killed.len())
+    };
 
+    // The decision's connection is gone before its commit: the request is
+    // sent again on a new one, its condition checked there, and it holds.
+    let (decision, _) = store.begin_decision(&DecisionScope::Query(concert_query(1))).await?;
+    assert_eq!(terminate().await?, 1, "exactly the decision's connection is terminated");
     let request =
         AppendRequest::new(concert_stream(1), vec![sale(1)?]).condition(AppendCondition::new(concert_query(1), None));
-    match store.commit_decision(decision, request).await {
-        Err(StoreError::Backend(source)) => assert!(source.downcast_ref::<factos_postgres::PgError>().is_some()),
-        other => return Err(format!("expected a backend error, got {other:?}").into()),
-    }
-    assert!(
-        store.read(&Query::all(), ReadOptions::forwards()).await?.is_empty(),
-        "nothing may be written"
-    );
+    let committed = store.commit_decision(decision, request).await?;
+    let stored = store.read(&Query::all(), ReadOptions::forwards()).await?;
+    assert_eq!(stored.len(), 1, "written once");
+    assert_eq!(stored[0].id, committed.records[0].id);
+
+    // Again, but a matching sale arrives meanwhile: the re-sent request's
+    // condition fails, and nothing of it is written.
+    let (decision, read) = store.begin_decision(&DecisionScope::Query(concert_query(1))).await?;
+    assert_eq!(terminate().await?, 1);
     store
-        .append(AppendRequest::new(concert_stream(1), vec![sale(1)?]))
+        .append(AppendRequest::new(concert_stream(2), vec![sale(1)?]))
         .await?;
+    let after = read.last().map(|e| e.position);
+    let request =
+        AppendRequest::new(concert_stream(1), vec![sale(1)?]).condition(AppendCondition::new(concert_query(1), after));
+    match store.commit_decision(decision, request).await {
+        Err(StoreError::ConditionFailed(_)) => {}
+        other => return Err(format!("expected the condition to fail, got {other:?}").into()),
+    }
     assert_eq!(
         store.read(&Query::all(), ReadOptions::forwards()).await?.len(),
-        1,
-        "the store recovers"
+        2,
+        "the other sale, and nothing of the refused decision"
     );
     Ok(())
 }
