@@ -6,13 +6,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use factos::{Follow, Query, Subscription};
+use factos::{Dispatcher, Follow, JsonCodec, Query, Subscription};
 use factos_postgres::{PgStore, PoolOptions};
 use factos_test_postgres::{HaCluster, HaOptions};
 
 use crate::durability::Durability;
 use crate::stats::median;
-use crate::workload::sell_until;
+use crate::workload::{Buy, TicketSold, box_office, concert_query, concert_stream, sell_until};
 use crate::{Config, Report};
 
 const WRITERS: u32 = 8;
@@ -91,13 +91,16 @@ async fn failover_window(cluster: &HaCluster, store: &PgStore) -> anyhow::Result
             let (store, stop, acks) = (store.clone(), stop.clone(), acks.clone());
             tokio::spawn(async move {
                 let mut buyer = 500_000_000 + writer * 1_000_000;
+                let concert = 1_000 + writer;
+                let (query, stream) = (concert_query(concert), concert_stream(concert));
+                let dispatcher = Dispatcher::new(&store, JsonCodec::<TicketSold>::new());
                 while !stop.load(Ordering::SeqCst) {
                     buyer += 1;
-                    let deadline = Instant::now();
-                    // One dispatch; a failure (no primary yet) waits a moment.
-                    let (sold, _) =
-                        sell_until(&store, 1_000 + writer, buyer, deadline + Duration::from_micros(1)).await;
-                    if sold > 0 {
+                    let sold = dispatcher
+                        .dispatch_context(&box_office(u32::MAX), &Buy { concert, buyer }, &query, &stream)
+                        .await;
+                    // A failure (no primary yet) waits a moment.
+                    if sold.is_ok() {
                         acks.lock().unwrap_or_else(|e| e.into_inner()).push(Instant::now());
                     } else {
                         tokio::time::sleep(Duration::from_millis(20)).await;
