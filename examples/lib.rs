@@ -1,8 +1,4 @@
-//! Runnable examples for factos (`cargo run --example NAME`). This library
-//! holds no code: it compiles and runs the README's code blocks as
-//! doctests, with every backend available to them.
-
-/// The README's code blocks, compiled and run as doctests.
-#[cfg(doctest)]
-#[doc = include_str!("../README.md")]
-pub struct ReadmeDoctests;
+//! Runnable examples for factos (`cargo run --example NAME`; the backends
+//! other than SQLite are features: `--features postgres`, `--features
+//! kurrentdb`). This library holds no code; the README's code blocks are
+//! compiled and run as doctests by `factos-readme`.

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use factos::{BoxError, Codec, Delivered, Projection, Projector, Query, Recorded};
+#[cfg(feature = "postgres")]
 use factos_postgres::PgProjection;
 use factos_sqlite::SqliteProjection;
 
@@ -66,8 +67,10 @@ impl<T: Counters> SqliteProjection for OnSqlite<T> {
     }
 }
 
+#[cfg(feature = "postgres")]
 struct OnPostgres<T>(T);
 
+#[cfg(feature = "postgres")]
 impl<T: Counters> Projection for OnPostgres<T> {
     type Event = T::Event;
     fn name(&self) -> &str {
@@ -78,6 +81,7 @@ impl<T: Counters> Projection for OnPostgres<T> {
     }
 }
 
+#[cfg(feature = "postgres")]
 impl<T: Counters> PgProjection for OnPostgres<T> {
     async fn apply(
         &mut self,
@@ -121,6 +125,7 @@ where
             let rows = stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?;
             Ok(rows.collect::<Result<_, _>>()?)
         }
+        #[cfg(feature = "postgres")]
         Store::Postgres(store) => {
             Projector::new(store, store, OnPostgres(counters), codec)
                 .catch_up()

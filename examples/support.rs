@@ -1,9 +1,10 @@
 //! Opening the store an example runs on: SQLite by default, PostgreSQL with
-//! `--database-url`.
+//! `--database-url` (built with `--features postgres`).
 
 use std::path::PathBuf;
 
 use anyhow::Context as _;
+#[cfg(feature = "postgres")]
 use factos_postgres::{PgStore, PoolOptions};
 use factos_sqlite::SqliteStore;
 
@@ -26,12 +27,18 @@ pub enum Store {
     /// example chose it.
     Sqlite(SqliteStore, Option<tempfile::TempDir>),
     /// PostgreSQL.
+    #[cfg(feature = "postgres")]
     Postgres(PgStore),
 }
 
 impl StoreArgs {
     /// Opens and migrates the store; `name` names a temporary SQLite file.
     pub async fn open(&self, name: &str) -> anyhow::Result<Store> {
+        #[cfg(not(feature = "postgres"))]
+        if self.database_url.is_some() {
+            return Err(not_built_with("postgres", "--database-url"));
+        }
+        #[cfg(feature = "postgres")]
         if let Some(url) = &self.database_url {
             let store = PgStore::connect_with(url, PoolOptions::new(64)).context("--database-url")?;
             store.migrate().await.context("migrating the PostgreSQL schema")?;
@@ -50,4 +57,12 @@ impl StoreArgs {
         println!("store: SQLite at {}", path.display());
         Ok(Store::Sqlite(store, scratch))
     }
+}
+
+/// The refusal of a flag whose backend this build left out: the examples
+/// compile only the backends their features name, so that the SQLite demo
+/// compiles no server client.
+#[allow(dead_code)]
+pub fn not_built_with(feature: &str, flag: &str) -> anyhow::Error {
+    anyhow::anyhow!("{flag} needs the example built with its backend: cargo run --features {feature} --example ...")
 }

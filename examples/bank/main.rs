@@ -258,6 +258,7 @@ fn on_account(account: u32, types: &[&str]) -> anyhow::Result<QueryItem> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Dialect {
     Sqlite,
+    #[cfg(feature = "postgres")]
     Postgres,
 }
 
@@ -305,6 +306,7 @@ mod facts_of {
             Dialect::Sqlite => {
                 "json_extract(data, '$.day') = $1 AND coalesce(json_extract(data, '$.from'), json_extract(data, '$.account')) = $2"
             }
+            #[cfg(feature = "postgres")]
             Dialect::Postgres => {
                 "(convert_from(data, 'UTF8')::jsonb ->> 'day')::int8 = $1 \
                  AND coalesce(convert_from(data, 'UTF8')::jsonb ->> 'from', convert_from(data, 'UTF8')::jsonb ->> 'account')::int8 = $2"
@@ -511,6 +513,7 @@ async fn main() -> anyhow::Result<()> {
             demo(store, Dialect::Sqlite).await?;
             notices_once(store, &mut sent).await?;
         }
+        #[cfg(feature = "postgres")]
         support::Store::Postgres(store) => {
             demo(store, Dialect::Postgres).await?;
             notices_once(store, &mut sent).await?;
@@ -520,6 +523,7 @@ async fn main() -> anyhow::Result<()> {
     println!("balances, durable projection: {projected:?}");
     let from_log = match &opened {
         support::Store::Sqlite(store, _) => balances_from_log(store).await?,
+        #[cfg(feature = "postgres")]
         support::Store::Postgres(store) => balances_from_log(store).await?,
     };
     let from_log: BTreeMap<i64, i64> = from_log.into_iter().map(|(a, b)| (i64::from(a), b)).collect();
@@ -617,6 +621,7 @@ mod tests {
         Ok(store)
     }
 
+    #[cfg(feature = "postgres")]
     async fn postgres() -> anyhow::Result<factos_postgres::PgStore> {
         let (config, _) = factos_test_postgres::Cluster::shared()?.fresh_schema().await?;
         let store = factos_postgres::PgStore::connect_with(config, factos_postgres::PoolOptions::new(40))?;
@@ -867,6 +872,7 @@ mod tests {
         racing_debits_keep_the_rules(sqlite(&dir).await?, Dialect::Sqlite).await
     }
 
+    #[cfg(feature = "postgres")]
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn racing_debits_keep_the_rules_on_postgres() -> anyhow::Result<()> {
         racing_debits_keep_the_rules(postgres().await?, Dialect::Postgres).await
@@ -940,6 +946,7 @@ mod tests {
         unrelated_transfers_never_conflict(sqlite(&dir).await?, Dialect::Sqlite).await
     }
 
+    #[cfg(feature = "postgres")]
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn unrelated_transfers_never_conflict_on_postgres() -> anyhow::Result<()> {
         unrelated_transfers_never_conflict(postgres().await?, Dialect::Postgres).await

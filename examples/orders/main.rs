@@ -14,7 +14,7 @@
 //!
 //! ```text
 //! cargo run --example orders
-//! cargo run --example orders -- --kurrentdb-url "kurrentdb://admin:changeit@localhost:2113?tls=false" --read-model orders.db
+//! cargo run --features kurrentdb --example orders -- --kurrentdb-url "kurrentdb://admin:changeit@localhost:2113?tls=false" --read-model orders.db
 //! ```
 //!
 //! Every command's consistency boundary is its order's stream, so the
@@ -30,6 +30,7 @@ use factos::{
     BoxError, Codec, Decider, Delivered, Dispatcher, EventId, EventStore, EventType, Follow, NewEvent, Projection,
     Projector, Query, ReadOptions, SplitRejection, StoredEvent, StreamId, Tag, View, decider, project, view,
 };
+#[cfg(feature = "kurrentdb")]
 use factos_kurrentdb::KurrentStore;
 use factos_sqlite::rusqlite::{Connection, Transaction};
 use factos_sqlite::{SqliteProjection, SqliteStore};
@@ -371,6 +372,13 @@ async fn main() -> anyhow::Result<()> {
     logging::init_tracing();
     let args = Args::parse();
     let scratch = tempfile::tempdir()?;
+    #[cfg(not(feature = "kurrentdb"))]
+    if args.kurrentdb_url.is_some() {
+        anyhow::bail!(
+            "--kurrentdb-url needs the example built with its backend: cargo run --features kurrentdb --example orders"
+        );
+    }
+    #[cfg(feature = "kurrentdb")]
     if let Some(url) = &args.kurrentdb_url {
         let store = KurrentStore::connect(url).context("--kurrentdb-url")?;
         let path = args
@@ -454,6 +462,7 @@ mod tests {
         stages(&fresh_store(&dir).await?).await
     }
 
+    #[cfg(feature = "kurrentdb")]
     #[tokio::test]
     async fn the_same_workflow_runs_on_kurrentdb_with_its_read_model_in_sqlite() -> anyhow::Result<()> {
         // The in-process KurrentDB protocol server the backend is tested on.
@@ -479,6 +488,7 @@ mod tests {
         Ok(())
     }
 
+    #[cfg(feature = "kurrentdb")]
     #[tokio::test]
     async fn a_projector_follows_kurrentdb_on_a_task_of_its_own() -> anyhow::Result<()> {
         let server = factos_test_kurrentdb::FakeKurrentDb::start().await?;

@@ -10,7 +10,8 @@
 //!
 //! Runs on SQLite, the embedded default: a database file in a temporary
 //! directory unless `--database PATH` names one. `--database-url
-//! postgres://...` runs it unchanged on PostgreSQL.
+//! postgres://...` runs it unchanged on PostgreSQL (build it with
+//! `--features postgres`).
 //!
 //! ```text
 //! cargo run --example tickets -- --buyers 150 --capacity 100
@@ -142,6 +143,7 @@ async fn main() -> anyhow::Result<()> {
     let opened = args.store.open("tickets").await?;
     let sold = match &opened {
         support::Store::Sqlite(store, _scratch) => demo(store.clone(), &args).await?,
+        #[cfg(feature = "postgres")]
         support::Store::Postgres(store) => demo(store.clone(), &args).await?,
     };
     let board = read_model::catch_up(&opened, SalesBoard, JsonCodec::new()).await?;
@@ -222,6 +224,7 @@ mod tests {
         Ok(())
     }
 
+    #[cfg(feature = "postgres")]
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_sales_board_equals_the_accepted_sales_on_both_backends() -> anyhow::Result<()> {
         let dir = tempfile::tempdir()?;
@@ -242,6 +245,7 @@ mod tests {
         Ok(())
     }
 
+    #[cfg(feature = "postgres")]
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn never_oversells_on_postgres() -> anyhow::Result<()> {
         let (config, _) = factos_test_postgres::Cluster::shared()?.fresh_schema().await?;

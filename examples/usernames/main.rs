@@ -15,15 +15,15 @@
 //!
 //! ```text
 //! cargo run --example usernames
-//! cargo run --example usernames -- --kurrentdb-url "kurrentdb://admin:changeit@localhost:2113?tls=false"
+//! cargo run --features kurrentdb --example usernames -- --kurrentdb-url "kurrentdb://admin:changeit@localhost:2113?tls=false"
 //! ```
 
 use anyhow::Context as _;
 use clap::Parser;
 use factos::{
-    Decider, Dispatcher, Error, EventStore, JsonCodec, JsonEvent, Query, QueryItem, SplitRejection, StoreError,
-    StreamId, Tag, decider,
+    Decider, Dispatcher, EventStore, JsonCodec, JsonEvent, Query, QueryItem, SplitRejection, StreamId, Tag, decider,
 };
+#[cfg(feature = "kurrentdb")]
 use factos_kurrentdb::KurrentStore;
 use serde::{Deserialize, Serialize};
 
@@ -165,6 +165,7 @@ async fn handle<S: EventStore>(store: &S, command: &Command) -> anyhow::Result<R
         .map(|committed| committed.len()))
 }
 
+#[cfg(feature = "kurrentdb")]
 /// What this example meets on KurrentDB: the refusal of its first
 /// registration, explained, with the error value.
 async fn refusal(store: &KurrentStore) -> anyhow::Result<String> {
@@ -175,8 +176,8 @@ async fn refusal(store: &KurrentStore) -> anyhow::Result<String> {
         .await
     {
         Err(
-            error @ Error::Store {
-                source: StoreError::UnsupportedCondition(_),
+            error @ factos::Error::Store {
+                source: factos::StoreError::UnsupportedCondition(_),
                 ..
             },
         ) => Ok(format!(
@@ -221,13 +222,19 @@ async fn main() -> anyhow::Result<()> {
     logging::init_tracing();
     let args = Args::parse();
     if let Some(url) = &args.kurrentdb_url {
-        let store = KurrentStore::connect(url).context("--kurrentdb-url")?;
-        println!("store: KurrentDB");
-        println!("{}", refusal(&store).await?);
-        return Ok(());
+        #[cfg(not(feature = "kurrentdb"))]
+        return Err(support::not_built_with("kurrentdb", "--kurrentdb-url").context(url.clone()));
+        #[cfg(feature = "kurrentdb")]
+        {
+            let store = KurrentStore::connect(url).context("--kurrentdb-url")?;
+            println!("store: KurrentDB");
+            println!("{}", refusal(&store).await?);
+            return Ok(());
+        }
     }
     match args.store.open("usernames").await? {
         support::Store::Sqlite(store, _scratch) => demo(&store).await,
+        #[cfg(feature = "postgres")]
         support::Store::Postgres(store) => demo(&store).await,
     }
 }
@@ -298,6 +305,7 @@ mod tests {
         unique_names_register_without_retries(fresh_store(&dir).await?).await
     }
 
+    #[cfg(feature = "postgres")]
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn different_names_never_conflict_on_postgres() -> anyhow::Result<()> {
         let (config, _) = factos_test_postgres::Cluster::shared()?.fresh_schema().await?;
@@ -353,6 +361,7 @@ mod tests {
         Ok(())
     }
 
+    #[cfg(feature = "kurrentdb")]
     #[tokio::test]
     async fn kurrentdb_refuses_the_rule_and_says_why() -> anyhow::Result<()> {
         // The in-process KurrentDB protocol server the backend is tested on.
@@ -368,6 +377,7 @@ mod tests {
         Ok(())
     }
 
+    #[cfg(feature = "postgres")]
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn one_name_one_winner_on_postgres() -> anyhow::Result<()> {
         let (config, _) = factos_test_postgres::Cluster::shared()?.fresh_schema().await?;
