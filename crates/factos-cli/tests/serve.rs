@@ -7,45 +7,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Stdio};
 
 use serde_json::{Value, json};
-use support::{Scratch, TestResult, factos, ok, pg_schema, pg_url};
-
-/// A running server; killed when dropped.
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Server {
-    fn start(store: &[&str], extra: &[&str]) -> Result<Self, Box<dyn std::error::Error>> {
-        let mut child = factos()
-            .arg("serve")
-            .args(store)
-            .args(["--listen", "127.0.0.1:0"])
-            .args(extra)
-            .stdout(Stdio::piped())
-            .spawn()?;
-        let stdout = child.stdout.take().ok_or("no stdout")?;
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line)?;
-        let base = line
-            .trim()
-            .strip_prefix("listening on ")
-            .ok_or_else(|| format!("unexpected first line {line:?}"))?
-            .to_owned();
-        Ok(Self { child, base })
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use support::{Scratch, Server, TestResult, postgres_store, refs, sqlite_store};
 
 fn encode(value: &Value) -> String {
     value
@@ -56,30 +18,6 @@ fn encode(value: &Value) -> String {
             other => format!("%{other:02X}"),
         })
         .collect()
-}
-
-fn sqlite_store(scratch: &Scratch) -> Result<Vec<String>, Box<dyn std::error::Error>> {
-    let db = scratch.db("served.db");
-    ok(&["migrate", "--database", &db], "")?;
-    Ok(vec!["--database".into(), db])
-}
-
-fn postgres_store() -> Result<Vec<String>, Box<dyn std::error::Error>> {
-    let args = vec![
-        "--database-url".into(),
-        pg_url()?,
-        "--schema".into(),
-        pg_schema("serve"),
-    ];
-    let refs: Vec<&str> = std::iter::once("migrate")
-        .chain(args.iter().map(String::as_str))
-        .collect();
-    ok(&refs, "")?;
-    Ok(args)
-}
-
-fn refs(args: &[String]) -> Vec<&str> {
-    args.iter().map(String::as_str).collect()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -558,6 +496,19 @@ async fn the_openapi_document_is_published_and_lists_exactly_the_answers_the_ser
             "get",
             token(http.get(server.url("/subscribe")).header("x-big", &big_header)),
         ),
+        ("/stats", "get", token(http.get(server.url("/stats")))),
+        ("/stats", "get", http.get(server.url("/stats"))),
+        ("/stats", "get", token(http.post(server.url("/stats")))),
+        (
+            "/stats",
+            "get",
+            token(http.get(server.url(&long.replace("/read", "/stats")))),
+        ),
+        (
+            "/stats",
+            "get",
+            token(http.get(server.url("/stats")).header("x-big", &big_header)),
+        ),
         ("/health", "get", http.get(server.url("/health"))),
         ("/health", "get", http.post(server.url("/health"))),
         (
@@ -615,6 +566,7 @@ async fn the_openapi_document_is_published_and_lists_exactly_the_answers_the_ser
         ("/read", "get", token(http.get(server.url("/read")))),
         ("/append", "post", token(http.post(server.url("/append")).json(&sold))),
         ("/subscribe", "get", token(http.get(server.url("/subscribe")))),
+        ("/stats", "get", token(http.get(server.url("/stats")))),
         ("/health", "get", http.get(server.url("/health"))),
     ] {
         let response = request.send().await?;

@@ -26,6 +26,9 @@ pub const MOVE_CHECKPOINT_IF_AT: [&str; 2] = [
 /// Removes checkpoint `?1`.
 pub const DELETE_CHECKPOINT: &str = "DELETE FROM factos_checkpoints WHERE name = ?1";
 
+/// Every checkpoint, by name (the same text in PostgreSQL).
+pub const CHECKPOINTS: &str = "SELECT name, cursor FROM factos_checkpoints ORDER BY name";
+
 /// The cursor stored under `?1`.
 pub const LOAD_CHECKPOINT: &str = "SELECT cursor FROM factos_checkpoints WHERE name = ?1";
 

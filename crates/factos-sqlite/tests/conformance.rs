@@ -119,6 +119,9 @@ impl Admin for FileStore {
     async fn stats(&self, top_tags: usize) -> Result<StoreStats, StoreError> {
         self.store.stats(top_tags).await
     }
+    async fn checkpoints(&self) -> Result<Vec<(String, factos::Cursor)>, StoreError> {
+        self.store.checkpoints().await
+    }
     async fn tag_rows(&self, after: Option<Position>, up_to: Option<Position>) -> Result<Vec<TagRow>, StoreError> {
         self.store.tag_rows(after, up_to).await
     }

@@ -437,6 +437,15 @@ pub trait LocalAdmin {
     /// [`StoreError::Backend`] when the store cannot be read.
     async fn stats(&self, top_tags: usize) -> Result<StoreStats, StoreError>;
 
+    /// Every stored checkpoint (of effect runners, and of projections whose
+    /// read model lives in this store), by name.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Backend`] when the store cannot be read or a stored
+    /// checkpoint is not a cursor.
+    async fn checkpoints(&self) -> Result<Vec<(String, crate::Cursor)>, StoreError>;
+
     /// The tag index rows with positions after `after` (from the start when
     /// `None`) and up to `up_to` (to the end when `None`), in position
     /// order.

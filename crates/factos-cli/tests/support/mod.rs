@@ -209,3 +209,73 @@ pub fn interrupt(child: &std::process::Child) -> Result<(), std::io::Error> {
     Command::new("kill").args(["-INT", &child.id().to_string()]).status()?;
     Ok(())
 }
+
+/// A running server; killed when dropped.
+pub struct Server {
+    /// The `factos serve` process.
+    pub child: std::process::Child,
+    /// `http://<address>`.
+    pub base: String,
+}
+
+impl Server {
+    /// Starts `factos serve` on `store` (its flags) with `extra` flags, on a
+    /// free loopback port.
+    pub fn start(store: &[&str], extra: &[&str]) -> Result<Self, Box<dyn std::error::Error>> {
+        let mut child = factos()
+            .arg("serve")
+            .args(store)
+            .args(["--listen", "127.0.0.1:0"])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .spawn()?;
+        let stdout = child.stdout.take().ok_or("no stdout")?;
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line)?;
+        let base = line
+            .trim()
+            .strip_prefix("listening on ")
+            .ok_or_else(|| format!("unexpected first line {line:?}"))?
+            .to_owned();
+        Ok(Self { child, base })
+    }
+
+    /// The server's URL for `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A migrated SQLite store in `scratch`, as `factos` flags.
+pub fn sqlite_store(scratch: &Scratch) -> Result<Vec<String>, Box<dyn std::error::Error>> {
+    let db = scratch.db("served.db");
+    ok(&["migrate", "--database", &db], "")?;
+    Ok(vec!["--database".into(), db])
+}
+
+/// A migrated PostgreSQL store in a fresh schema, as `factos` flags.
+pub fn postgres_store() -> Result<Vec<String>, Box<dyn std::error::Error>> {
+    let args = vec![
+        "--database-url".into(),
+        pg_url()?,
+        "--schema".into(),
+        pg_schema("serve"),
+    ];
+    let refs: Vec<&str> = std::iter::once("migrate")
+        .chain(args.iter().map(String::as_str))
+        .collect();
+    ok(&refs, "")?;
+    Ok(args)
+}
+
+/// `args` as string slices.
+pub fn refs(args: &[String]) -> Vec<&str> {
+    args.iter().map(String::as_str).collect()
+}

@@ -37,6 +37,24 @@ impl Admin for PgStore {
         Ok(session.end(stats).await?)
     }
 
+    async fn checkpoints(&self) -> Result<Vec<(String, factos::Cursor)>, StoreError> {
+        let (session, _) = self.begin(false).await?;
+        let rows = session
+            .client()
+            .query_typed(factos_sql::sqlite_dialect::CHECKPOINTS, &[])
+            .await
+            .map_err(PgError::from)
+            .and_then(|rows| {
+                rows.iter()
+                    .map(|row| {
+                        let cursor: String = row.try_get(1)?;
+                        Ok((row.try_get(0)?, cursor.parse().map_err(PgError::CorruptCheckpoint)?))
+                    })
+                    .collect::<Result<Vec<_>, PgError>>()
+            });
+        Ok(session.end(rows).await?)
+    }
+
     async fn tag_rows(&self, after: Option<Position>, up_to: Option<Position>) -> Result<Vec<TagRow>, StoreError> {
         let after = after.map(|p| to_sql("position", p.value())).transpose()?.unwrap_or(0);
         let up_to = up_to

@@ -29,6 +29,21 @@ impl Admin for SqliteStore {
         Ok(self.run(move |conn| stats(conn, top_tags)).await?)
     }
 
+    async fn checkpoints(&self) -> Result<Vec<(String, factos::Cursor)>, StoreError> {
+        Ok(self
+            .run(|conn| {
+                let mut stmt = conn.prepare_cached(factos_sql::sqlite_dialect::CHECKPOINTS)?;
+                let rows = stmt.query_map([], |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?)))?;
+                rows.map(|row| {
+                    let (name, cursor) = row?;
+                    let cursor = cursor.parse().map_err(crate::error::SqliteError::CorruptCheckpoint)?;
+                    Ok((name, cursor))
+                })
+                .collect::<Result<Vec<_>, crate::error::SqliteError>>()
+            })
+            .await?)
+    }
+
     async fn tag_rows(&self, after: Option<Position>, up_to: Option<Position>) -> Result<Vec<TagRow>, StoreError> {
         let after = after.map(to_sql).transpose()?.unwrap_or(0);
         let up_to = up_to.map(to_sql).transpose()?.unwrap_or(i64::MAX);

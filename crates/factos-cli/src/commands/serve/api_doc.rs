@@ -83,16 +83,18 @@ pub struct HealthAnswer {
                        that does not answer.",
         license(name = "MIT OR Apache-2.0")
     ),
-    paths(super::read, super::append, super::subscribe, super::health, super::openapi_json),
+    paths(super::read, super::append, super::subscribe, super::console::stats, super::health, super::openapi_json),
     components(schemas(
         QueryJson, ItemJson, OptionsJson, AppendJson, ConditionJson, ExpectedJson, EventIn, RecordOut,
-        ErrorBody, AppendAnswer, HealthAnswer
+        ErrorBody, AppendAnswer, HealthAnswer, super::console::StatsAnswer, super::console::Appends,
+        super::console::RunnerOut, super::console::ParkedOut
     )),
     modifiers(&BearerToken)
 )]
 pub struct ApiDoc;
 
-/// Declares the bearer token every path but `/health` and `/openapi.json`
+/// Declares the bearer token every path but `/health`, `/openapi.json`
+/// and `/console`
 /// asks for when the server has one.
 struct BearerToken;
 

@@ -14,6 +14,12 @@
 //! * `GET /subscribe?query=<json>&after=<cursor>`: new events as
 //!   server-sent events (`id` is the cursor; `Last-Event-ID` resumes).
 //! * `GET /health`: 200 when the store answers, 503 when it does not.
+//! * `GET /stats`: the store at a glance (counts, types, tags, appends over
+//!   the last ten minutes, checkpoints and how far behind they are, parked
+//!   effects).
+//! * `GET /console`: the operator's console, a web page over this API
+//!   (see [`console`]).
+//! * `GET /read?stream=<id>`: the events of one stream, in revision order.
 //!
 //! Malformed input is a 400 with `{"error": "..."}` naming the problem;
 //! a store that fails is a 503; nothing answers 500.
@@ -27,6 +33,7 @@
 
 mod api_doc;
 mod connections;
+mod console;
 mod wire;
 
 use std::convert::Infallible;
@@ -91,13 +98,15 @@ pub async fn run<S: CliStore>(store: S, args: &ServeArgs) -> Result<(), CliError
         .route("/read", get(read::<S>))
         .route("/append", post(append::<S>))
         .route("/subscribe", get(subscribe::<S>))
+        .route("/stats", get(console::stats::<S>))
         .route_layer(middleware::from_fn_with_state(served.clone(), authorize::<S>))
         .route("/health", get(health::<S>))
         .route("/openapi.json", get(openapi_json))
+        .route("/console", get(console::page))
         .fallback(|| async {
             error(
                 StatusCode::NOT_FOUND,
-                "no such endpoint: use /read, /append, /subscribe or /health",
+                "no such endpoint: use /read, /append, /subscribe, /stats, /health or /console",
             )
         })
         .method_not_allowed_fallback(|request: Request| async move {
@@ -284,6 +293,7 @@ async fn health<S: CliStore>(State(served): State<Served<S>>) -> Response {
 struct ReadParams {
     query: Option<String>,
     options: Option<String>,
+    stream: Option<String>,
 }
 
 /// Parses a JSON parameter, naming it when it is malformed.
@@ -309,6 +319,7 @@ fn query_param(text: Option<&str>) -> Result<Query, ApiError> {
             example = r#"{"items":[{"types":["TicketSold"],"tags":["concert:42"]}]}"#),
         ("options" = Option<String>, Query, description = "An `OptionsJson` as JSON text",
             example = r#"{"from":1,"limit":100}"#),
+        ("stream" = Option<String>, Query, description = "Instead of a query: every event of this stream, in revision order"),
     ),
     security((), ("token" = [])),
     responses(
@@ -325,6 +336,16 @@ async fn read<S: CliStore>(
     params: Result<UrlQuery<ReadParams>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let UrlQuery(params) = params.map_err(|rejected| ApiError::bad_request(rejected.body_text()))?;
+    if let Some(stream) = params.stream {
+        let stream = factos::StreamId::new(stream).map_err(|e| ApiError::bad_request(format!("stream: {e}")))?;
+        let events = served
+            .store
+            .read_stream(&stream, factos::StreamRevision::new(0))
+            .await
+            .map_err(|failure| ApiError::store(&failure))?;
+        let records: Vec<RecordOut<'_>> = events.iter().map(RecordOut::new).collect();
+        return Ok(axum::Json(records).into_response());
+    }
     let query = query_param(params.query.as_deref())?;
     let asked = param::<OptionsJson>("options", params.options.as_deref())?.unwrap_or_default();
     let options = asked.to_options(served.max_read, served.max_read_bytes);
