@@ -3,9 +3,9 @@
 //! (`recovery_min_apply_delay`): a subscription there delivers exactly
 //! what one on the primary does, once each and in the same order, while
 //! writers hold transactions open on the primary; reads there are stale
-//! until the replica is asked to catch up with the primary; a decision
-//! built from a stale read of a stream on the replica is refused on the
-//! primary, never accepted.
+//! while it replays nothing and until the replica is asked to catch up
+//! with the primary; a decision built from a stale read of a stream on the
+//! replica is refused on the primary, never accepted.
 //!
 //! Skipped, with the reason printed, where `patroni` or `etcd` is not
 //! installed, unless `FACTOS_REQUIRE_PATRONI` is set (CI sets it).
@@ -41,7 +41,7 @@ static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(())
 
 /// A cluster, a store on its primary and a replica on a standby that
 /// applies commits [`APPLY_DELAY`] late.
-async fn lagging() -> Result<Option<(HaCluster, PgStore, PgReplica)>, BoxError> {
+async fn lagging() -> Result<Option<(HaCluster, PgStore, PgReplica, usize)>, BoxError> {
     let Some(cluster) = HaCluster::start(HaOptions::TEST)? else {
         return Ok(None);
     };
@@ -57,7 +57,7 @@ async fn lagging() -> Result<Option<(HaCluster, PgStore, PgReplica)>, BoxError> 
     drop(client);
     let _ = driver.await;
     let replica = store.replica_with(cluster.node_config(standby), PoolOptions::new(4))?;
-    Ok(Some((cluster, store, replica)))
+    Ok(Some((cluster, store, replica, standby)))
 }
 
 /// Follows `source` until it delivered `count` events or `stop` is set
@@ -77,7 +77,7 @@ async fn deliveries<S: factos::Follow>(source: &S, count: usize) -> Result<Vec<(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_subscription_on_a_lagging_standby_delivers_what_one_on_the_primary_does() -> TestResult {
     let _turn = ONE_AT_A_TIME.lock().await;
-    let Some((cluster, store, replica)) = lagging().await? else {
+    let Some((cluster, store, replica, _)) = lagging().await? else {
         return Ok(());
     };
     let stop = Arc::new(AtomicBool::new(false));
@@ -142,7 +142,7 @@ async fn a_subscription_on_a_lagging_standby_delivers_what_one_on_the_primary_do
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replica_reads_are_stale_until_asked_to_catch_up_and_stale_decisions_are_refused() -> TestResult {
     let _turn = ONE_AT_A_TIME.lock().await;
-    let Some((_cluster, store, replica)) = lagging().await? else {
+    let Some((cluster, store, replica, standby)) = lagging().await? else {
         return Ok(());
     };
     let stream = StreamId::new("account-1")?;
@@ -152,8 +152,11 @@ async fn replica_reads_are_stale_until_asked_to_catch_up_and_stale_decisions_are
     replica.wait_for_primary(Duration::from_secs(10)).await?;
     assert_eq!(replica.read(&Query::all(), ReadOptions::forwards()).await?.len(), 1);
 
-    // A second append is acknowledged on the primary; the replica applies
-    // it only after its delay.
+    // The standby stops replaying (as a lagging one would, for as long as
+    // it lags); a second append is acknowledged on the primary meanwhile.
+    let (client, connection) = cluster.node_config(standby).connect(NoTls).await?;
+    tokio::spawn(connection);
+    client.batch_execute("SELECT pg_wal_replay_pause()").await?;
     store
         .append(
             AppendRequest::new(stream.clone(), vec![event(1)?]).expect(ExpectedRevision::Exact(StreamRevision::new(0))),
@@ -172,6 +175,7 @@ async fn replica_reads_are_stale_until_asked_to_catch_up_and_stale_decisions_are
     );
 
     // Read your writes: once caught up, the replica shows the append.
+    client.batch_execute("SELECT pg_wal_replay_resume()").await?;
     replica.wait_for_primary(Duration::from_secs(10)).await?;
     let fresh = replica.read(&Query::all(), ReadOptions::forwards()).await?;
     assert_eq!(fresh.len(), 2);
