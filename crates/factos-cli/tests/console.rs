@@ -2,7 +2,8 @@
 //! driven by `playwright-core` from `tests/console/console.mjs`), against a
 //! real server on SQLite and on PostgreSQL: the query builder finds exactly
 //! what `factos read` finds, the live view shows an appended event within a
-//! second, the chart and the checkpoints render, a wrong token sees nothing,
+//! second, the chart and the checkpoints render, a parked effect can be
+//! discarded, a wrong token sees nothing,
 //! and nothing is requested from anywhere but the server.
 //!
 //! Skipped, saying why, without Chromium or the script's `node_modules`
@@ -164,6 +165,11 @@ async fn run_console<C: Checkpoints>(store: &[String], checkpoints: &C, shots: O
         report["health"]["parked"]
             .to_string()
             .contains("smtp: connection refused")
+    );
+    assert_eq!(report["health"]["parkedAfterDiscard"], 0, "a discarded effect is gone");
+    assert!(
+        checkpoints.parked_effects("mailer").await?.is_empty(),
+        "from the store too"
     );
     assert_eq!(report["outside"], serde_json::json!([]), "no request left the machine");
     Ok(())

@@ -437,6 +437,7 @@ async fn the_openapi_document_is_published_and_lists_exactly_the_answers_the_ser
     let big_header = "h".repeat(70_000);
     let token = |request: reqwest::RequestBuilder| request.bearer_auth("t0ken");
     let sold = json!({"events": [{"type": "Sold", "tags": ["seat:1"]}], "stream": "s"});
+    let discard = json!({"runner": "mailer", "effect": "00000000-0000-0000-0000-000000000000/0"});
     // Each request with the endpoint it exercises.
     let mut requests: Vec<(&str, &str, reqwest::RequestBuilder)> = vec![
         ("/read", "get", token(http.get(server.url("/read")))),
@@ -509,6 +510,41 @@ async fn the_openapi_document_is_published_and_lists_exactly_the_answers_the_ser
             "get",
             token(http.get(server.url("/stats")).header("x-big", &big_header)),
         ),
+        (
+            "/parked/discard",
+            "post",
+            token(http.post(server.url("/parked/discard")).json(&discard)),
+        ),
+        (
+            "/parked/discard",
+            "post",
+            token(http.post(server.url("/parked/discard")).body("{")),
+        ),
+        (
+            "/parked/discard",
+            "post",
+            http.post(server.url("/parked/discard")).json(&discard),
+        ),
+        (
+            "/parked/discard",
+            "post",
+            token(http.get(server.url("/parked/discard"))),
+        ),
+        (
+            "/parked/discard",
+            "post",
+            token(http.post(server.url("/parked/discard")).body("x".repeat(5000))),
+        ),
+        (
+            "/parked/discard",
+            "post",
+            token(http.post(server.url(&long.replace("/read", "/parked/discard")))),
+        ),
+        (
+            "/parked/discard",
+            "post",
+            token(http.post(server.url("/parked/discard")).header("x-big", &big_header)),
+        ),
         ("/health", "get", http.get(server.url("/health"))),
         ("/health", "get", http.post(server.url("/health"))),
         (
@@ -560,13 +596,18 @@ async fn the_openapi_document_is_published_and_lists_exactly_the_answers_the_ser
     let db = store[1].clone();
     let conn = rusqlite::Connection::open(&db)?;
     conn.execute_batch(
-        "PRAGMA foreign_keys = OFF; DROP TABLE event_tags; DROP TABLE events; PRAGMA user_version = 99;",
+        "PRAGMA foreign_keys = OFF; DROP TABLE event_tags; DROP TABLE events; DROP TABLE factos_parked_effects; PRAGMA user_version = 99;",
     )?;
     for (path, method, request) in [
         ("/read", "get", token(http.get(server.url("/read")))),
         ("/append", "post", token(http.post(server.url("/append")).json(&sold))),
         ("/subscribe", "get", token(http.get(server.url("/subscribe")))),
         ("/stats", "get", token(http.get(server.url("/stats")))),
+        (
+            "/parked/discard",
+            "post",
+            token(http.post(server.url("/parked/discard")).json(&discard)),
+        ),
         ("/health", "get", http.get(server.url("/health"))),
     ] {
         let response = request.send().await?;

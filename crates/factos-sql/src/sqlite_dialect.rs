@@ -26,6 +26,10 @@ pub const MOVE_CHECKPOINT_IF_AT: [&str; 2] = [
 /// Removes checkpoint `?1`.
 pub const DELETE_CHECKPOINT: &str = "DELETE FROM factos_checkpoints WHERE name = ?1";
 
+/// Removes the effect that runner `?1` parked for event `?2`, index `?3`.
+pub const DISCARD_PARKED: &str =
+    "DELETE FROM factos_parked_effects WHERE runner = ?1 AND event_id = ?2 AND effect_index = ?3";
+
 /// Every checkpoint, by name (the same text in PostgreSQL).
 pub const CHECKPOINTS: &str = "SELECT name, cursor FROM factos_checkpoints ORDER BY name";
 

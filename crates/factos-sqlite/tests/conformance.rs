@@ -122,6 +122,9 @@ impl Admin for FileStore {
     async fn checkpoints(&self) -> Result<Vec<(String, factos::Cursor)>, StoreError> {
         self.store.checkpoints().await
     }
+    async fn discard_parked(&self, runner: &str, key: factos::EffectKey) -> Result<bool, StoreError> {
+        self.store.discard_parked(runner, key).await
+    }
     async fn tag_rows(&self, after: Option<Position>, up_to: Option<Position>) -> Result<Vec<TagRow>, StoreError> {
         self.store.tag_rows(after, up_to).await
     }

@@ -118,6 +118,10 @@ try {
     parked: await page.locator("#parked tr").allTextContents(),
   };
   if (shots !== "-") await page.screenshot({ path: shots + "/console-health.png", fullPage: true });
+  // Discarding the parked effect.
+  await page.getByRole("button", { name: /^Discard / }).click();
+  await page.waitForFunction(() => document.querySelectorAll("#parked tr").length === 0);
+  report.health.parkedAfterDiscard = await page.locator("#parked tr").count();
   report.outside = outside;
 } finally {
   await browser.close();

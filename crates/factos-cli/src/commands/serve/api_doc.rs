@@ -83,11 +83,12 @@ pub struct HealthAnswer {
                        that does not answer.",
         license(name = "MIT OR Apache-2.0")
     ),
-    paths(super::read, super::append, super::subscribe, super::console::stats, super::health, super::openapi_json),
+    paths(super::read, super::append, super::subscribe, super::console::stats, super::console::discard, super::health, super::openapi_json),
     components(schemas(
         QueryJson, ItemJson, OptionsJson, AppendJson, ConditionJson, ExpectedJson, EventIn, RecordOut,
         ErrorBody, AppendAnswer, HealthAnswer, super::console::StatsAnswer, super::console::Appends,
-        super::console::RunnerOut, super::console::ParkedOut
+        super::console::RunnerOut, super::console::ParkedOut, super::console::DiscardJson,
+        super::console::DiscardAnswer
     )),
     modifiers(&BearerToken)
 )]

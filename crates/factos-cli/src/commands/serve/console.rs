@@ -6,11 +6,13 @@
 //! (`/read`, `/subscribe`, `/stats`) with the token the operator types, so
 //! a wrong token sees nothing.
 
+use axum::body::Bytes;
 use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use factos::{Position, Query, ReadOptions, Timestamp};
-use serde::Serialize;
+use factos::{EffectKey, EventId, Position, Query, ReadOptions, Timestamp};
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::{ApiError, Served};
@@ -179,6 +181,73 @@ pub async fn stats<S: CliStore>(State(served): State<Served<S>>) -> Result<Respo
     .into_response())
 }
 
+/// What `POST /parked/discard` takes: the runner and the effect
+/// (`<event id>/<index>`, as `/stats` lists it).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DiscardJson {
+    runner: String,
+    effect: String,
+}
+
+/// What `POST /parked/discard` answers.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DiscardAnswer {
+    /// Whether the effect was parked (and is now gone).
+    discarded: bool,
+}
+
+/// Discards a parked effect: it will not be handed over again. Each
+/// discard is written to the server's log (standard error) as an audit line.
+#[utoipa::path(post, path = "/parked/discard", tag = "service",
+    request_body = DiscardJson,
+    security((), ("token" = [])),
+    responses(
+        (status = 200, description = "Discarded, or there was no such parked effect", body = DiscardAnswer),
+        (status = 400, description = "A malformed request or effect", body = super::ErrorBody),
+        (status = 413, description = "The body is larger than `--max-body`", body = super::ErrorBody),
+        super::StoreRefusals,
+        super::RequestRefusals,
+    ))]
+pub async fn discard<S: CliStore>(
+    State(served): State<Served<S>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body = body.map_err(|rejected| ApiError {
+        status: rejected.status(),
+        message: rejected.body_text(),
+    })?;
+    let asked: DiscardJson = serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let key = effect_key(&asked.effect).map_err(ApiError::bad_request)?;
+    let discarded = served
+        .store
+        .discard_parked(&asked.runner, key)
+        .await
+        .map_err(|failure| ApiError::store(&failure))?;
+    if discarded {
+        eprintln!(
+            "audit: discarded the parked effect {} of runner {:?} at {}",
+            asked.effect,
+            asked.runner,
+            format_time(Timestamp::now())
+        );
+    }
+    Ok(axum::Json(DiscardAnswer { discarded }).into_response())
+}
+
+/// `<event id>/<index>` as an effect key.
+fn effect_key(text: &str) -> Result<EffectKey, String> {
+    let (event, index) = text
+        .split_once('/')
+        .ok_or_else(|| format!("effect {text:?} is not <event id>/<index>"))?;
+    let event = uuid::Uuid::parse_str(event).map_err(|e| format!("effect {text:?}: {e}"))?;
+    let index = index.parse().map_err(|e| format!("effect {text:?}: {e}"))?;
+    Ok(EffectKey {
+        event: EventId::from_uuid(event),
+        index,
+    })
+}
+
 /// Counts `times` into the ten-minute window ending at `now`.
 fn appends(times: impl Iterator<Item = Timestamp>, now: Timestamp) -> Appends {
     let mut counts = vec![0u64; BUCKETS];
@@ -203,6 +272,17 @@ fn seconds_between(earlier: Timestamp, later: Timestamp) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn effect_keys_parse_as_stats_prints_them_and_bad_ones_say_why() {
+        let key = EffectKey {
+            event: EventId::random(),
+            index: 3,
+        };
+        assert_eq!(effect_key(&key.to_string()), Ok(key));
+        assert!(effect_key("no-slash").is_err_and(|e| e.contains("<event id>/<index>")));
+        assert!(effect_key("not-a-uuid/1").is_err());
+    }
 
     #[test]
     fn appends_fall_in_the_interval_of_their_age_and_older_ones_are_left_out() {

@@ -17,6 +17,8 @@
 //! * `GET /stats`: the store at a glance (counts, types, tags, appends over
 //!   the last ten minutes, checkpoints and how far behind they are, parked
 //!   effects).
+//! * `POST /parked/discard` with `{runner, effect}`: discards a parked
+//!   effect (an audit line goes to standard error).
 //! * `GET /console`: the operator's console, a web page over this API
 //!   (see [`console`]).
 //! * `GET /read?stream=<id>`: the events of one stream, in revision order.
@@ -99,6 +101,7 @@ pub async fn run<S: CliStore>(store: S, args: &ServeArgs) -> Result<(), CliError
         .route("/append", post(append::<S>))
         .route("/subscribe", get(subscribe::<S>))
         .route("/stats", get(console::stats::<S>))
+        .route("/parked/discard", post(console::discard::<S>))
         .route_layer(middleware::from_fn_with_state(served.clone(), authorize::<S>))
         .route("/health", get(health::<S>))
         .route("/openapi.json", get(openapi_json))
