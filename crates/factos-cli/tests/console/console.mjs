@@ -48,8 +48,10 @@ try {
   await page.getByLabel("Item 2 types").fill("Shipped");
   await page.getByLabel("Item 2 tags").fill("order:2, batch:x");
   await page.getByLabel("Page", { exact: true }).fill("2");
+  // The answer to this query, not the one the page showed before.
+  const loads = await page.locator("#results").getAttribute("data-loads");
   await page.getByRole("button", { name: "Find" }).click();
-  await page.waitForFunction(() => document.querySelector("#count").textContent.length > 0);
+  await page.waitForFunction((before) => document.querySelector("#results").dataset.loads !== before, loads);
   // Next page, with the keyboard, until there is none.
   for (let pages = 0; pages < 100 && (await page.locator("#more").isVisible()); pages++) {
     const before = await page.locator("#results tr").count();
