@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use factos::{Dispatcher, Follow, JsonCodec, Query, Subscription};
 use factos_postgres::{PgStore, PoolOptions};
-use factos_test_postgres::{HaCluster, HaOptions};
+use factos_test_postgres::{HaCluster, HaOptions, longest_silence};
 
 use crate::durability::Durability;
 use crate::stats::median;
@@ -113,13 +113,7 @@ async fn failover_window(cluster: &HaCluster, store: &PgStore) -> anyhow::Result
     let primary = cluster.primary().await.ok_or_else(|| anyhow::anyhow!("no primary"))?;
     let killed = Instant::now();
     cluster.kill(primary)?;
-    loop {
-        if cluster.primary().await.is_some_and(|p| p != primary) {
-            break;
-        }
-        anyhow::ensure!(killed.elapsed() < Duration::from_secs(90), "no new primary");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    cluster.wait_for_new_primary(primary, Duration::from_secs(90)).await?;
     tokio::time::sleep(Duration::from_secs(2)).await;
     stop.store(true, Ordering::SeqCst);
     for writer in writers {
@@ -127,18 +121,8 @@ async fn failover_window(cluster: &HaCluster, store: &PgStore) -> anyhow::Result
     }
     cluster.restart(primary)?;
     cluster.wait_ready(Duration::from_secs(120))?;
-    let mut around: Vec<Instant> = acks
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .iter()
-        .copied()
-        .filter(|at| *at + Duration::from_millis(500) > killed)
-        .collect();
-    around.sort();
-    around
-        .windows(2)
-        .map(|pair| pair[1] - pair[0])
-        .max()
+    let acknowledged = acks.lock().unwrap_or_else(|e| e.into_inner());
+    longest_silence(&acknowledged, killed, Instant::now())
         .ok_or_else(|| anyhow::anyhow!("no dispatch acknowledged after the kill"))
 }
 

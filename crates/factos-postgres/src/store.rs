@@ -270,10 +270,7 @@ impl PgStore {
     /// The same store for background work that must not keep the store's
     /// follow state alive.
     pub(crate) fn clone_without_follow(&self) -> PgStore {
-        PgStore {
-            follow: Arc::new(FollowState::new(None, self.follow.poll_interval)),
-            ..self.clone()
-        }
+        self.on_pool(self.pool.clone())
     }
 
     /// Whether the store prepares its fixed statements once per

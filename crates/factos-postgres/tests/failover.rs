@@ -21,7 +21,7 @@ use factos_conformance::tally_sql;
 use factos_conformance::tickets::{Buy, TicketSold, box_office, concert_query, concert_stream};
 use factos_effects::EffectRunner;
 use factos_postgres::{PgStore, PoolOptions};
-use factos_test_postgres::{HaCluster, HaOptions};
+use factos_test_postgres::{HaCluster, HaOptions, longest_silence};
 use serde::{Deserialize, Serialize};
 mod common;
 
@@ -191,36 +191,6 @@ async fn react(store: PgStore, handled: Arc<Mutex<HashSet<EventId>>>) {
     }
 }
 
-/// How long no dispatch was acknowledged around an outage that began at
-/// `from`: the longest gap between two acknowledgments from half a second
-/// before it to the next outage (dispatches that committed just before the
-/// kill can still be acknowledged just after it).
-fn window(acks: &Acks, from: Instant, until: Instant) -> Option<Duration> {
-    let mut around: Vec<Instant> = acks
-        .at
-        .iter()
-        .copied()
-        .filter(|at| *at + Duration::from_millis(500) > from && *at < until)
-        .collect();
-    around.sort();
-    around.windows(2).map(|pair| pair[1] - pair[0]).max()
-}
-
-async fn wait_for_new_primary(cluster: &HaCluster, old: usize) -> Result<usize, BoxError> {
-    let started = Instant::now();
-    loop {
-        if let Some(primary) = cluster.primary().await
-            && primary != old
-        {
-            return Ok(primary);
-        }
-        if started.elapsed() > Duration::from_secs(90) {
-            return Err("no new primary within 90 s".into());
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_primary_loses_no_acknowledged_event_and_writers_go_on() -> TestResult {
     let Some(cluster) = HaCluster::start(HaOptions::TEST)? else {
@@ -250,7 +220,7 @@ async fn a_killed_primary_loses_no_acknowledged_event_and_writers_go_on() -> Tes
         let primary = cluster.primary().await.ok_or("no primary")?;
         let killed = Instant::now();
         cluster.kill(primary)?;
-        wait_for_new_primary(&cluster, primary).await?;
+        cluster.wait_for_new_primary(primary, Duration::from_secs(90)).await?;
         cluster.restart(primary)?;
         cluster.wait_ready(Duration::from_secs(90))?;
         outages.push(("kill -9", killed));
@@ -259,7 +229,7 @@ async fn a_killed_primary_loses_no_acknowledged_event_and_writers_go_on() -> Tes
     let primary = cluster.primary().await.ok_or("no primary")?;
     let switched = Instant::now();
     cluster.switchover(primary)?;
-    wait_for_new_primary(&cluster, primary).await?;
+    cluster.wait_for_new_primary(primary, Duration::from_secs(90)).await?;
     cluster.wait_ready(Duration::from_secs(90))?;
     outages.push(("switchover", switched));
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -345,7 +315,7 @@ async fn a_killed_primary_loses_no_acknowledged_event_and_writers_go_on() -> Tes
     let windows: Vec<(&str, Duration)> = outages
         .iter()
         .zip(ends)
-        .map(|((what, from), until)| (*what, window(&acks, *from, until).unwrap_or(Duration::MAX)))
+        .map(|((what, from), until)| (*what, longest_silence(&acks.at, *from, until).unwrap_or(Duration::MAX)))
         .collect();
     let mut kills: Vec<Duration> = windows
         .iter()

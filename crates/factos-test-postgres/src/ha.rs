@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use tokio_postgres::{Config, NoTls};
 
-use crate::{ClusterError, as_user, at_exit, find_binaries, id, path, running_as_root};
+use crate::{ClusterError, as_user, at_exit, find_binaries, id, path, running_as_root, system_binary};
 
 /// How many PostgreSQL nodes a [`HaCluster`] runs.
 pub const NODES: usize = 3;
@@ -85,7 +85,7 @@ impl HaCluster {
     /// silently stop running); [`ClusterError`] when the cluster does not
     /// start.
     pub fn start(options: HaOptions) -> Result<Option<HaCluster>, ClusterError> {
-        let (Some(patroni), Some(etcd)) = (find("patroni"), find("etcd")) else {
+        let (Some(patroni), Some(etcd)) = (system_binary("patroni"), system_binary("etcd")) else {
             if std::env::var_os("FACTOS_REQUIRE_PATRONI").is_some() {
                 return Err(ClusterError::NoPatroni);
             }
@@ -347,6 +347,29 @@ impl HaCluster {
         command
     }
 
+    /// Waits until a node other than `old` is the primary, and returns it.
+    ///
+    /// # Errors
+    ///
+    /// [`ClusterError::Command`] when none is within `timeout`.
+    pub async fn wait_for_new_primary(&self, old: usize, timeout: Duration) -> Result<usize, ClusterError> {
+        let started = Instant::now();
+        loop {
+            if let Some(primary) = self.primary().await
+                && primary != old
+            {
+                return Ok(primary);
+            }
+            if started.elapsed() > timeout {
+                return Err(ClusterError::Command {
+                    command: format!("waiting for a primary other than node {}", old + 1),
+                    output: format!("none within {timeout:?}"),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// Patroni's leader key time-to-live: how long a killed primary keeps
     /// its leadership before a standby takes over.
     pub fn leader_ttl(&self) -> Duration {
@@ -487,6 +510,20 @@ postgresql:
     ))
 }
 
+/// How long writers went unanswered around an outage that began at `from`:
+/// the longest gap between two of the `acknowledged` times from half a
+/// second before it (a write committed just before a kill can be
+/// acknowledged just after it) up to `until`; `None` with fewer than two.
+pub fn longest_silence(acknowledged: &[Instant], from: Instant, until: Instant) -> Option<Duration> {
+    let mut around: Vec<Instant> = acknowledged
+        .iter()
+        .copied()
+        .filter(|at| *at + Duration::from_millis(500) > from && *at < until)
+        .collect();
+    around.sort();
+    around.windows(2).map(|pair| pair[1] - pair[0]).max()
+}
+
 /// `N` loopback ports that were free a moment ago.
 fn free_ports<const N: usize>() -> Result<[u16; N], ClusterError> {
     let listeners = (0..N)
@@ -497,13 +534,6 @@ fn free_ports<const N: usize>() -> Result<[u16; N], ClusterError> {
         *port = listener.local_addr()?.port();
     }
     Ok(ports)
-}
-
-fn find(binary: &str) -> Option<PathBuf> {
-    ["/usr/bin", "/usr/local/bin", "/usr/sbin"]
-        .iter()
-        .map(|dir| Path::new(dir).join(binary))
-        .find(|candidate| candidate.exists())
 }
 
 fn chown_tree(dir: &Path) -> Result<(), ClusterError> {

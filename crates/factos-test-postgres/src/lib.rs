@@ -29,7 +29,7 @@
 mod ha;
 mod pgbouncer;
 
-pub use ha::{HaCluster, HaOptions, NODES};
+pub use ha::{HaCluster, HaOptions, NODES, longest_silence};
 pub use pgbouncer::{MAX_SCHEMAS, PgBouncer};
 
 use std::path::{Path, PathBuf};
@@ -308,6 +308,15 @@ fn find_binaries() -> Option<PathBuf> {
         let bin = PathBuf::from(String::from_utf8(out.stdout).ok()?.trim());
         bin.join("initdb").exists().then_some(bin)
     })
+}
+
+/// `name` as Debian installs it: in `/usr/sbin`, `/usr/bin` or
+/// `/usr/local/bin`, the first where it exists.
+fn system_binary(name: &str) -> Option<PathBuf> {
+    ["/usr/sbin", "/usr/bin", "/usr/local/bin"]
+        .iter()
+        .map(|dir| Path::new(dir).join(name))
+        .find(|candidate| candidate.exists())
 }
 
 fn running_as_root() -> Result<bool, ClusterError> {

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use tokio_postgres::{Config, NoTls};
 
-use crate::{Cluster, ClusterError, as_user, at_exit, path, running_as_root};
+use crate::{Cluster, ClusterError, as_user, at_exit, path, running_as_root, system_binary};
 
 /// A running PgBouncer with `pool_mode = transaction`: every transaction
 /// (and every statement outside one) may run on a different server
@@ -182,8 +182,5 @@ fn find_binary() -> Option<PathBuf> {
     if let Some(binary) = std::env::var_os("FACTOS_PGBOUNCER") {
         return Some(PathBuf::from(binary));
     }
-    ["/usr/sbin/pgbouncer", "/usr/bin/pgbouncer", "/usr/local/bin/pgbouncer"]
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| p.exists())
+    system_binary("pgbouncer")
 }

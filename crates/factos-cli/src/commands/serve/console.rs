@@ -213,10 +213,7 @@ pub async fn discard<S: CliStore>(
     State(served): State<Served<S>>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let body = body.map_err(|rejected| ApiError {
-        status: rejected.status(),
-        message: rejected.body_text(),
-    })?;
+    let body = body?;
     let asked: DiscardJson = serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let key = effect_key(&asked.effect).map_err(ApiError::bad_request)?;
     let discarded = served

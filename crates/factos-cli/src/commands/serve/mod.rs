@@ -198,6 +198,17 @@ impl ApiError {
     }
 }
 
+/// A body that could not be read (over `--max-body`, say), with the
+/// status and words axum gives it.
+impl From<BytesRejection> for ApiError {
+    fn from(rejected: BytesRejection) -> Self {
+        Self {
+            status: rejected.status(),
+            message: rejected.body_text(),
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         (self.status, axum::Json(ErrorBody { error: self.message })).into_response()
@@ -390,10 +401,7 @@ async fn append<S: CliStore>(
     State(served): State<Served<S>>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let body = body.map_err(|rejected| ApiError {
-        status: rejected.status(),
-        message: rejected.body_text(),
-    })?;
+    let body = body?;
     let request = serde_json::from_slice::<AppendJson>(&body)
         .map_err(|e| e.to_string())
         .and_then(AppendJson::into_request)
