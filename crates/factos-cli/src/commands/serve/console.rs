@@ -27,7 +27,9 @@ const BUCKET_SECONDS: i64 = 10;
 /// Bars of the appends chart: ten minutes.
 const BUCKETS: usize = 60;
 /// The most recent events the chart counts; a store appending faster than
-/// this per ten minutes shows the newest part of the window.
+/// this per ten minutes shows the newest part of the window. The read also
+/// stops at the server's `--max-read-bytes`, since it loads payloads only
+/// for their times.
 const CHART_EVENTS: usize = 20_000;
 /// Tags listed.
 const TOP_TAGS: usize = 20;
@@ -128,7 +130,12 @@ pub async fn stats<S: CliStore>(State(served): State<Served<S>>) -> Result<Respo
     let version = store.schema_version().await.map_err(failed)?;
     let now = Timestamp::now();
     let recent = store
-        .read(&Query::all(), ReadOptions::backwards().limit(CHART_EVENTS))
+        .read(
+            &Query::all(),
+            ReadOptions::backwards()
+                .limit(CHART_EVENTS)
+                .max_bytes(served.max_read_bytes),
+        )
         .await
         .map_err(failed)?;
     let appends = appends(recent.iter().map(|e| e.recorded_at), now);
