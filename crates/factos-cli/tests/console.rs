@@ -3,8 +3,9 @@
 //! real server on SQLite and on PostgreSQL: the query builder finds exactly
 //! what `factos read` finds, the live view shows an appended event within a
 //! second, the chart and the checkpoints render, a parked effect can be
-//! discarded, a wrong token sees nothing,
-//! and nothing is requested from anywhere but the server.
+//! retried (an effect runner running beside the server hands it over
+//! again) or discarded, a wrong token sees nothing, and nothing is
+//! requested from anywhere but the server.
 //!
 //! Skipped, saying why, without Chromium or the script's `node_modules`
 //! (`npm ci` in `tests/console`), unless `FACTOS_REQUIRE_BROWSER` is set
@@ -16,7 +17,10 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use factos::{Checkpoints, Cursor, EffectKey, EventId, ParkedEffect, Position};
+use std::time::Duration;
+
+use factos::{Checkpoints, Cursor, EventStore, Follow, Position, Query, Recorded, StoredCodec, StoredEvent, reactor};
+use factos_effects::{EffectRunner, Retry};
 use serde_json::Value;
 use support::{Scratch, Server, TestResult, ok, postgres_store, refs, sqlite_store};
 
@@ -80,9 +84,13 @@ fn read_positions(store: &[String]) -> Result<Vec<u64>, Box<dyn std::error::Erro
         .collect()
 }
 
-/// Writes the log, a checkpoint behind its head and a parked effect through
-/// `checkpoints`, serves the store and runs the script.
-async fn run_console<C: Checkpoints>(store: &[String], checkpoints: &C, shots: Option<&Path>) -> TestResult {
+/// Writes the log and a checkpoint behind its head through `checkpoints`;
+/// an effect runner on it parks the receipts of the events at positions 42
+/// and 43; serves the store and runs the script while the runner runs.
+async fn run_console<C>(store: &[String], checkpoints: &C, shots: Option<&Path>) -> TestResult
+where
+    C: EventStore + Follow + Checkpoints + Sync,
+{
     let Some(dir) = browser_ready()? else {
         return Ok(());
     };
@@ -92,28 +100,43 @@ async fn run_console<C: Checkpoints>(store: &[String], checkpoints: &C, shots: O
     checkpoints
         .save_checkpoint("mailer", Cursor::new(0, Position::new(100)))
         .await?;
-    checkpoints
-        .park_effect(ParkedEffect {
-            runner: "mailer".into(),
-            key: EffectKey {
-                event: EventId::random(),
-                index: 0,
-            },
-            position: Position::new(42),
-            attempts: 5,
-            error: "smtp: connection refused".into(),
+    let receipts = reactor(|event: &Recorded<StoredEvent>| vec![event.position.value()]);
+    let runner = EffectRunner::new(checkpoints, "receipts", Query::all(), receipts, StoredCodec)
+        .with_retry(Retry::attempts(1))
+        .with_retry_poll(Duration::from_millis(100));
+    let report = runner
+        .run_available(|_, position| async move {
+            if matches!(position, 42 | 43) {
+                Err("smtp: connection refused")
+            } else {
+                Ok(())
+            }
         })
         .await?;
+    assert_eq!(report.parked, 2);
+    let parked = checkpoints.parked_effects("receipts").await?;
     let expected = read_positions(store)?;
     assert!(expected.len() >= 3, "the query finds more than one page of two");
 
     let server = Server::start(&refs(store), &["--token", TOKEN])?;
     let shots_arg = shots.map_or_else(|| "-".to_owned(), |p| p.display().to_string());
-    let output = Command::new("node")
+    let mut script = Command::new("node");
+    script
         .arg(dir.join("console.mjs"))
         .args([server.url(""), TOKEN.to_owned(), shots_arg])
-        .current_dir(&dir)
-        .output()?;
+        .current_dir(&dir);
+    let script = tokio::task::spawn_blocking(move || script.output());
+    // The runner, now that the mail server answers, runs while the
+    // operator works in the browser.
+    let mut handed = Vec::new();
+    let delivering = runner.run(|key, position| {
+        handed.push((key, position));
+        async { Ok::<(), String>(()) }
+    });
+    let output = tokio::select! {
+        output = script => output??,
+        stopped = delivering => return Err(format!("the effect runner stopped: {stopped:?}").into()),
+    };
     assert!(
         output.status.success(),
         "the browser script failed: {}",
@@ -166,9 +189,27 @@ async fn run_console<C: Checkpoints>(store: &[String], checkpoints: &C, shots: O
             .to_string()
             .contains("smtp: connection refused")
     );
+    let retried = report["health"]["retried"].as_str().ok_or("a retried effect")?;
+    let retried = parked
+        .iter()
+        .find(|p| p.key.to_string() == retried)
+        .ok_or("the retried effect was one of the parked")?;
+    let handed_again: Vec<_> = handed
+        .iter()
+        .filter(|(key, _)| parked.iter().any(|p| p.key == *key))
+        .collect();
+    assert_eq!(
+        handed_again,
+        vec![&(retried.key, retried.position().value())],
+        "the runner handed over the retried effect, once, and not the other"
+    );
+    assert_eq!(
+        report["health"]["parkedAfterRetry"], 1,
+        "a retried effect is gone once handed over"
+    );
     assert_eq!(report["health"]["parkedAfterDiscard"], 0, "a discarded effect is gone");
     assert!(
-        checkpoints.parked_effects("mailer").await?.is_empty(),
+        checkpoints.parked_effects("receipts").await?.is_empty(),
         "from the store too"
     );
     assert_eq!(report["outside"], serde_json::json!([]), "no request left the machine");

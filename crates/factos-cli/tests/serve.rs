@@ -437,7 +437,7 @@ async fn the_openapi_document_is_published_and_lists_exactly_the_answers_the_ser
     let big_header = "h".repeat(70_000);
     let token = |request: reqwest::RequestBuilder| request.bearer_auth("t0ken");
     let sold = json!({"events": [{"type": "Sold", "tags": ["seat:1"]}], "stream": "s"});
-    let discard = json!({"runner": "mailer", "effect": "00000000-0000-0000-0000-000000000000/0"});
+    let parked = json!({"runner": "mailer", "effect": "00000000-0000-0000-0000-000000000000/0"});
     // Each request with the endpoint it exercises.
     let mut requests: Vec<(&str, &str, reqwest::RequestBuilder)> = vec![
         ("/read", "get", token(http.get(server.url("/read")))),
@@ -510,41 +510,6 @@ async fn the_openapi_document_is_published_and_lists_exactly_the_answers_the_ser
             "get",
             token(http.get(server.url("/stats")).header("x-big", &big_header)),
         ),
-        (
-            "/parked/discard",
-            "post",
-            token(http.post(server.url("/parked/discard")).json(&discard)),
-        ),
-        (
-            "/parked/discard",
-            "post",
-            token(http.post(server.url("/parked/discard")).body("{")),
-        ),
-        (
-            "/parked/discard",
-            "post",
-            http.post(server.url("/parked/discard")).json(&discard),
-        ),
-        (
-            "/parked/discard",
-            "post",
-            token(http.get(server.url("/parked/discard"))),
-        ),
-        (
-            "/parked/discard",
-            "post",
-            token(http.post(server.url("/parked/discard")).body("x".repeat(5000))),
-        ),
-        (
-            "/parked/discard",
-            "post",
-            token(http.post(server.url(&long.replace("/read", "/parked/discard")))),
-        ),
-        (
-            "/parked/discard",
-            "post",
-            token(http.post(server.url("/parked/discard")).header("x-big", &big_header)),
-        ),
         ("/health", "get", http.get(server.url("/health"))),
         ("/health", "get", http.post(server.url("/health"))),
         (
@@ -570,6 +535,22 @@ async fn the_openapi_document_is_published_and_lists_exactly_the_answers_the_ser
             http.get(server.url("/openapi.json")).header("x-big", &big_header),
         ),
     ];
+    // The two actions on a parked effect take the same requests.
+    for path in ["/parked/discard", "/parked/retry"] {
+        requests.extend([
+            (path, "post", token(http.post(server.url(path)).json(&parked))),
+            (path, "post", token(http.post(server.url(path)).body("{"))),
+            (path, "post", http.post(server.url(path)).json(&parked)),
+            (path, "post", token(http.get(server.url(path)))),
+            (path, "post", token(http.post(server.url(path)).body("x".repeat(5000)))),
+            (path, "post", token(http.post(server.url(&long.replace("/read", path))))),
+            (
+                path,
+                "post",
+                token(http.post(server.url(path)).header("x-big", &big_header)),
+            ),
+        ]);
+    }
     let mut seen: BTreeMap<(&str, &str), BTreeSet<u16>> = BTreeMap::new();
     let mut check = |path, method, status: u16, body: Option<Value>| -> TestResult {
         seen.entry((path, method)).or_default().insert(status);
@@ -606,7 +587,12 @@ async fn the_openapi_document_is_published_and_lists_exactly_the_answers_the_ser
         (
             "/parked/discard",
             "post",
-            token(http.post(server.url("/parked/discard")).json(&discard)),
+            token(http.post(server.url("/parked/discard")).json(&parked)),
+        ),
+        (
+            "/parked/retry",
+            "post",
+            token(http.post(server.url("/parked/retry")).json(&parked)),
         ),
         ("/health", "get", http.get(server.url("/health"))),
     ] {

@@ -64,7 +64,11 @@ where
     );
     let parked = again.parked().await?;
     assert_eq!(parked.len(), 1);
-    assert_eq!((parked[0].key.event, parked[0].position), (log[1].id, log[1].position));
+    assert_eq!(
+        (parked[0].key.event, parked[0].position()),
+        (log[1].id, log[1].position)
+    );
+    assert!(!parked[0].retry_requested);
     assert_eq!(
         (parked[0].attempts, parked[0].error.as_str()),
         (2, "refused by the mail server")
@@ -79,6 +83,91 @@ where
         Some(log[0].position)
     );
     assert_eq!(restarted.load_checkpoint("nobody").await?, None);
+    Ok(())
+}
+
+/// Mails `a`, `b` and `c`; the server refuses `b` and `c`, so both are
+/// parked. An operator asks for `b` again: a run while the server still
+/// refuses it parks it again with the new error and the attempts added; a
+/// second request, once the server accepts, hands it over again with the
+/// same key, made again from its event, before the mails that came after
+/// it, and removes it. Discarding `c` removes it. Neither request names an
+/// effect that is not parked, and a run without requests hands over none.
+pub async fn parked_effects_are_retried_or_discarded_on_request<S>(store: &S) -> CaseResult
+where
+    S: EventStore + Follow + Checkpoints + Sync,
+{
+    for payload in [b"a".as_slice(), b"b", b"c"] {
+        let event = NewEvent::new(EventId::random(), EventType::new("Mail")?, payload.to_vec());
+        store
+            .append(AppendRequest::new(StreamId::new("retried-mails")?, vec![event]))
+            .await?;
+    }
+    let log = store.read(&Query::all(), ReadOptions::forwards()).await?;
+    let quick = Retry::attempts(2).pauses(Duration::from_millis(1), Duration::from_millis(2));
+    let runner = EffectRunner::new(store, "retrier", Query::all(), effects(), StoredCodec).with_retry(quick);
+    let refuse_b_and_c = |_, mail: Vec<u8>| async move { if mail == b"a" { Ok(()) } else { Err("mailbox full") } };
+    let report = runner.run_available(refuse_b_and_c).await?;
+    assert_eq!((report.delivered, report.parked, report.retried), (1, 2, 0));
+    let parked = runner.parked().await?;
+    let key = |event: &StoredEvent| factos::EffectKey {
+        event: event.id,
+        index: 0,
+    };
+    let (b, c) = (key(&log[1]), key(&log[2]));
+    assert_eq!(
+        parked
+            .iter()
+            .map(|p| (p.key, p.position(), p.retry_requested))
+            .collect::<Vec<_>>(),
+        vec![(b, log[1].position, false), (c, log[2].position, false)]
+    );
+
+    assert!(store.retry_parked("retrier", b).await?, "b is parked");
+    assert!(!store.retry_parked("retrier", key(&log[0])).await?, "a was delivered");
+    assert!(
+        !store.retry_parked("someone else", b).await?,
+        "another runner parked nothing"
+    );
+    let flags: Vec<_> = runner.parked().await?.iter().map(|p| p.retry_requested).collect();
+    assert_eq!(flags, vec![true, false]);
+    let report = runner
+        .run_available(|_, _| async { Err::<(), _>("still full") })
+        .await?;
+    assert_eq!((report.delivered, report.parked, report.retried), (0, 1, 0));
+    let parked = runner.parked().await?;
+    let b_again = parked.iter().find(|p| p.key == b).ok_or("b is parked again")?;
+    assert_eq!(
+        (b_again.attempts, b_again.error.as_str(), b_again.retry_requested),
+        (4, "still full", false)
+    );
+    let c_still = parked.iter().find(|p| p.key == c).ok_or("c is still parked")?;
+    assert_eq!((c_still.attempts, c_still.error.as_str()), (2, "mailbox full"));
+
+    let d = NewEvent::new(EventId::random(), EventType::new("Mail")?, b"d".to_vec());
+    store
+        .append(AppendRequest::new(StreamId::new("retried-mails")?, vec![d]))
+        .await?;
+    assert!(store.retry_parked("retrier", b).await?);
+    let mut handed = Vec::new();
+    let report = runner
+        .run_available(|key, mail: Vec<u8>| {
+            handed.push((key, mail));
+            async { Ok::<(), String>(()) }
+        })
+        .await?;
+    assert_eq!((report.delivered, report.parked, report.retried), (2, 0, 1));
+    assert_eq!(handed[0], (b, b"b".to_vec()), "b again, with its key, first");
+    assert_eq!(handed[1].1, b"d".to_vec());
+    let parked = runner.parked().await?;
+    assert_eq!(parked.iter().map(|p| p.key).collect::<Vec<_>>(), vec![c]);
+
+    assert!(store.discard_parked("retrier", c).await?);
+    assert!(!store.discard_parked("retrier", c).await?, "c is gone");
+    assert!(!store.retry_parked("retrier", c).await?, "c is gone");
+    assert!(runner.parked().await?.is_empty());
+    let report = runner.run_available(|_, _| async { Ok::<(), String>(()) }).await?;
+    assert_eq!(report, factos_effects::Report::default(), "nothing was asked for");
     Ok(())
 }
 

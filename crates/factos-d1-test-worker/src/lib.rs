@@ -57,6 +57,13 @@ fn failed(error: &factos::StoreError) -> Answer {
     Answer::Failed(WireFailure::from_error(error))
 }
 
+fn changed(outcome: std::result::Result<bool, factos::StoreError>) -> Answer {
+    match outcome {
+        Ok(changed) => Answer::Changed { changed },
+        Err(error) => failed(&error),
+    }
+}
+
 fn malformed(error: wire::WireError) -> Answer {
     Answer::Failed(WireFailure::Backend {
         message: error.to_string(),
@@ -145,6 +152,14 @@ async fn run(store: &D1Store, db: &D1Database, op: Op) -> Answer {
                 effects: parked.iter().map(WireParked::from_parked).collect(),
             },
             Err(error) => failed(&error),
+        },
+        Op::RetryParked(parked) => match parked.key() {
+            Ok(key) => changed(store.retry_parked(&parked.runner, key).await),
+            Err(error) => malformed(error),
+        },
+        Op::DiscardParked(parked) => match parked.key() {
+            Ok(key) => changed(store.discard_parked(&parked.runner, key).await),
+            Err(error) => malformed(error),
         },
         Op::ReadAfter { query, after, limit } => match (query.to_query(), wire::cursor(&after)) {
             (Ok(query), Ok(after)) => match store.read_after(&query, after, limit).await {

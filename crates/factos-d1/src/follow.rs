@@ -97,9 +97,34 @@ struct SavedParked {
     #[serde(with = "serde_bytes")]
     event_id: Vec<u8>,
     effect_index: i64,
-    position: i64,
+    cursor: String,
     attempts: i64,
     error: String,
+    retry_requested: i64,
+}
+
+impl SavedParked {
+    fn into_parked(self, runner: &str) -> Result<ParkedEffect, StoreError> {
+        let id: [u8; 16] = self
+            .event_id
+            .try_into()
+            .map_err(|_| corrupt("a parked effect's event id is not 16 bytes".into()))?;
+        let number = |value: i64| u32::try_from(value).map_err(|_| corrupt(format!("{value} out of range")));
+        Ok(ParkedEffect {
+            runner: runner.to_owned(),
+            key: EffectKey {
+                event: EventId::from_bytes(id),
+                index: number(self.effect_index)?,
+            },
+            cursor: self
+                .cursor
+                .parse()
+                .map_err(|e: factos::InvalidCursor| corrupt(e.to_string()))?,
+            attempts: number(self.attempts)?,
+            error: self.error,
+            retry_requested: self.retry_requested != 0,
+        })
+    }
 }
 
 fn corrupt(reason: String) -> StoreError {
@@ -113,6 +138,17 @@ async fn run(store: &D1Store, statement: &Statement, during: &'static str) -> Re
         .await
         .map_err(|e| D1Error::d1(during, e))?;
     Ok(())
+}
+
+/// Runs `statement`: whether it changed a row.
+async fn changed(store: &D1Store, statement: &Statement, during: &'static str) -> Result<bool, StoreError> {
+    let result = statement
+        .prepare(store.db(), during)?
+        .run()
+        .await
+        .map_err(|e| D1Error::d1(during, e))?;
+    let meta = result.meta().map_err(|e| D1Error::d1(during, e))?;
+    Ok(meta.and_then(|m| m.changes).unwrap_or(0) > 0)
 }
 
 impl LocalCheckpoints for D1Store {
@@ -149,10 +185,11 @@ impl LocalCheckpoints for D1Store {
             Arg::Text(parked.runner),
             Arg::Blob(parked.key.event.as_bytes().to_vec()),
             Arg::Int(i64::from(parked.key.index)),
-            Arg::Int(to_sql(parked.position)?),
+            Arg::Int(to_sql(parked.cursor.position())?),
             Arg::Int(i64::from(parked.attempts)),
             Arg::Text(parked.error),
             Arg::Int(D1Store::now()),
+            Arg::Text(parked.cursor.to_string()),
         ];
         run(self, &statement, "park_effect").await
     }
@@ -166,26 +203,27 @@ impl LocalCheckpoints for D1Store {
             .await
             .map_err(|e| D1Error::d1("parked_effects", e))?;
         let rows: Vec<SavedParked> = result.results().map_err(|e| D1Error::d1("parked_effects", e))?;
-        rows.into_iter()
-            .map(|row| {
-                let id: [u8; 16] = row
-                    .event_id
-                    .try_into()
-                    .map_err(|_| corrupt("a parked effect's event id is not 16 bytes".into()))?;
-                let number = |value: i64| u32::try_from(value).map_err(|_| corrupt(format!("{value} out of range")));
-                Ok(ParkedEffect {
-                    runner: runner.to_owned(),
-                    key: EffectKey {
-                        event: EventId::from_bytes(id),
-                        index: number(row.effect_index)?,
-                    },
-                    position: Position::new(
-                        u64::try_from(row.position).map_err(|_| corrupt("negative position".into()))?,
-                    ),
-                    attempts: number(row.attempts)?,
-                    error: row.error,
-                })
-            })
-            .collect()
+        rows.into_iter().map(|row| row.into_parked(runner)).collect()
+    }
+
+    async fn retry_parked(&self, runner: &str, key: EffectKey) -> Result<bool, StoreError> {
+        let mut statement = Statement::new(factos_sql::sqlite_dialect::RETRY_PARKED);
+        statement.args = vec![
+            Arg::Text(runner.to_owned()),
+            Arg::Blob(key.event.as_bytes().to_vec()),
+            Arg::Int(i64::from(key.index)),
+            Arg::Int(D1Store::now()),
+        ];
+        changed(self, &statement, "retry_parked").await
+    }
+
+    async fn discard_parked(&self, runner: &str, key: EffectKey) -> Result<bool, StoreError> {
+        let mut statement = Statement::new(factos_sql::sqlite_dialect::DISCARD_PARKED);
+        statement.args = vec![
+            Arg::Text(runner.to_owned()),
+            Arg::Blob(key.event.as_bytes().to_vec()),
+            Arg::Int(i64::from(key.index)),
+        ];
+        changed(self, &statement, "discard_parked").await
     }
 }

@@ -8,14 +8,16 @@ use crate::error::D1Error;
 use crate::statement::Statement;
 
 /// The newest schema version this release writes.
-pub(crate) const VERSION: i64 = 2;
+pub(crate) const VERSION: i64 = 3;
 
 /// The statements of each version, in order; each runs in one batch with
 /// the version's row, so a version is applied entirely or not at all.
-/// Version 2 is the read side, as on SQLite.
-const VERSIONS: [&str; 2] = [
+/// Versions 2 and 3 are the read side and the parked effects' retries, as
+/// SQLite's 2 and 6.
+const VERSIONS: [&str; 3] = [
     include_str!("sql/schema_v1.sql"),
     factos_sql::sqlite_dialect::READ_SIDE_SCHEMA,
+    factos_sql::sqlite_dialect::PARKED_RETRY_SCHEMA,
 ];
 
 #[derive(Debug, Deserialize)]

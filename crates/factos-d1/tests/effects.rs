@@ -1,6 +1,7 @@
 //! An effect runner on D1: its checkpoint and parked effects live in the
 //! D1 database (the SQLite backend's tables), so a second runner goes on
-//! where the first stopped. Skipped, saying why, without the toolchain.
+//! where the first stopped, and parked effects are retried or discarded on
+//! request. Skipped, saying why, without the toolchain.
 #![cfg(not(target_arch = "wasm32"))]
 
 use factos_conformance::CaseResult;
@@ -30,4 +31,17 @@ async fn runners_decode_events_stored_by_older_code() -> CaseResult {
     };
     let store = D1Client::fresh(worker).await?;
     factos_conformance::effects::runners_decode_events_stored_by_older_code(&store).await
+}
+
+#[tokio::test]
+async fn parked_effects_are_retried_or_discarded_on_request() -> CaseResult {
+    let worker = match D1Worker::shared() {
+        Ok(worker) => worker,
+        Err(why) => {
+            eprintln!("SKIPPED parked_effects_are_retried_or_discarded_on_request: {why}");
+            return Ok(());
+        }
+    };
+    let store = D1Client::fresh(worker).await?;
+    factos_conformance::effects::parked_effects_are_retried_or_discarded_on_request(&store).await
 }

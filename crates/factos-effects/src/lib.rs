@@ -17,6 +17,19 @@
 //! write per dispatch and no change to the write path, and the reactor can
 //! be added or changed after the events were written.
 //!
+//! **Parked effects on request.** An operator who mended what made an
+//! effect fail asks for it again with
+//! [`Checkpoints::retry_parked`](factos::Checkpoints::retry_parked) (the
+//! console's Retry). The runner looks for such requests when
+//! [`run_available`](EffectRunner::run_available) starts and, while
+//! [`run`](EffectRunner::run) waits, every
+//! [`with_retry_poll`](EffectRunner::with_retry_poll) (1 s): it reads the
+//! effect's event again at its stored cursor, makes the effect again with
+//! the reactor, hands it over with the same key and the runner's
+//! [`Retry`], then removes it, or parks it again with the new error and
+//! the attempts added. The retried effect arrives after effects of later
+//! events: parking already gave up their order.
+//!
 //! Several runners of one name may run at once (after a failover, say):
 //! each effect is still handled at least once, and each repeat carries the
 //! same key.

@@ -5,8 +5,8 @@ use std::fmt::Display;
 use std::time::Duration;
 
 use factos::{
-    Checkpoints, Codec, Cursor, DecodeError, Delivered, EffectKey, Follow, ParkedEffect, Query, Reactor, StoreError,
-    Subscription, decode_delivered,
+    Checkpoints, Codec, Cursor, DecodeError, Delivered, EffectKey, Follow, ParkedEffect, Position, Query, Reactor,
+    StoreError, Subscription, decode, decode_delivered,
 };
 use thiserror::Error;
 
@@ -91,8 +91,12 @@ pub struct Report {
     pub events: usize,
     /// Effects the handler accepted.
     pub delivered: usize,
-    /// Effects parked after their last failed attempt.
+    /// Effects parked after their last failed attempt (again, for a
+    /// retried one that failed once more).
     pub parked: usize,
+    /// Parked effects handed over again on an operator's request and
+    /// accepted (counted in `delivered` too).
+    pub retried: usize,
 }
 
 /// Follows `query` with the durable checkpoint `name`, turns each event into
@@ -107,6 +111,7 @@ pub struct EffectRunner<'s, S, R, C> {
     codec: C,
     retry: Retry,
     batch_size: usize,
+    retry_poll: Duration,
 }
 
 impl<'s, S, R, C> EffectRunner<'s, S, R, C>
@@ -127,6 +132,7 @@ where
             codec,
             retry: Retry::default(),
             batch_size: 64,
+            retry_poll: Duration::from_secs(1),
         }
     }
 
@@ -143,6 +149,14 @@ where
         self
     }
 
+    /// Looks for parked effects an operator asked to retry at least every
+    /// `every` while [`run`](Self::run) waits for events (default 1 s: one
+    /// read of the runner's parked effects per second).
+    pub fn with_retry_poll(mut self, every: Duration) -> Self {
+        self.retry_poll = every;
+        self
+    }
+
     /// The effects this runner parked.
     ///
     /// # Errors
@@ -155,9 +169,10 @@ where
             .map_err(|e| self.store_error(e))
     }
 
-    /// Hands over the effects of every event committed before this call
-    /// (waiting, where the store holds events back, for the transactions
-    /// that were running at the call), then returns.
+    /// Hands over the parked effects an operator asked to retry, then the
+    /// effects of every event committed before this call (waiting, where
+    /// the store holds events back, for the transactions that were running
+    /// at the call), then returns.
     ///
     /// # Errors
     ///
@@ -170,6 +185,7 @@ where
     {
         let mut subscription = self.subscription().await?;
         let mut report = Report::default();
+        self.retry_requested(&mut handler, &mut report).await?;
         let mark = self.store.commit_mark().await.map_err(|e| self.store_error(e))?;
         let mut settled = false;
         loop {
@@ -188,7 +204,9 @@ where
         }
     }
 
-    /// Hands over effects as events commit, forever.
+    /// Hands over effects as events commit, forever, and the parked
+    /// effects an operator asks to retry (looked for every
+    /// [`with_retry_poll`](Self::with_retry_poll)).
     ///
     /// # Errors
     ///
@@ -201,13 +219,93 @@ where
     {
         let mut subscription = self.subscription().await?;
         let mut report = Report::default();
+        let mut retries = tokio::time::interval(self.retry_poll);
+        retries.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            let events = subscription.next_batch().await.map_err(|e| self.store_error(e))?;
-            let end = subscription.cursor();
-            if let Some(end) = end {
-                self.hand_over(events, end, &mut handler, &mut report).await?;
+            // `next_batch` moves the subscription's cursor only when it
+            // returns events, so dropping it for a tick loses nothing.
+            tokio::select! {
+                biased;
+                _ = retries.tick() => self.retry_requested(&mut handler, &mut report).await?,
+                events = subscription.next_batch() => {
+                    let events = events.map_err(|e| self.store_error(e))?;
+                    if let Some(end) = subscription.cursor() {
+                        self.hand_over(events, end, &mut handler, &mut report).await?;
+                    }
+                }
             }
         }
+    }
+
+    /// Hands over again every parked effect an operator asked to retry:
+    /// re-created from its event, retried as [`Retry`] says, then removed
+    /// when accepted or parked again with the new error. An effect that
+    /// cannot be re-created (its event is gone or no longer decodes, or the
+    /// reactor no longer calls for it) is parked again with the reason.
+    async fn retry_requested<H, F, E>(&self, handler: &mut H, report: &mut Report) -> Result<(), EffectError>
+    where
+        H: FnMut(EffectKey, R::Effect) -> F,
+        F: Future<Output = Result<(), E>>,
+        E: Display,
+    {
+        let parked = self.parked().await?;
+        for effect in parked.into_iter().filter(|p| p.retry_requested) {
+            let (attempts, error) = match self.recreate(&effect).await? {
+                Ok(value) => match self.deliver(effect.key, value, handler).await {
+                    Ok(()) => {
+                        tracing::info!(runner = %self.name, key = %effect.key, "a retried parked effect was accepted");
+                        self.store
+                            .discard_parked(&self.name, effect.key)
+                            .await
+                            .map_err(|e| self.store_error(e))?;
+                        report.delivered += 1;
+                        report.retried += 1;
+                        continue;
+                    }
+                    Err((attempts, error)) => (effect.attempts.saturating_add(attempts), error),
+                },
+                Err(reason) => (effect.attempts, reason),
+            };
+            tracing::warn!(runner = %self.name, key = %effect.key, attempts, %error, "parking a retried effect again");
+            let again = ParkedEffect {
+                attempts,
+                error,
+                ..effect
+            };
+            self.store.park_effect(again).await.map_err(|e| self.store_error(e))?;
+            report.parked += 1;
+        }
+        Ok(())
+    }
+
+    /// The parked effect's value, made again from its event: `Err` with the
+    /// reason when that cannot be done.
+    async fn recreate(&self, parked: &ParkedEffect) -> Result<Result<R::Effect, String>, EffectError> {
+        let at = parked.cursor;
+        // Nothing stands between this cursor and the event's own in any
+        // delivery order: cursors order by (commit, position).
+        let before = at
+            .position()
+            .value()
+            .checked_sub(1)
+            .map(|previous| Cursor::new(at.commit(), Position::new(previous)));
+        let batch = self
+            .store
+            .read_after(&Query::all(), before, 1)
+            .await
+            .map_err(|e| self.store_error(e))?;
+        let Some(found) = batch.events.into_iter().find(|d| d.record.id == parked.key.event) else {
+            return Ok(Err(format!(
+                "retry: event {} is no longer readable at {at}",
+                parked.key.event
+            )));
+        };
+        let event = match decode(&self.codec, found.record) {
+            Ok(event) => event,
+            Err(error) => return Ok(Err(format!("retry: {error}"))),
+        };
+        let effect = self.reactor.react(&event).into_iter().nth(parked.key.index as usize);
+        Ok(effect.ok_or_else(|| format!("retry: the reactor no longer calls for effect {}", parked.key)))
     }
 
     async fn subscription(&self) -> Result<Subscription<'s, S>, EffectError> {
@@ -252,9 +350,10 @@ where
                         let parked = ParkedEffect {
                             runner: self.name.clone(),
                             key,
-                            position: delivered.record.position,
+                            cursor: delivered.cursor,
                             attempts,
                             error,
+                            retry_requested: false,
                         };
                         self.store.park_effect(parked).await.map_err(|e| self.store_error(e))?;
                         report.parked += 1;

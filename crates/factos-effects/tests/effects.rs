@@ -16,7 +16,7 @@ use factos::{
     ReadOptions, Recorded, StoredCodec, StoredEvent, StreamId, reactor,
 };
 use factos_effects::{EffectRunner, Retry};
-use factos_postgres::PgStore;
+use factos_postgres::{LockMode, PgStore};
 use factos_sqlite::SqliteStore;
 use factos_test_postgres::Cluster;
 use proptest::prelude::Rng;
@@ -106,7 +106,7 @@ async fn an_effect_that_keeps_failing_is_parked_and_the_rest_go_on() -> TestResu
         (parked[0].attempts, parked[0].error.as_str()),
         (3, "the mail server refused")
     );
-    assert_eq!(parked[0].position.value(), 1);
+    assert_eq!(parked[0].position().value(), 1);
     assert!(store.load_checkpoint("parking").await?.is_some(), "the runner moved on");
     Ok(())
 }
@@ -284,4 +284,60 @@ async fn runners_decode_events_stored_by_older_code_on_postgres() -> TestResult 
     let store = PgStore::connect(config)?;
     store.migrate().await?;
     factos_conformance::effects::runners_decode_events_stored_by_older_code(&store).await
+}
+
+#[tokio::test]
+async fn parked_effects_are_retried_or_discarded_on_request_in_memory() -> TestResult {
+    factos_conformance::effects::parked_effects_are_retried_or_discarded_on_request(&MemoryStore::new()).await
+}
+
+#[tokio::test]
+async fn parked_effects_are_retried_or_discarded_on_request_on_sqlite() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let store = SqliteStore::open(dir.path().join("events.db"))?;
+    store.migrate().await?;
+    factos_conformance::effects::parked_effects_are_retried_or_discarded_on_request(&store).await
+}
+
+#[tokio::test]
+async fn parked_effects_are_retried_or_discarded_on_request_on_postgres() -> TestResult {
+    for mode in [LockMode::Advisory, LockMode::RowLocks] {
+        let (config, _) = Cluster::shared()?.fresh_schema().await?;
+        let store = PgStore::connect(config)?.with_lock_mode(mode);
+        store.migrate().await?;
+        factos_conformance::effects::parked_effects_are_retried_or_discarded_on_request(&store).await?;
+    }
+    Ok(())
+}
+
+/// A runner that waits for events still looks for retry requests: the
+/// operator's request reaches the handler without a new event.
+#[tokio::test]
+async fn a_waiting_runner_hands_over_a_retried_effect() -> TestResult {
+    let store = MemoryStore::new();
+    append(&store, b"bad").await?;
+    let runner = EffectRunner::new(&store, "waiting", Query::all(), effects(), StoredCodec)
+        .with_retry(Retry::attempts(1))
+        .with_retry_poll(Duration::from_millis(20));
+    let report = runner.run_available(|_, _| async { Err::<(), _>("refused") }).await?;
+    assert_eq!(report.parked, 1);
+    let key = runner.parked().await?[0].key;
+
+    let (handed, mut received) = tokio::sync::mpsc::unbounded_channel();
+    let delivering = runner.run(|key, effect: Vec<u8>| {
+        let sent = handed.send((key, effect)).map_err(|e| e.to_string());
+        async move { sent }
+    });
+    let asking = async {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(store.retry_parked("waiting", key).await?, "it is parked");
+        let got = tokio::time::timeout(Duration::from_secs(10), received.recv()).await?;
+        Ok::<_, Box<dyn std::error::Error + Send + Sync>>(got)
+    };
+    let got = tokio::select! {
+        got = asking => got?,
+        stopped = delivering => return Err(format!("the runner stopped: {stopped:?}").into()),
+    };
+    assert_eq!(got, Some((key, b"bad".to_vec())));
+    Ok(())
 }

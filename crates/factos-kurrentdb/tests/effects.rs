@@ -1,6 +1,7 @@
 //! Effect runners on KurrentDB: checkpoints and parked effects live in the
 //! database (streams of their own, hidden from the application's log), so
-//! another client, as after a restart, goes on where the first stopped.
+//! another client, as after a restart, goes on where the first stopped;
+//! parked effects are retried or discarded on request.
 
 mod support;
 
@@ -30,4 +31,15 @@ async fn runners_decode_events_stored_by_older_code() -> CaseResult {
         None => store,
     };
     factos_conformance::effects::runners_decode_events_stored_by_older_code(&store).await
+}
+
+#[tokio::test]
+async fn parked_effects_are_retried_or_discarded_on_request() -> CaseResult {
+    let (url, prefix) = fresh_target().await;
+    let store = KurrentStore::connect(&url)?;
+    let store = match &prefix {
+        Some(prefix) => store.scoped(prefix)?,
+        None => store,
+    };
+    factos_conformance::effects::parked_effects_are_retried_or_discarded_on_request(&store).await
 }

@@ -100,6 +100,15 @@ pub enum PgError {
     /// ran.
     #[error(transparent)]
     InvalidPredicate(#[from] factos::InvalidPredicate),
+    /// A parked effect's stored cursor is not a cursor.
+    #[error("corrupt parked effect of runner {runner:?}")]
+    CorruptParkedEffect {
+        /// The runner that parked it.
+        runner: String,
+        /// What is wrong with its cursor.
+        #[source]
+        source: factos::InvalidCursor,
+    },
     /// A stored checkpoint is not a cursor.
     #[error("corrupt checkpoint")]
     CorruptCheckpoint(#[source] factos::InvalidCursor),

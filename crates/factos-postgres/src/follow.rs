@@ -497,7 +497,8 @@ impl Checkpoints for PgStore {
     async fn park_effect(&self, parked: ParkedEffect) -> Result<(), StoreError> {
         let park = async {
             let (session, _) = self.begin(false).await?;
-            let position = to_sql("position", parked.position.value())?;
+            let position = to_sql("position", parked.position().value())?;
+            let cursor = parked.cursor.to_string();
             let done = session
                 .client()
                 .execute_typed(
@@ -509,6 +510,7 @@ impl Checkpoints for PgStore {
                         (&position, Type::INT8),
                         (&i64::from(parked.attempts), Type::INT8),
                         (&parked.error, Type::TEXT),
+                        (&cursor, Type::TEXT),
                     ],
                 )
                 .await
@@ -525,8 +527,8 @@ impl Checkpoints for PgStore {
             let rows = session
                 .client()
                 .query_typed(
-                    "SELECT event_id, effect_index, position, attempts, error FROM factos_parked_effects \
-                     WHERE runner = $1 ORDER BY parked_at, position, effect_index",
+                    "SELECT event_id, effect_index, cursor, attempts, error, retry_requested_at IS NOT NULL \
+                     FROM factos_parked_effects WHERE runner = $1 ORDER BY parked_at, position, effect_index",
                     &[(&runner, Type::TEXT)],
                 )
                 .await
@@ -538,7 +540,7 @@ impl Checkpoints for PgStore {
             .map(|row| {
                 let id: uuid::Uuid = row.try_get(0)?;
                 let index: i64 = row.try_get(1)?;
-                let position: i64 = row.try_get(2)?;
+                let cursor: String = row.try_get(2)?;
                 let attempts: i64 = row.try_get(3)?;
                 Ok(ParkedEffect {
                     runner: runner.to_owned(),
@@ -546,13 +548,55 @@ impl Checkpoints for PgStore {
                         event: EventId::from_uuid(id),
                         index: u32::try_from(index).unwrap_or(u32::MAX),
                     },
-                    position: Position::new(u64::try_from(position).unwrap_or(0)),
+                    cursor: cursor.parse().map_err(|source| PgError::CorruptParkedEffect {
+                        runner: runner.to_owned(),
+                        source,
+                    })?,
                     attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
                     error: row.try_get(4)?,
+                    retry_requested: row.try_get(5)?,
                 })
             })
             .collect::<Result<_, PgError>>()
             .map_err(StoreError::from)
+    }
+
+    async fn retry_parked(&self, runner: &str, key: EffectKey) -> Result<bool, StoreError> {
+        self.change_parked(
+            "UPDATE factos_parked_effects SET retry_requested_at = COALESCE(retry_requested_at, clock_timestamp()) \
+             WHERE runner = $1 AND event_id = $2 AND effect_index = $3",
+            runner,
+            key,
+        )
+        .await
+    }
+
+    async fn discard_parked(&self, runner: &str, key: EffectKey) -> Result<bool, StoreError> {
+        self.change_parked(
+            "DELETE FROM factos_parked_effects WHERE runner = $1 AND event_id = $2 AND effect_index = $3",
+            runner,
+            key,
+        )
+        .await
+    }
+}
+
+impl PgStore {
+    /// Runs `statement` on `runner`'s parked effect `key` (`$1`, `$2`,
+    /// `$3`): whether it touched a row.
+    async fn change_parked(&self, statement: &str, runner: &str, key: EffectKey) -> Result<bool, StoreError> {
+        let (session, _) = self.begin(false).await?;
+        let event = *key.event.as_uuid();
+        let index = i64::from(key.index);
+        let changed = session
+            .client()
+            .execute_typed(
+                statement,
+                &[(&runner, Type::TEXT), (&event, Type::UUID), (&index, Type::INT8)],
+            )
+            .await
+            .map_err(PgError::from);
+        Ok(session.end(changed).await? > 0)
     }
 }
 

@@ -16,7 +16,9 @@
 
 use std::time::{Duration, Instant};
 
-use factos::{Checkpoints, Cursor, Follow, FollowBatch, ParkedEffect, Query, ReadOptions, StoreError, StoredEvent};
+use factos::{
+    Checkpoints, Cursor, EffectKey, Follow, FollowBatch, ParkedEffect, Query, ReadOptions, StoreError, StoredEvent,
+};
 use tokio_postgres::types::Type;
 
 use crate::config::IntoConfig;
@@ -195,5 +197,13 @@ impl Checkpoints for PgReplica {
 
     async fn parked_effects(&self, runner: &str) -> Result<Vec<ParkedEffect>, StoreError> {
         self.primary.parked_effects(runner).await
+    }
+
+    async fn retry_parked(&self, runner: &str, key: EffectKey) -> Result<bool, StoreError> {
+        self.primary.retry_parked(runner, key).await
+    }
+
+    async fn discard_parked(&self, runner: &str, key: EffectKey) -> Result<bool, StoreError> {
+        self.primary.discard_parked(runner, key).await
     }
 }

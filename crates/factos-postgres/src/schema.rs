@@ -7,7 +7,7 @@ use crate::error::PgError;
 use crate::locks::Keys;
 
 /// The schema version this crate writes.
-pub const SCHEMA_VERSION: i32 = 7;
+pub const SCHEMA_VERSION: i32 = 8;
 
 /// The migration to each version, in order: entry `i` moves a schema from
 /// version `i` to `i + 1`.
@@ -19,6 +19,7 @@ const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [
     include_str!("sql/schema_v5.sql"),
     include_str!("sql/schema_v6.sql"),
     include_str!("sql/schema_v7.sql"),
+    include_str!("sql/schema_v8.sql"),
 ];
 
 /// Checks that the connection's schema holds exactly the version this crate

@@ -137,3 +137,59 @@ async fn a_schema_of_the_first_version_upgrades_and_keeps_its_events() -> TestRe
     assert_eq!(store.load_checkpoint("upgraded").await?, Some(end));
     Ok(())
 }
+
+/// Version 8 gives parked effects the cursor a runner finds their event
+/// again with: an effect parked under version 7 gets its event's own
+/// `(transaction, position)` delivery cursor, and can be asked to be
+/// retried.
+#[tokio::test]
+async fn effects_parked_under_version_7_get_their_events_cursors() -> TestResult {
+    use factos::{Checkpoints, EffectKey, Subscription};
+    let (config, _) = Cluster::shared()?.fresh_schema().await?;
+    let store = PgStore::connect_with(config.clone(), PoolOptions::new(2))?;
+    store.migrate().await?;
+    for payload in [b"a", b"b"] {
+        let event = NewEvent::new(EventId::random(), EventType::new("E")?, payload.to_vec());
+        store
+            .append(AppendRequest::new(StreamId::new("s")?, vec![event]))
+            .await?;
+    }
+    let delivered = Subscription::new(&store, Query::all(), None).catch_up().await?;
+    assert!(delivered[1].cursor.commit() > 0, "cursors carry transaction ids");
+    let parked = &delivered[1].record;
+    {
+        // The table as version 7 left it, holding one parked effect.
+        let client = store.pool().get().await?;
+        client
+            .batch_execute(
+                "ALTER TABLE factos_parked_effects DROP COLUMN cursor, DROP COLUMN retry_requested_at;
+                 DELETE FROM factos_schema_version WHERE version = 8;",
+            )
+            .await?;
+        let position = i64::try_from(parked.position.value())?;
+        client
+            .execute(
+                "INSERT INTO factos_parked_effects (runner, event_id, effect_index, position, attempts, error) \
+                 VALUES ('mailer', $1, 0, $2, 5, 'refused')",
+                &[parked.id.as_uuid(), &position],
+            )
+            .await?;
+    }
+    drop(store);
+
+    let store = PgStore::connect_with(config, PoolOptions::new(2))?;
+    store.migrate().await?;
+    let found = store.parked_effects("mailer").await?;
+    assert_eq!(found.len(), 1);
+    assert_eq!(
+        (found[0].cursor, found[0].attempts, found[0].retry_requested),
+        (delivered[1].cursor, 5, false)
+    );
+    let key = EffectKey {
+        event: parked.id,
+        index: 0,
+    };
+    assert!(store.retry_parked("mailer", key).await?);
+    assert!(store.parked_effects("mailer").await?[0].retry_requested);
+    Ok(())
+}

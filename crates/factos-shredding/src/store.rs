@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use factos::forget::{KEY_LEN, SubjectKey, SubjectKeys};
 use factos::{
-    AppendRequest, Checkpoints, Committed, Cursor, DecisionScope, EventStore, Follow, FollowBatch, InvalidAppend,
-    NewEvent, ParkedEffect, Query, ReadOptions, StoreError, StoredEvent, StreamId, StreamRevision,
+    AppendRequest, Checkpoints, Committed, Cursor, DecisionScope, EffectKey, EventStore, Follow, FollowBatch,
+    InvalidAppend, NewEvent, ParkedEffect, Query, ReadOptions, StoreError, StoredEvent, StreamId, StreamRevision,
 };
 use serde_json::Value;
 
@@ -289,5 +289,13 @@ where
 
     async fn parked_effects(&self, runner: &str) -> Result<Vec<ParkedEffect>, StoreError> {
         self.store.parked_effects(runner).await
+    }
+
+    async fn retry_parked(&self, runner: &str, key: EffectKey) -> Result<bool, StoreError> {
+        self.store.retry_parked(runner, key).await
+    }
+
+    async fn discard_parked(&self, runner: &str, key: EffectKey) -> Result<bool, StoreError> {
+        self.store.discard_parked(runner, key).await
     }
 }

@@ -4,6 +4,10 @@
 /// projections and effect runners, and parked effects.
 pub const READ_SIDE_SCHEMA: &str = include_str!("sql/read_side.sql");
 
+/// The parked effects' cursors and retry requests (schema version 6 of
+/// SQLite, 3 of D1).
+pub const PARKED_RETRY_SCHEMA: &str = include_str!("sql/parked_retry.sql");
+
 /// The last position of the next window of at most `?2` events after `?1`,
 /// and how many events it holds (as `end`, `examined`).
 pub const WINDOW_END: &str = include_str!("sql/window_end.sql");
@@ -37,9 +41,16 @@ pub const CHECKPOINTS: &str = "SELECT name, cursor FROM factos_checkpoints ORDER
 pub const LOAD_CHECKPOINT: &str = "SELECT cursor FROM factos_checkpoints WHERE name = ?1";
 
 /// Parks an effect: runner `?1`, event id `?2`, index `?3`, position `?4`,
-/// attempts `?5`, error `?6`, at `?7`.
+/// attempts `?5`, error `?6`, at `?7`, cursor `?8`.
 pub const PARK_EFFECT: &str = include_str!("sql/park_effect.sql");
 
-/// The effects runner `?1` parked, in the order they were parked.
-pub const PARKED_EFFECTS: &str = "SELECT event_id, effect_index, position, attempts, error FROM factos_parked_effects \
+/// The effects runner `?1` parked, in the order they were parked: event
+/// id, index, cursor, attempts, error, whether a retry was asked for.
+pub const PARKED_EFFECTS: &str = "SELECT event_id, effect_index, cursor, attempts, error, \
+     retry_requested_at IS NOT NULL AS retry_requested FROM factos_parked_effects \
      WHERE runner = ?1 ORDER BY parked_at, position, effect_index";
+
+/// Asks runner `?1` to retry its parked effect for event `?2`, index `?3`,
+/// at time `?4` (an earlier request stands).
+pub const RETRY_PARKED: &str = "UPDATE factos_parked_effects SET retry_requested_at = COALESCE(retry_requested_at, ?4) \
+     WHERE runner = ?1 AND event_id = ?2 AND effect_index = ?3";

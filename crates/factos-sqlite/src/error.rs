@@ -45,6 +45,15 @@ pub enum SqliteError {
         /// The decider whose snapshot it is.
         decider: String,
     },
+    /// A parked effect's row cannot be read back.
+    #[error("corrupt parked effect of runner {runner:?}")]
+    CorruptParkedEffect {
+        /// The runner that parked it.
+        runner: String,
+        /// What is wrong with it.
+        #[source]
+        source: BoxError,
+    },
     /// A stored checkpoint is not a cursor.
     #[error("corrupt checkpoint")]
     CorruptCheckpoint(#[source] factos::InvalidCursor),

@@ -138,10 +138,11 @@ impl Checkpoints for SqliteStore {
                         parked.runner,
                         parked.key.event.as_bytes().as_slice(),
                         parked.key.index,
-                        to_sql(parked.position)?,
+                        to_sql(parked.position())?,
                         parked.attempts,
                         parked.error,
                         Timestamp::now().as_unix_micros(),
+                        parked.cursor.to_string(),
                     ])?;
                 Ok(())
             })
@@ -154,34 +155,67 @@ impl Checkpoints for SqliteStore {
             .run(move |conn| {
                 let mut stmt = conn.prepare_cached(factos_sql::sqlite_dialect::PARKED_EFFECTS)?;
                 let rows = stmt.query_map([&runner], |row| {
-                    let id: Vec<u8> = row.get(0)?;
                     Ok((
-                        id,
+                        row.get::<_, Vec<u8>>(0)?,
                         row.get::<_, u32>(1)?,
-                        row.get::<_, i64>(2)?,
+                        row.get::<_, String>(2)?,
                         row.get(3)?,
                         row.get(4)?,
+                        row.get(5)?,
                     ))
                 })?;
+                let corrupt = |source: factos::BoxError| SqliteError::CorruptParkedEffect {
+                    runner: runner.clone(),
+                    source,
+                };
                 let mut parked = Vec::new();
                 for row in rows {
-                    let (id, index, position, attempts, error) = row?;
-                    let id: [u8; 16] = id.try_into().map_err(|_| SqliteError::CorruptRow {
-                        position,
-                        source: "a parked effect's event id is not 16 bytes".into(),
-                    })?;
+                    let (id, index, cursor, attempts, error, retry_requested) = row?;
+                    let id: [u8; 16] = id
+                        .try_into()
+                        .map_err(|_| corrupt("its event id is not 16 bytes".into()))?;
                     parked.push(ParkedEffect {
                         runner: runner.clone(),
                         key: EffectKey {
                             event: EventId::from_bytes(id),
                             index,
                         },
-                        position: Position::new(u64::try_from(position).unwrap_or(0)),
+                        cursor: cursor.parse().map_err(|e: factos::InvalidCursor| corrupt(e.into()))?,
                         attempts,
                         error,
+                        retry_requested,
                     });
                 }
                 Ok(parked)
+            })
+            .await?)
+    }
+
+    async fn retry_parked(&self, runner: &str, key: EffectKey) -> Result<bool, StoreError> {
+        let runner = runner.to_owned();
+        Ok(self
+            .run(move |conn| {
+                let marked =
+                    conn.prepare_cached(factos_sql::sqlite_dialect::RETRY_PARKED)?
+                        .execute(rusqlite::params![
+                            runner,
+                            key.event.as_bytes().as_slice(),
+                            key.index,
+                            Timestamp::now().as_unix_micros(),
+                        ])?;
+                Ok::<_, SqliteError>(marked > 0)
+            })
+            .await?)
+    }
+
+    async fn discard_parked(&self, runner: &str, key: EffectKey) -> Result<bool, StoreError> {
+        let runner = runner.to_owned();
+        Ok(self
+            .run(move |conn| {
+                let removed = conn
+                    .prepare_cached(factos_sql::sqlite_dialect::DISCARD_PARKED)?
+                    .execute(rusqlite::params![runner, key.event.as_bytes().as_slice(), key.index])?;
+                Ok::<_, SqliteError>(removed > 0)
             })
             .await?)
     }

@@ -5,7 +5,7 @@ use rusqlite::Connection;
 use crate::error::SqliteError;
 
 /// The schema version this crate writes.
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 
 /// The migration to each version, in order: entry `i` moves a database from
 /// version `i` to `i + 1`.
@@ -15,6 +15,7 @@ const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [
     include_str!("sql/schema_v3.sql"),
     include_str!("sql/schema_v4.sql"),
     include_str!("sql/schema_v5.sql"),
+    factos_sql::sqlite_dialect::PARKED_RETRY_SCHEMA,
 ];
 
 /// The schema version recorded in the database (0: none).

@@ -82,6 +82,12 @@ impl Checkpoints for FileStore {
     async fn parked_effects(&self, runner: &str) -> Result<Vec<ParkedEffect>, StoreError> {
         self.store.parked_effects(runner).await
     }
+    async fn retry_parked(&self, runner: &str, key: factos::EffectKey) -> Result<bool, StoreError> {
+        self.store.retry_parked(runner, key).await
+    }
+    async fn discard_parked(&self, runner: &str, key: factos::EffectKey) -> Result<bool, StoreError> {
+        self.store.discard_parked(runner, key).await
+    }
 }
 
 impl TagHistory for FileStore {
@@ -121,9 +127,6 @@ impl Admin for FileStore {
     }
     async fn checkpoints(&self) -> Result<Vec<(String, factos::Cursor)>, StoreError> {
         self.store.checkpoints().await
-    }
-    async fn discard_parked(&self, runner: &str, key: factos::EffectKey) -> Result<bool, StoreError> {
-        self.store.discard_parked(runner, key).await
     }
     async fn tag_rows(&self, after: Option<Position>, up_to: Option<Position>) -> Result<Vec<TagRow>, StoreError> {
         self.store.tag_rows(after, up_to).await

@@ -109,3 +109,54 @@ async fn a_database_of_the_first_schema_upgrades_and_keeps_its_events() -> TestR
     assert_eq!(store.load_checkpoint("upgraded").await?, Some(end));
     Ok(())
 }
+
+/// Version 6 gives parked effects the cursor a runner finds their event
+/// again with: an effect parked under version 5 gets its event's own
+/// delivery cursor, and can be asked to be retried.
+#[tokio::test]
+async fn effects_parked_under_version_5_get_their_events_cursors() -> TestResult {
+    use factos::{Checkpoints, EffectKey, Subscription};
+    let dir = tempfile::tempdir()?;
+    let db = dir.path().join("events.db");
+    let store = SqliteStore::open(&db)?;
+    store.migrate().await?;
+    for payload in [b"a", b"b"] {
+        let event = NewEvent::new(EventId::random(), EventType::new("E")?, payload.to_vec());
+        store
+            .append(AppendRequest::new(StreamId::new("s")?, vec![event]))
+            .await?;
+    }
+    let delivered = Subscription::new(&store, Query::all(), None).catch_up().await?;
+    drop(store);
+    // The table as version 5 left it, holding one parked effect.
+    let conn = rusqlite::Connection::open(&db)?;
+    conn.execute_batch(
+        "ALTER TABLE factos_parked_effects DROP COLUMN cursor;
+         ALTER TABLE factos_parked_effects DROP COLUMN retry_requested_at;
+         PRAGMA user_version = 5;",
+    )?;
+    let parked = &delivered[1].record;
+    conn.execute(
+        "INSERT INTO factos_parked_effects (runner, event_id, effect_index, position, attempts, error, parked_at) \
+         VALUES ('mailer', ?1, 0, ?2, 5, 'refused', 0)",
+        rusqlite::params![parked.id.as_bytes().as_slice(), i64::try_from(parked.position.value())?],
+    )?;
+    drop(conn);
+
+    let store = SqliteStore::open(&db)?;
+    store.migrate().await?;
+    assert_eq!(user_version(&db)?, SCHEMA_VERSION);
+    let found = store.parked_effects("mailer").await?;
+    assert_eq!(found.len(), 1);
+    assert_eq!(
+        (found[0].cursor, found[0].attempts, found[0].retry_requested),
+        (delivered[1].cursor, 5, false)
+    );
+    let key = EffectKey {
+        event: parked.id,
+        index: 0,
+    };
+    assert!(store.retry_parked("mailer", key).await?);
+    assert!(store.parked_effects("mailer").await?[0].retry_requested);
+    Ok(())
+}

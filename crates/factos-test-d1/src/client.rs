@@ -5,13 +5,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use factos::{
-    AppendRequest, BatchOutcome, Checkpoints, CommitSignal, Committed, Cursor, DecisionScope, EventStore, Follow,
-    FollowBatch, ParkedEffect, Projection, ProjectionBatch, Query, ReadModelStore, ReadOptions, StoreError,
+    AppendRequest, BatchOutcome, Checkpoints, CommitSignal, Committed, Cursor, DecisionScope, EffectKey, EventStore,
+    Follow, FollowBatch, ParkedEffect, Projection, ProjectionBatch, Query, ReadModelStore, ReadOptions, StoreError,
     StoredEvent, StreamId, StreamRevision,
 };
 
 use crate::harness::D1Worker;
-use crate::wire::{Answer, Call, Op, WireAppend, WireParked, WireQuery, WireRecord};
+use crate::wire::{Answer, Call, Op, WireAppend, WireParked, WireParkedKey, WireQuery, WireRecord};
 
 /// The store of one D1 database of the test worker, over HTTP.
 #[derive(Debug, Clone)]
@@ -268,6 +268,28 @@ impl Checkpoints for D1Client {
                 .collect(),
             other => Err(StoreError::backend(format!("expected parked effects, got {other:?}"))),
         }
+    }
+
+    async fn retry_parked(&self, runner: &str, key: EffectKey) -> Result<bool, StoreError> {
+        changed(
+            self.call(Op::RetryParked(WireParkedKey::new(runner, key)), None)
+                .await?,
+        )
+    }
+
+    async fn discard_parked(&self, runner: &str, key: EffectKey) -> Result<bool, StoreError> {
+        changed(
+            self.call(Op::DiscardParked(WireParkedKey::new(runner, key)), None)
+                .await?,
+        )
+    }
+}
+
+/// What a change of a parked effect answered.
+fn changed(answer: Answer) -> Result<bool, StoreError> {
+    match answer {
+        Answer::Changed { changed } => Ok(changed),
+        other => Err(StoreError::backend(format!("expected a change, got {other:?}"))),
     }
 }
 

@@ -88,6 +88,10 @@ pub enum Op {
         /// The runner.
         runner: String,
     },
+    /// `retry_parked`.
+    RetryParked(WireParkedKey),
+    /// `discard_parked`.
+    DiscardParked(WireParkedKey),
     /// The follow contract's `read_after`.
     ReadAfter {
         /// The query.
@@ -188,6 +192,11 @@ pub enum Answer {
     Parked {
         /// The effects.
         effects: Vec<WireParked>,
+    },
+    /// Whether a change found what it changes.
+    Changed {
+        /// It did.
+        changed: bool,
     },
     /// Migrated from this version.
     Migrated {
@@ -745,12 +754,14 @@ pub struct WireParked {
     pub event: String,
     /// The effect's index.
     pub index: u32,
-    /// The event's position.
-    pub position: u64,
+    /// The event's cursor (`commit:position`).
+    pub cursor: String,
     /// How many times the handler was tried.
     pub attempts: u32,
     /// The handler's last error.
     pub error: String,
+    /// Whether a retry was asked for.
+    pub retry_requested: bool,
 }
 
 impl WireParked {
@@ -760,9 +771,10 @@ impl WireParked {
             runner: parked.runner.clone(),
             event: parked.key.event.to_string(),
             index: parked.key.index,
-            position: parked.position.value(),
+            cursor: parked.cursor.to_string(),
             attempts: parked.attempts,
             error: parked.error.clone(),
+            retry_requested: parked.retry_requested,
         }
     }
 
@@ -770,17 +782,53 @@ impl WireParked {
     ///
     /// # Errors
     ///
-    /// For an event id that is not a UUID.
+    /// For an event id that is not a UUID or a cursor that is not one.
     pub fn to_parked(&self) -> Result<factos::ParkedEffect, WireError> {
         Ok(factos::ParkedEffect {
             runner: self.runner.clone(),
-            key: factos::EffectKey {
-                event: EventId::from_uuid(uuid::Uuid::parse_str(&self.event).map_err(invalid)?),
-                index: self.index,
-            },
-            position: Position::new(self.position),
+            key: effect_key(&self.event, self.index)?,
+            cursor: self.cursor.parse().map_err(invalid)?,
             attempts: self.attempts,
             error: self.error.clone(),
+            retry_requested: self.retry_requested,
         })
     }
+}
+
+/// One runner's parked effect, named.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WireParkedKey {
+    /// The runner.
+    pub runner: String,
+    /// The event id.
+    pub event: String,
+    /// The effect's index.
+    pub index: u32,
+}
+
+impl WireParkedKey {
+    /// The wire form of `runner`'s `key`.
+    pub fn new(runner: &str, key: factos::EffectKey) -> Self {
+        Self {
+            runner: runner.to_owned(),
+            event: key.event.to_string(),
+            index: key.index,
+        }
+    }
+
+    /// The effect key.
+    ///
+    /// # Errors
+    ///
+    /// For an event id that is not a UUID.
+    pub fn key(&self) -> Result<factos::EffectKey, WireError> {
+        effect_key(&self.event, self.index)
+    }
+}
+
+fn effect_key(event: &str, index: u32) -> Result<factos::EffectKey, WireError> {
+    Ok(factos::EffectKey {
+        event: EventId::from_uuid(uuid::Uuid::parse_str(event).map_err(invalid)?),
+        index,
+    })
 }

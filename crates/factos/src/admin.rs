@@ -446,14 +446,6 @@ pub trait LocalAdmin {
     /// checkpoint is not a cursor.
     async fn checkpoints(&self) -> Result<Vec<(String, crate::Cursor)>, StoreError>;
 
-    /// Removes the effect `key` that `runner` parked: an operator decided it
-    /// is not to be handed over. `false` when there was none.
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError::Backend`] when the store cannot be written.
-    async fn discard_parked(&self, runner: &str, key: crate::EffectKey) -> Result<bool, StoreError>;
-
     /// The tag index rows with positions after `after` (from the start when
     /// `None`) and up to `up_to` (to the end when `None`), in position
     /// order.

@@ -423,19 +423,34 @@ impl fmt::Display for EffectKey {
 
 /// An effect that kept failing and was set aside so that the runner could
 /// go on: visible with [`LocalCheckpoints::parked_effects`], and
-/// re-creatable from its event (a reactor is a pure function).
+/// re-creatable from its event (a reactor is a pure function), which is
+/// what a runner does when an operator asks for it again
+/// ([`LocalCheckpoints::retry_parked`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParkedEffect {
     /// The runner that parked it.
     pub runner: String,
     /// The effect's identity.
     pub key: EffectKey,
-    /// Where its event sits.
-    pub position: Position,
-    /// How many times the handler was tried.
+    /// Where its event stands in the store's delivery order: the cursor
+    /// delivered with it. A runner finds the event again right after
+    /// `Cursor::new(cursor.commit(), cursor.position() - 1)`.
+    pub cursor: Cursor,
+    /// How many times the handler was tried, over every hand-over.
     pub attempts: u32,
     /// The handler's last error, as text.
     pub error: String,
+    /// Whether an operator asked for it to be handed over again: its runner
+    /// does so the next time it looks, then removes it (accepted) or parks
+    /// it again with the new error, which clears this.
+    pub retry_requested: bool,
+}
+
+impl ParkedEffect {
+    /// The position of the event that called for it.
+    pub const fn position(&self) -> Position {
+        self.cursor.position()
+    }
 }
 
 /// Durable checkpoints and parked effects, for runners that follow the log
@@ -456,19 +471,39 @@ pub trait LocalCheckpoints {
     /// [`StoreError::Backend`] when it cannot be written.
     async fn save_checkpoint(&self, name: &str, cursor: Cursor) -> Result<(), StoreError>;
 
-    /// Records an effect that kept failing.
+    /// Records an effect that kept failing. Parking the same runner's key
+    /// again replaces the record (its attempts, error and cursor) and
+    /// withdraws a retry request.
     ///
     /// # Errors
     ///
     /// [`StoreError::Backend`] when it cannot be written.
     async fn park_effect(&self, parked: ParkedEffect) -> Result<(), StoreError>;
 
-    /// The effects `runner` parked, in the order they were parked.
+    /// The effects `runner` parked, in the order they were (last) parked.
     ///
     /// # Errors
     ///
     /// [`StoreError::Backend`] when they cannot be read.
     async fn parked_effects(&self, runner: &str) -> Result<Vec<ParkedEffect>, StoreError>;
+
+    /// Asks `runner` to hand its parked effect `key` over again (an
+    /// operator's decision): sets [`ParkedEffect::retry_requested`].
+    /// `false` when `runner` has no such parked effect.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Backend`] when the store cannot be written.
+    async fn retry_parked(&self, runner: &str, key: EffectKey) -> Result<bool, StoreError>;
+
+    /// Removes the effect `key` that `runner` parked: it was handed over on
+    /// a retry, or an operator decided it is not to be. `false` when there
+    /// was none.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Backend`] when the store cannot be written.
+    async fn discard_parked(&self, runner: &str, key: EffectKey) -> Result<bool, StoreError>;
 }
 
 /// Decodes delivered events with `codec`, stopping at the first that does

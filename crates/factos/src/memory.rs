@@ -11,7 +11,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::error::{StoreError, UnsupportedAppendCondition, UnsupportedQuery};
 use crate::event::{EventId, Timestamp};
-use crate::follow::{Checkpoints, CommitSignal, Cursor, Follow, FollowBatch, ParkedEffect, deliver_in_position_order};
+use crate::follow::{
+    Checkpoints, CommitSignal, Cursor, EffectKey, Follow, FollowBatch, ParkedEffect, deliver_in_position_order,
+};
 use crate::forget::{KEY_LEN, SubjectKey, SubjectKeys};
 use crate::limits::QueryLimits;
 use crate::name::StreamId;
@@ -287,7 +289,14 @@ impl Checkpoints for MemoryStore {
     }
 
     async fn park_effect(&self, parked: ParkedEffect) -> Result<(), StoreError> {
-        self.lock().parked.push(parked);
+        let mut state = self.lock();
+        state
+            .parked
+            .retain(|p| (p.runner.as_str(), p.key) != (parked.runner.as_str(), parked.key));
+        state.parked.push(ParkedEffect {
+            retry_requested: false,
+            ..parked
+        });
         Ok(())
     }
 
@@ -299,6 +308,19 @@ impl Checkpoints for MemoryStore {
             .filter(|p| p.runner == runner)
             .cloned()
             .collect())
+    }
+
+    async fn retry_parked(&self, runner: &str, key: EffectKey) -> Result<bool, StoreError> {
+        let mut state = self.lock();
+        let found = state.parked.iter_mut().find(|p| p.runner == runner && p.key == key);
+        Ok(found.map(|p| p.retry_requested = true).is_some())
+    }
+
+    async fn discard_parked(&self, runner: &str, key: EffectKey) -> Result<bool, StoreError> {
+        let mut state = self.lock();
+        let before = state.parked.len();
+        state.parked.retain(|p| !(p.runner == runner && p.key == key));
+        Ok(state.parked.len() < before)
     }
 }
 

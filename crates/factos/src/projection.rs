@@ -154,7 +154,7 @@ pub const DEFAULT_PROJECTION_BATCH: usize = 256;
 ///
 /// ```
 /// use factos::{AppendRequest, EventId, EventStore, EventType, MemoryStore, NewEvent, Projector, Query, StoredCodec, StreamId};
-/// # use factos::{BatchOutcome, Cursor, LocalCheckpoints, ParkedEffect, Projection, ProjectionBatch, ReadModelStore, StoreError, StoredEvent};
+/// # use factos::{BatchOutcome, Cursor, EffectKey, LocalCheckpoints, ParkedEffect, Projection, ProjectionBatch, ReadModelStore, StoreError, StoredEvent};
 /// # use std::sync::Mutex;
 /// # /// A read model in memory: a count and its checkpoint.
 /// # #[derive(Default)]
@@ -182,6 +182,8 @@ pub const DEFAULT_PROJECTION_BATCH: usize = 256;
 /// #     async fn save_checkpoint(&self, _: &str, c: Cursor) -> Result<(), StoreError> { self.0.lock().unwrap().1 = Some(c); Ok(()) }
 /// #     async fn park_effect(&self, _: ParkedEffect) -> Result<(), StoreError> { Ok(()) }
 /// #     async fn parked_effects(&self, _: &str) -> Result<Vec<ParkedEffect>, StoreError> { Ok(Vec::new()) }
+/// #     async fn retry_parked(&self, _: &str, _: EffectKey) -> Result<bool, StoreError> { Ok(false) }
+/// #     async fn discard_parked(&self, _: &str, _: EffectKey) -> Result<bool, StoreError> { Ok(false) }
 /// # }
 ///
 /// # futures::executor::block_on(async {

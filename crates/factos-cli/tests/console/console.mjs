@@ -120,7 +120,19 @@ try {
     parked: await page.locator("#parked tr").allTextContents(),
   };
   if (shots !== "-") await page.screenshot({ path: shots + "/console-health.png", fullPage: true });
-  // Discarding the parked effect.
+  // Retrying a parked effect: its runner (beside the server) hands it over
+  // again and removes it; the page shows that after a refresh.
+  const retried = await page.locator("#parked tr td:nth-child(2)").first().textContent();
+  await page.getByRole("button", { name: "Retry " + retried, exact: true }).click();
+  const deadline = Date.now() + 20000;
+  while ((await page.locator("#parked tr", { hasText: retried }).count()) > 0) {
+    if (Date.now() > deadline) throw new Error("the retried effect " + retried + " stayed parked");
+    await page.waitForTimeout(250);
+    await page.getByRole("button", { name: "Refresh" }).click();
+  }
+  report.health.retried = retried;
+  report.health.parkedAfterRetry = await page.locator("#parked tr").count();
+  // Discarding the other.
   await page.getByRole("button", { name: /^Discard / }).click();
   await page.waitForFunction(() => document.querySelectorAll("#parked tr").length === 0);
   report.health.parkedAfterDiscard = await page.locator("#parked tr").count();

@@ -55,21 +55,6 @@ impl Admin for PgStore {
         Ok(session.end(rows).await?)
     }
 
-    async fn discard_parked(&self, runner: &str, key: factos::EffectKey) -> Result<bool, StoreError> {
-        let (session, _) = self.begin(false).await?;
-        let event = *key.event.as_uuid();
-        let index = i64::from(key.index);
-        let removed = session
-            .client()
-            .execute_typed(
-                "DELETE FROM factos_parked_effects WHERE runner = $1 AND event_id = $2 AND effect_index = $3",
-                &[(&runner, Type::TEXT), (&event, Type::UUID), (&index, Type::INT8)],
-            )
-            .await
-            .map_err(PgError::from);
-        Ok(session.end(removed).await? > 0)
-    }
-
     async fn tag_rows(&self, after: Option<Position>, up_to: Option<Position>) -> Result<Vec<TagRow>, StoreError> {
         let after = after.map(|p| to_sql("position", p.value())).transpose()?.unwrap_or(0);
         let up_to = up_to

@@ -44,22 +44,6 @@ impl Admin for SqliteStore {
             .await?)
     }
 
-    async fn discard_parked(&self, runner: &str, key: factos::EffectKey) -> Result<bool, StoreError> {
-        let runner = runner.to_owned();
-        Ok(self
-            .run(move |conn| {
-                let removed = conn
-                    .prepare_cached(factos_sql::sqlite_dialect::DISCARD_PARKED)?
-                    .execute(rusqlite::params![
-                        runner,
-                        key.event.as_bytes().as_slice(),
-                        i64::from(key.index)
-                    ])?;
-                Ok::<_, crate::error::SqliteError>(removed > 0)
-            })
-            .await?)
-    }
-
     async fn tag_rows(&self, after: Option<Position>, up_to: Option<Position>) -> Result<Vec<TagRow>, StoreError> {
         let after = after.map(to_sql).transpose()?.unwrap_or(0);
         let up_to = up_to.map(to_sql).transpose()?.unwrap_or(i64::MAX);

@@ -83,12 +83,12 @@ pub struct HealthAnswer {
                        that does not answer.",
         license(name = "MIT OR Apache-2.0")
     ),
-    paths(super::read, super::append, super::subscribe, super::console::stats, super::console::discard, super::health, super::openapi_json),
+    paths(super::read, super::append, super::subscribe, super::console::stats, super::console::discard, super::console::retry, super::health, super::openapi_json),
     components(schemas(
         QueryJson, ItemJson, OptionsJson, AppendJson, ConditionJson, ExpectedJson, EventIn, RecordOut,
         ErrorBody, AppendAnswer, HealthAnswer, super::console::StatsAnswer, super::console::Appends,
-        super::console::RunnerOut, super::console::ParkedOut, super::console::DiscardJson,
-        super::console::DiscardAnswer
+        super::console::RunnerOut, super::console::ParkedOut, super::console::ParkedJson,
+        super::console::DiscardAnswer, super::console::RetryAnswer
     )),
     modifiers(&BearerToken)
 )]

@@ -112,6 +112,9 @@ pub struct ParkedOut {
     position: u64,
     attempts: u32,
     error: String,
+    /// An operator asked for it to be handed over again; its runner has not
+    /// done so yet.
+    retry_requested: bool,
 }
 
 /// The store at a glance: counts, types, tags, appends over the last ten
@@ -160,11 +163,12 @@ pub async fn stats<S: CliStore>(State(served): State<Served<S>>) -> Result<Respo
         };
         for effect in store.parked_effects(&name).await.map_err(failed)? {
             parked.push(ParkedOut {
+                position: effect.position().value(),
                 runner: effect.runner,
                 effect: effect.key.to_string(),
-                position: effect.position.value(),
                 attempts: effect.attempts,
                 error: effect.error,
+                retry_requested: effect.retry_requested,
             });
         }
         runners.push(RunnerOut {
@@ -188,11 +192,11 @@ pub async fn stats<S: CliStore>(State(served): State<Served<S>>) -> Result<Respo
     .into_response())
 }
 
-/// What `POST /parked/discard` takes: the runner and the effect
-/// (`<event id>/<index>`, as `/stats` lists it).
+/// What `POST /parked/discard` and `POST /parked/retry` take: the runner
+/// and the effect (`<event id>/<index>`, as `/stats` lists it).
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct DiscardJson {
+pub struct ParkedJson {
     runner: String,
     effect: String,
 }
@@ -204,10 +208,18 @@ pub struct DiscardAnswer {
     discarded: bool,
 }
 
+/// What `POST /parked/retry` answers.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RetryAnswer {
+    /// Whether the effect was parked (and its runner will hand it over
+    /// again).
+    requested: bool,
+}
+
 /// Discards a parked effect: it will not be handed over again. Each
 /// discard is written to the server's log (standard error) as an audit line.
 #[utoipa::path(post, path = "/parked/discard", tag = "service",
-    request_body = DiscardJson,
+    request_body = ParkedJson,
     security((), ("token" = [])),
     responses(
         (status = 200, description = "Discarded, or there was no such parked effect", body = DiscardAnswer),
@@ -220,23 +232,65 @@ pub async fn discard<S: CliStore>(
     State(served): State<Served<S>>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let body = body?;
-    let asked: DiscardJson = serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let key = effect_key(&asked.effect).map_err(ApiError::bad_request)?;
+    let (asked, key) = parked_effect(body)?;
     let discarded = served
         .store
         .discard_parked(&asked.runner, key)
         .await
         .map_err(|failure| ApiError::store(&failure))?;
     if discarded {
-        eprintln!(
-            "audit: discarded the parked effect {} of runner {:?} at {}",
-            asked.effect,
-            asked.runner,
-            format_time(Timestamp::now())
-        );
+        audit("discarded", &asked);
     }
     Ok(axum::Json(DiscardAnswer { discarded }).into_response())
+}
+
+/// Asks a parked effect's runner to hand it over again: the runner does so
+/// the next time it looks (an effect runner looks every second while it
+/// waits for events), then removes it or parks it again with the new
+/// error. Each request is written to the server's log (standard error) as
+/// an audit line.
+#[utoipa::path(post, path = "/parked/retry", tag = "service",
+    request_body = ParkedJson,
+    security((), ("token" = [])),
+    responses(
+        (status = 200, description = "Requested, or there was no such parked effect", body = RetryAnswer),
+        (status = 400, description = "A malformed request or effect", body = super::ErrorBody),
+        (status = 413, description = "The body is larger than `--max-body`", body = super::ErrorBody),
+        super::StoreRefusals,
+        super::RequestRefusals,
+    ))]
+pub async fn retry<S: CliStore>(
+    State(served): State<Served<S>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let (asked, key) = parked_effect(body)?;
+    let requested = served
+        .store
+        .retry_parked(&asked.runner, key)
+        .await
+        .map_err(|failure| ApiError::store(&failure))?;
+    if requested {
+        audit("asked to retry", &asked);
+    }
+    Ok(axum::Json(RetryAnswer { requested }).into_response())
+}
+
+/// The parked effect a request body names.
+fn parked_effect(body: Result<Bytes, BytesRejection>) -> Result<(ParkedJson, EffectKey), ApiError> {
+    let body = body?;
+    let asked: ParkedJson = serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let key = effect_key(&asked.effect).map_err(ApiError::bad_request)?;
+    Ok((asked, key))
+}
+
+/// Writes the audit line of an operator's action on a parked effect.
+fn audit(action: &str, asked: &ParkedJson) {
+    eprintln!(
+        "audit: {action} the parked effect {} of runner {:?} at {}",
+        asked.effect,
+        asked.runner,
+        format_time(Timestamp::now())
+    );
 }
 
 /// `<event id>/<index>` as an effect key.

@@ -18,7 +18,8 @@
 //!   the last ten minutes, checkpoints and how far behind they are, parked
 //!   effects).
 //! * `POST /parked/discard` with `{runner, effect}`: discards a parked
-//!   effect (an audit line goes to standard error).
+//!   effect; `POST /parked/retry` with the same asks its runner to hand it
+//!   over again (each writes an audit line to standard error).
 //! * `GET /console`: the operator's console, a web page over this API
 //!   (see [`console`]).
 //! * `GET /read?stream=<id>`: the events of one stream, in revision order.
@@ -102,6 +103,7 @@ pub async fn run<S: CliStore>(store: S, args: &ServeArgs) -> Result<(), CliError
         .route("/subscribe", get(subscribe::<S>))
         .route("/stats", get(console::stats::<S>))
         .route("/parked/discard", post(console::discard::<S>))
+        .route("/parked/retry", post(console::retry::<S>))
         .route_layer(middleware::from_fn_with_state(served.clone(), authorize::<S>))
         .route("/health", get(health::<S>))
         .route("/openapi.json", get(openapi_json))
