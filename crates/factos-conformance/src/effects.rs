@@ -16,6 +16,17 @@ fn effects() -> impl factos::Reactor<Event = StoredEvent, Effect = Vec<u8>> {
     reactor(|event: &Recorded<StoredEvent>| vec![event.event.event.clone()])
 }
 
+/// Appends one `Mail` event per payload to `stream`, one append each.
+async fn append_mails<S: EventStore>(store: &S, stream: &str, payloads: &[&[u8]]) -> CaseResult {
+    for payload in payloads {
+        let event = NewEvent::new(EventId::random(), EventType::new("Mail")?, payload.to_vec());
+        store
+            .append(AppendRequest::new(StreamId::new(stream)?, vec![event]))
+            .await?;
+    }
+    Ok(())
+}
+
 /// A runner on `store` delivers two mails and parks the one the handler
 /// keeps refusing; a runner on `restarted` (the same database reached
 /// again, as after a restart) goes on from the stored checkpoint, hands
@@ -25,12 +36,7 @@ pub async fn runners_go_on_from_their_stored_checkpoint<S>(store: &S, restarted:
 where
     S: EventStore + Follow + Checkpoints + Sync,
 {
-    for payload in [b"good".as_slice(), b"bad", b"fine"] {
-        let event = NewEvent::new(EventId::random(), EventType::new("Mail")?, payload.to_vec());
-        store
-            .append(AppendRequest::new(StreamId::new("mails")?, vec![event]))
-            .await?;
-    }
+    append_mails(store, "mails", &[b"good", b"bad", b"fine"]).await?;
     let quick = Retry::attempts(2).pauses(Duration::from_millis(1), Duration::from_millis(2));
     let runner = EffectRunner::new(store, "mailer", Query::all(), effects(), StoredCodec).with_retry(quick);
     let report = runner
@@ -97,12 +103,7 @@ pub async fn parked_effects_are_retried_or_discarded_on_request<S>(store: &S) ->
 where
     S: EventStore + Follow + Checkpoints + Sync,
 {
-    for payload in [b"a".as_slice(), b"b", b"c"] {
-        let event = NewEvent::new(EventId::random(), EventType::new("Mail")?, payload.to_vec());
-        store
-            .append(AppendRequest::new(StreamId::new("retried-mails")?, vec![event]))
-            .await?;
-    }
+    append_mails(store, "retried-mails", &[b"a", b"b", b"c"]).await?;
     let log = store.read(&Query::all(), ReadOptions::forwards()).await?;
     let quick = Retry::attempts(2).pauses(Duration::from_millis(1), Duration::from_millis(2));
     let runner = EffectRunner::new(store, "retrier", Query::all(), effects(), StoredCodec).with_retry(quick);
@@ -144,10 +145,7 @@ where
     let c_still = parked.iter().find(|p| p.key == c).ok_or("c is still parked")?;
     assert_eq!((c_still.attempts, c_still.error.as_str()), (2, "mailbox full"));
 
-    let d = NewEvent::new(EventId::random(), EventType::new("Mail")?, b"d".to_vec());
-    store
-        .append(AppendRequest::new(StreamId::new("retried-mails")?, vec![d]))
-        .await?;
+    append_mails(store, "retried-mails", &[b"d"]).await?;
     assert!(store.retry_parked("retrier", b).await?);
     let mut handed = Vec::new();
     let report = runner

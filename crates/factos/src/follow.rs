@@ -233,6 +233,10 @@ impl<'s, S: LocalFollow> Subscription<'s, S> {
 
     /// The next matching events, waiting for commits when there are none.
     ///
+    /// Cancel-safe: the cursor moves only when a read returns, and a read
+    /// that returns events returns them at once, so dropping the future
+    /// (in a `select!`, say) loses nothing.
+    ///
     /// # Errors
     ///
     /// The store's error; the cursor stays where it was, so calling again
@@ -489,7 +493,9 @@ pub trait LocalCheckpoints {
 
     /// Asks `runner` to hand its parked effect `key` over again (an
     /// operator's decision): sets [`ParkedEffect::retry_requested`].
-    /// `false` when `runner` has no such parked effect.
+    /// `false` when `runner` has no such parked effect. A request made while
+    /// the runner is already handing that effect over again is answered by
+    /// that hand-over.
     ///
     /// # Errors
     ///
