@@ -118,7 +118,8 @@ where
     let expected = read_positions(store)?;
     assert!(expected.len() >= 3, "the query finds more than one page of two");
 
-    let server = Server::start(&refs(store), &["--token", TOKEN])?;
+    // Pages of 100 events: the stream of 150 takes two.
+    let server = Server::start(&refs(store), &["--token", TOKEN, "--max-read", "100"])?;
     let shots_arg = shots.map_or_else(|| "-".to_owned(), |p| p.display().to_string());
     let mut script = Command::new("node");
     script
@@ -162,8 +163,13 @@ where
             .is_some_and(|p| p.contains("\"i\""))
     );
     let stream: Vec<String> = serde_json::from_value(report["stream"].clone())?;
-    assert_eq!(stream.len(), 150, "every event of the stream");
-    assert!(stream.iter().all(|s| s.starts_with("orders @ ")));
+    assert_eq!(report["streamFirstPage"], 100, "the stream's first page");
+    assert_eq!(stream.len(), 150, "every event of the stream, over two pages");
+    let revisions: Vec<u64> = stream
+        .iter()
+        .filter_map(|s| s.strip_prefix("orders @ ")?.parse().ok())
+        .collect();
+    assert_eq!(revisions, (0..150).collect::<Vec<_>>(), "in revision order, each once");
     assert_eq!(report["live"]["shownPosition"], report["live"]["position"]);
     assert!(
         report["live"]["millis"].as_u64().is_some_and(|ms| ms < 1_000),

@@ -20,6 +20,98 @@ fn encode(value: &Value) -> String {
         .collect()
 }
 
+/// Every page of the read at `path`, following each page's `Link` to the
+/// next (at most 20 pages).
+async fn pages(
+    server: &Server,
+    path: &str,
+    token: Option<&str>,
+) -> Result<Vec<Vec<Value>>, Box<dyn std::error::Error>> {
+    let http = reqwest::Client::new();
+    let mut url = server.url(path);
+    let mut pages = Vec::new();
+    for _ in 0..20 {
+        let mut request = http.get(&url);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await?;
+        assert_eq!(response.status(), 200, "{url}");
+        let next = match response.headers().get("link") {
+            Some(link) => Some(link.to_str()?.to_owned()),
+            None => None,
+        };
+        pages.push(response.json().await?);
+        let Some(link) = next else { return Ok(pages) };
+        let path = link
+            .strip_prefix('<')
+            .and_then(|rest| rest.split_once(">; rel=\"next\""))
+            .map(|(path, _)| path)
+            .ok_or_else(|| format!("malformed Link header {link:?}"))?;
+        url = server.url(path);
+    }
+    Err(format!("more than 20 pages from {path}").into())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stream_is_read_a_page_at_a_time() -> TestResult {
+    let scratch = Scratch::new()?;
+    let store = sqlite_store(&scratch)?;
+    let server = Server::start(&refs(&store), &["--max-read", "3", "--max-read-bytes", "600"])?;
+    let http = reqwest::Client::new();
+    for i in 0..10 {
+        // Revision 7 alone is over the byte budget.
+        let pad = if i == 7 { "x".repeat(1000) } else { String::new() };
+        for (stream, kind) in [("seats", "Sold"), ("other", "Other")] {
+            let body = json!({"events": [{"type": kind, "data": {"i": i, "pad": pad}}], "stream": stream});
+            let appended = http.post(server.url("/append")).json(&body).send().await?;
+            assert_eq!(appended.status(), 200);
+        }
+    }
+    let pages = pages(&server, "/read?stream=seats", None).await?;
+    let revisions: Vec<Vec<u64>> = pages
+        .iter()
+        .map(|page| page.iter().filter_map(|record| record["revision"].as_u64()).collect())
+        .collect();
+    assert_eq!(
+        revisions,
+        vec![vec![0, 1, 2], vec![3, 4, 5], vec![6, 7], vec![8, 9]],
+        "pages of --max-read events, one ended by --max-read-bytes at the large event"
+    );
+    assert!(pages.iter().flatten().all(|record| record["stream"] == "seats"));
+
+    let from_eight: Vec<Value> = http
+        .get(server.url("/read?stream=seats&revision=8"))
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert_eq!(
+        from_eight.iter().map(|r| r["revision"].clone()).collect::<Vec<_>>(),
+        vec![json!(8), json!(9)]
+    );
+    let past_the_end: Vec<Value> = http
+        .get(server.url("/read?stream=seats&revision=10"))
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert!(past_the_end.is_empty());
+    for (path, problem) in [
+        ("/read?stream=", "stream"),
+        ("/read?stream=seats&revision=x", "revision"),
+    ] {
+        let refused = http.get(server.url(path)).send().await?;
+        assert_eq!(refused.status(), 400, "{path}");
+        let error: Value = refused.json().await?;
+        assert!(
+            error["error"].as_str().unwrap_or("").contains(problem),
+            "{path}: {error}"
+        );
+    }
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn the_api_answers_and_refuses_in_json() -> TestResult {
     let scratch = Scratch::new()?;
@@ -89,25 +181,9 @@ async fn the_api_answers_and_refuses_in_json() -> TestResult {
     assert_eq!(page.len(), 3, "reads are bounded by --max-read");
     assert_eq!(page[0]["position"], 5);
     // A bounded page says where to continue; the last page says nothing.
-    let mut url = server.url(&format!("/read?options={}", encode(&options)));
-    let mut positions = Vec::new();
-    for _ in 0..10 {
-        let response = authed(http.get(&url)).send().await?;
-        let next = match response.headers().get("link") {
-            Some(link) => Some(link.to_str()?.to_owned()),
-            None => None,
-        };
-        let page: Vec<Value> = response.json().await?;
-        positions.extend(page.iter().map(|record| record["position"].clone()));
-        let Some(link) = next else { break };
-        let path = link
-            .strip_prefix('<')
-            .and_then(|rest| rest.split_once(">; rel=\"next\""))
-            .map(|(path, _)| path)
-            .ok_or_else(|| format!("malformed Link header {link:?}"))?;
-        url = server.url(path);
-    }
-    assert_eq!(positions, vec![json!(5), json!(4), json!(3), json!(2), json!(1)]);
+    let pages = pages(&server, &format!("/read?options={}", encode(&options)), Some("s3cret")).await?;
+    let positions: Vec<&Value> = pages.iter().flatten().map(|record| &record["position"]).collect();
+    assert_eq!(positions, vec![&json!(5), &json!(4), &json!(3), &json!(2), &json!(1)]);
 
     for (path, problem) in [
         ("/read?query=nope", "query"),

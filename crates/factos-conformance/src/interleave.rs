@@ -56,6 +56,15 @@ impl<S: LocalEventStore> LocalEventStore for Interleave<'_, S> {
         self.pause().await;
         self.inner.read_stream(stream, from).await
     }
+    async fn read_stream_page(
+        &self,
+        stream: &StreamId,
+        from: StreamRevision,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        self.pause().await;
+        self.inner.read_stream_page(stream, from, limit).await
+    }
 
     async fn append(&self, request: AppendRequest) -> Result<Committed, StoreError> {
         self.pause().await;

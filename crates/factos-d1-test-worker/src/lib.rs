@@ -116,8 +116,19 @@ async fn run(store: &D1Store, db: &D1Database, op: Op) -> Answer {
             ),
             Err(error) => malformed(error),
         },
-        Op::ReadStream { stream, from } => match factos::StreamId::new(stream) {
-            Ok(stream) => events(store.read_stream(&stream, factos::StreamRevision::new(from)).await),
+        Op::ReadStream { stream, from, limit } => match factos::StreamId::new(stream) {
+            Ok(stream) => {
+                let from = factos::StreamRevision::new(from);
+                match limit {
+                    // The worker is 32-bit wasm: a limit past its usize is
+                    // no limit it could reach.
+                    Some(limit) => {
+                        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+                        events(store.read_stream_page(&stream, from, limit).await)
+                    }
+                    None => events(store.read_stream(&stream, from).await),
+                }
+            }
             Err(error) => malformed(wire::WireError(error.to_string())),
         },
         Op::Append(request) => append(store, &request, false).await,

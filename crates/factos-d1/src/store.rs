@@ -147,15 +147,23 @@ impl D1Store {
         Ok(found)
     }
 
-    async fn read_whole_stream(&self, stream: &StreamId, from: StreamRevision) -> Result<Vec<StoredEvent>, StoreError> {
+    /// At most `limit` events of `stream` from `from` on, read `PAGE` at a
+    /// time.
+    async fn read_stream_pages(
+        &self,
+        stream: &StreamId,
+        from: StreamRevision,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
         let mut found = Vec::new();
         let mut from = i64::try_from(from.value()).unwrap_or(i64::MAX);
         loop {
-            let rows = rows(&self.db, &stream_statement(stream, from, PAGE), "read_stream").await?;
-            let complete = (rows.len() as i64) < PAGE;
+            let wanted = i64::try_from(limit - found.len()).unwrap_or(i64::MAX).min(PAGE);
+            let rows = rows(&self.db, &stream_statement(stream, from, wanted), "read_stream").await?;
+            let complete = (rows.len() as i64) < wanted;
             from += rows.len() as i64;
             found.extend(rows.into_iter().map(|(record, _)| record));
-            if complete {
+            if complete || found.len() >= limit {
                 return Ok(found);
             }
         }
@@ -174,7 +182,16 @@ impl LocalEventStore for D1Store {
     }
 
     async fn read_stream(&self, stream: &StreamId, from: StreamRevision) -> Result<Vec<StoredEvent>, StoreError> {
-        self.read_whole_stream(stream, from).await
+        self.read_stream_pages(stream, from, usize::MAX).await
+    }
+
+    async fn read_stream_page(
+        &self,
+        stream: &StreamId,
+        from: StreamRevision,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        self.read_stream_pages(stream, from, limit).await
     }
 
     async fn append(&self, request: AppendRequest) -> Result<Committed, StoreError> {
@@ -188,7 +205,10 @@ impl LocalEventStore for D1Store {
         self.query_limits.check_scope(scope)?;
         let events = match scope {
             DecisionScope::Query(query) => self.read_matching(query, ReadOptions::forwards()).await?,
-            DecisionScope::Stream(stream) => self.read_whole_stream(stream, StreamRevision::FIRST).await?,
+            DecisionScope::Stream(stream) => {
+                self.read_stream_pages(stream, StreamRevision::FIRST, usize::MAX)
+                    .await?
+            }
         };
         Ok(((), events))
     }

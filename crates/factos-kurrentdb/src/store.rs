@@ -434,7 +434,18 @@ impl EventStore for KurrentStore {
     #[tracing::instrument(level = "debug", name = "store", skip_all,
         fields(backend = "kurrentdb", operation = "read_stream", %stream, rows, code, error))]
     async fn read_stream(&self, stream: &StreamId, from: StreamRevision) -> Result<Vec<StoredEvent>, StoreError> {
-        let events = self.read_stream_events(stream, from, usize::MAX).await;
+        self.read_stream_page(stream, from, usize::MAX).await
+    }
+
+    #[tracing::instrument(level = "debug", name = "store", skip_all,
+        fields(backend = "kurrentdb", operation = "read_stream", %stream, limit, rows, code, error))]
+    async fn read_stream_page(
+        &self,
+        stream: &StreamId,
+        from: StreamRevision,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let events = self.read_stream_events(stream, from, limit).await;
         traced(
             events.map(|e| e.into_iter().map(|(record, _)| record).collect()),
             Vec::len,

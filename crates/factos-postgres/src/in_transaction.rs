@@ -64,7 +64,16 @@ impl EventStore for PgTransactionStore<'_> {
     }
 
     async fn read_stream(&self, stream: &StreamId, from: StreamRevision) -> Result<Vec<StoredEvent>, StoreError> {
-        Ok(read::read_stream(self.transaction, stream, from).await?)
+        self.read_stream_page(stream, from, usize::MAX).await
+    }
+
+    async fn read_stream_page(
+        &self,
+        stream: &StreamId,
+        from: StreamRevision,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        Ok(read::read_stream(self.transaction, stream, from, limit).await?)
     }
 
     async fn append(&self, request: AppendRequest) -> Result<Committed, StoreError> {

@@ -512,7 +512,7 @@ pub(crate) async fn read_for_decision<C: GenericClient + Sync>(
         let (position, revision) = read_after(snapshot.as_ref().and_then(|(_, found)| found.as_ref()));
         let events = match scope {
             DecisionScope::Query(query) => read::read(client, query, ReadOptions::forwards().from(position)).await?,
-            DecisionScope::Stream(stream) => read::read_stream(client, stream, revision).await?,
+            DecisionScope::Stream(stream) => read::read_stream(client, stream, revision, usize::MAX).await?,
         };
         Ok((snapshot, events))
     };
@@ -579,7 +579,18 @@ impl EventStore for PgStore {
     #[tracing::instrument(level = "debug", name = "store", skip_all,
         fields(backend = "postgres", operation = "read_stream", %stream, rows, code, error))]
     async fn read_stream(&self, stream: &StreamId, from: StreamRevision) -> Result<Vec<StoredEvent>, StoreError> {
-        traced(self.run_read_stream(stream, from).await, Vec::len)
+        traced(self.run_read_stream(stream, from, usize::MAX).await, Vec::len)
+    }
+
+    #[tracing::instrument(level = "debug", name = "store", skip_all,
+        fields(backend = "postgres", operation = "read_stream", %stream, limit, rows, code, error))]
+    async fn read_stream_page(
+        &self,
+        stream: &StreamId,
+        from: StreamRevision,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        traced(self.run_read_stream(stream, from, limit).await, Vec::len)
     }
 
     #[tracing::instrument(level = "debug", name = "store", skip_all,
@@ -657,13 +668,18 @@ impl PgStore {
         }
     }
 
-    async fn run_read_stream(&self, stream: &StreamId, from: StreamRevision) -> Result<Vec<StoredEvent>, StoreError> {
+    async fn run_read_stream(
+        &self,
+        stream: &StreamId,
+        from: StreamRevision,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
         // In a transaction like every call, so that the store's schema and
         // time limits apply and its schema version is checked.
         let outcome = async {
             self.keys().await?;
             let (session, _, read) = pipelined!(self, false, self.commits_in_pipeline(), |client, _fixed| {
-                read::read_stream(client, stream, from)
+                read::read_stream(client, stream, from, limit)
             })?;
             self.end_read(session, read).await
         };

@@ -198,6 +198,16 @@ where
         self.opened(events).await
     }
 
+    async fn read_stream_page(
+        &self,
+        stream: &StreamId,
+        from: StreamRevision,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let events = self.store.read_stream_page(stream, from, limit).await?;
+        self.opened(events).await
+    }
+
     async fn append(&self, request: AppendRequest) -> Result<Committed, StoreError> {
         let sealed = self.seal(request).await?;
         let committed = self.store.append(sealed).await?;

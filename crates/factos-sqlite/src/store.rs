@@ -291,7 +291,10 @@ fn read_scope(conn: &Connection, scope: &DecisionScope) -> Result<(Option<i64>, 
             let generation = retag::generation(conn)?;
             (Some(generation), read::read(conn, query, ReadOptions::forwards())?)
         }
-        DecisionScope::Stream(stream) => (None, read::read_stream(conn, stream, StreamRevision::FIRST)?),
+        DecisionScope::Stream(stream) => (
+            None,
+            read::read_stream(conn, stream, StreamRevision::FIRST, usize::MAX)?,
+        ),
     })
 }
 
@@ -310,8 +313,21 @@ impl EventStore for SqliteStore {
     #[tracing::instrument(level = "debug", name = "store", skip_all,
         fields(backend = "sqlite", operation = "read_stream", %stream, rows, code, error))]
     async fn read_stream(&self, stream: &StreamId, from: StreamRevision) -> Result<Vec<StoredEvent>, StoreError> {
+        self.read_stream_page(stream, from, usize::MAX).await
+    }
+
+    #[tracing::instrument(level = "debug", name = "store", skip_all,
+        fields(backend = "sqlite", operation = "read_stream", %stream, limit, rows, code, error))]
+    async fn read_stream_page(
+        &self,
+        stream: &StreamId,
+        from: StreamRevision,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
         let stream = stream.clone();
-        let result = self.run(move |conn| read::read_stream(conn, &stream, from)).await;
+        let result = self
+            .run(move |conn| read::read_stream(conn, &stream, from, limit))
+            .await;
         traced(result.map_err(StoreError::from), Vec::len)
     }
 

@@ -164,6 +164,21 @@ impl EventStore for D1Client {
         self.events(Op::ReadStream {
             stream: stream.as_str().to_owned(),
             from: from.value(),
+            limit: None,
+        })
+        .await
+    }
+
+    async fn read_stream_page(
+        &self,
+        stream: &StreamId,
+        from: StreamRevision,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        self.events(Op::ReadStream {
+            stream: stream.as_str().to_owned(),
+            from: from.value(),
+            limit: Some(u64::try_from(limit).unwrap_or(u64::MAX)),
         })
         .await
     }

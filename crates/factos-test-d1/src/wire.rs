@@ -57,6 +57,8 @@ pub enum Op {
         stream: String,
         /// From this revision.
         from: u64,
+        /// At most this many events (`read_stream_page`); all when absent.
+        limit: Option<u64>,
     },
     /// `append`.
     Append(WireAppend),

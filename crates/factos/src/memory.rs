@@ -144,7 +144,7 @@ impl Log {
         let (position, revision) = read_after(after);
         let events = match scope {
             DecisionScope::Query(query) => self.read(query, ReadOptions::forwards().from(position)),
-            DecisionScope::Stream(stream) => self.read_stream(stream, revision),
+            DecisionScope::Stream(stream) => self.read_stream(stream, revision, usize::MAX),
         };
         // A stream's context does not depend on tags.
         let decision = MemoryDecision {
@@ -171,10 +171,11 @@ impl Log {
         page
     }
 
-    fn read_stream(&self, stream: &StreamId, from: StreamRevision) -> Vec<StoredEvent> {
+    fn read_stream(&self, stream: &StreamId, from: StreamRevision, limit: usize) -> Vec<StoredEvent> {
         self.events
             .iter()
             .filter(|(event, _)| &event.stream == stream && event.revision >= from)
+            .take(limit)
             .map(|(event, _)| event.clone())
             .collect()
     }
@@ -359,7 +360,16 @@ impl EventStore for MemoryStore {
     }
 
     async fn read_stream(&self, stream: &StreamId, from: StreamRevision) -> Result<Vec<StoredEvent>, StoreError> {
-        Ok(self.lock().read_stream(stream, from))
+        Ok(self.lock().read_stream(stream, from, usize::MAX))
+    }
+
+    async fn read_stream_page(
+        &self,
+        stream: &StreamId,
+        from: StreamRevision,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        Ok(self.lock().read_stream(stream, from, limit))
     }
 
     async fn append(&self, request: AppendRequest) -> Result<Committed, StoreError> {

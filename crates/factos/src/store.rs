@@ -508,6 +508,22 @@ pub trait LocalEventStore {
     /// [`StoreError::Backend`] when the store cannot be read.
     async fn read_stream(&self, stream: &StreamId, from: StreamRevision) -> Result<Vec<StoredEvent>, StoreError>;
 
+    /// At most `limit` events of `stream` from revision `from` on, in
+    /// revision order: one page of
+    /// [`read_stream`](LocalEventStore::read_stream). The next page starts
+    /// at the last event's revision + 1; fewer than `limit` events means
+    /// the stream ends there.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Backend`] when the store cannot be read.
+    async fn read_stream_page(
+        &self,
+        stream: &StreamId,
+        from: StreamRevision,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>, StoreError>;
+
     /// Appends `request.events` to `request.stream` atomically if the
     /// expected revision and the condition hold.
     ///

@@ -67,7 +67,8 @@ pub async fn read_options_select_from_limit_and_direction<S: LocalEventStore>(st
     Ok(())
 }
 
-/// `read_stream` returns one stream's events from a revision on, in order.
+/// `read_stream` returns one stream's events from a revision on, in order;
+/// `read_stream_page` returns them a page at a time.
 pub async fn read_stream_returns_stream_from_revision<S: LocalEventStore>(store: &S) -> CaseResult {
     let mut rng = rng(11);
     for i in 0..4 {
@@ -96,6 +97,39 @@ pub async fn read_stream_returns_stream_from_revision<S: LocalEventStore>(store:
     assert!(
         store
             .read_stream(&stream("s"), StreamRevision::new(4))
+            .await?
+            .is_empty()
+    );
+
+    // Page by page: each page starts after the last one's revision, and a
+    // short page is the last.
+    let mut pages = Vec::new();
+    let mut from = StreamRevision::FIRST;
+    loop {
+        let page = store.read_stream_page(&stream("s"), from, 3).await?;
+        assert!(page.iter().all(|e| e.stream == stream("s")));
+        pages.push(page.iter().map(|e| e.revision.value()).collect::<Vec<_>>());
+        match page.last() {
+            Some(last) if page.len() == 3 => from = StreamRevision::new(last.revision.value() + 1),
+            _ => break,
+        }
+    }
+    assert_eq!(pages, vec![vec![0, 1, 2], vec![3]]);
+    let middle = store.read_stream_page(&stream("s"), StreamRevision::new(1), 2).await?;
+    assert_eq!(
+        middle.iter().map(|e| e.revision.value()).collect::<Vec<_>>(),
+        vec![1, 2]
+    );
+    assert_eq!(middle[0].event, b"s1".to_vec());
+    assert!(
+        store
+            .read_stream_page(&stream("s"), StreamRevision::FIRST, 0)
+            .await?
+            .is_empty()
+    );
+    assert!(
+        store
+            .read_stream_page(&stream("missing"), StreamRevision::FIRST, 5)
             .await?
             .is_empty()
     );

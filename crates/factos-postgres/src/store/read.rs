@@ -151,12 +151,14 @@ pub(crate) async fn read_stream<C: GenericClient + Sync>(
     client: &C,
     stream: &StreamId,
     from: StreamRevision,
+    limit: usize,
 ) -> Result<Vec<StoredEvent>, PgError> {
     let params = Params(vec![
         SqlValue::Text(stream.as_str().to_owned()),
         SqlValue::Integer(to_sql("revision", from.value())?),
+        SqlValue::Integer(i64::try_from(limit).unwrap_or(i64::MAX)),
     ]);
-    let sql = format!("SELECT {COLUMNS} FROM events WHERE stream = $1 AND revision >= $2 ORDER BY revision");
+    let sql = format!("SELECT {COLUMNS} FROM events WHERE stream = $1 AND revision >= $2 ORDER BY revision LIMIT $3");
     collect(client, &sql, &params).await
 }
 /// The first event matching `query` after `after` (anywhere when `None`).

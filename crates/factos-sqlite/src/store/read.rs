@@ -128,11 +128,12 @@ pub(crate) fn read_bounded(conn: &Connection, query: &Query, bounds: Bounds) -> 
     )
 }
 
-/// The events of `stream` from revision `from` on.
+/// At most `limit` events of `stream` from revision `from` on.
 pub(crate) fn read_stream(
     conn: &Connection,
     stream: &StreamId,
     from: StreamRevision,
+    limit: usize,
 ) -> Result<Vec<StoredEvent>, SqliteError> {
     let from = i64::try_from(from.value()).map_err(|_| SqliteError::OutOfRange {
         what: "revision",
@@ -140,8 +141,12 @@ pub(crate) fn read_stream(
     })?;
     collect(
         conn,
-        &format!("SELECT {COLUMNS} FROM events WHERE stream = ?1 AND revision >= ?2 ORDER BY revision"),
-        vec![Value::Text(stream.as_str().to_owned()), Value::Integer(from)],
+        &format!("SELECT {COLUMNS} FROM events WHERE stream = ?1 AND revision >= ?2 ORDER BY revision LIMIT ?3"),
+        vec![
+            Value::Text(stream.as_str().to_owned()),
+            Value::Integer(from),
+            Value::Integer(i64::try_from(limit).unwrap_or(i64::MAX)),
+        ],
     )
 }
 

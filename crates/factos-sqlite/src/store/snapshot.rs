@@ -63,7 +63,7 @@ fn read_from_snapshot(
     let (position, revision) = read_after(snapshot.as_ref());
     let events = match scope {
         DecisionScope::Query(query) => read::read(&tx, query, ReadOptions::forwards().from(position))?,
-        DecisionScope::Stream(stream) => read::read_stream(&tx, stream, revision)?,
+        DecisionScope::Stream(stream) => read::read_stream(&tx, stream, revision, usize::MAX)?,
     };
     tx.commit()?;
     let read = SnapshotRead {

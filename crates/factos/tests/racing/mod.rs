@@ -39,6 +39,14 @@ impl EventStore for Racing {
     async fn read_stream(&self, stream: &StreamId, from: StreamRevision) -> Result<Vec<StoredEvent>, StoreError> {
         self.inner.read_stream(stream, from).await
     }
+    async fn read_stream_page(
+        &self,
+        stream: &StreamId,
+        from: StreamRevision,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        self.inner.read_stream_page(stream, from, limit).await
+    }
     async fn append(&self, request: AppendRequest) -> Result<Committed, StoreError> {
         self.inner.append(request).await
     }

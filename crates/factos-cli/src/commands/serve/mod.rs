@@ -22,7 +22,8 @@
 //!   over again (each writes an audit line to standard error).
 //! * `GET /console`: the operator's console, a web page over this API
 //!   (see [`console`]).
-//! * `GET /read?stream=<id>`: the events of one stream, in revision order.
+//! * `GET /read?stream=<id>&revision=<n>`: the events of one stream from a
+//!   revision on, in revision order, paged like query reads.
 //!
 //! Malformed input is a 400 with `{"error": "..."}` naming the problem;
 //! a store that fails is a 503; nothing answers 500.
@@ -51,7 +52,7 @@ use axum::middleware::{self, Next};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use factos::{Cursor, Query, StoreError, Subscription};
+use factos::{Cursor, Query, ReadOptions, StoreError, Subscription};
 use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::{mpsc, watch};
@@ -310,6 +311,7 @@ struct ReadParams {
     query: Option<String>,
     options: Option<String>,
     stream: Option<String>,
+    revision: Option<u64>,
 }
 
 /// Parses a JSON parameter, naming it when it is malformed.
@@ -328,6 +330,41 @@ fn query_param(text: Option<&str>) -> Result<Query, ApiError> {
     }
 }
 
+/// A page of `stream`'s events from `revision` on, ending at `--max-read`
+/// events or `--max-read-bytes`, with a `Link` to the next page when more
+/// may follow.
+async fn stream_page<S: CliStore>(served: &Served<S>, stream: &str, revision: u64) -> Result<Response, ApiError> {
+    let stream = factos::StreamId::new(stream).map_err(|e| ApiError::bad_request(format!("stream: {e}")))?;
+    let mut events = served
+        .store
+        .read_stream_page(&stream, factos::StreamRevision::new(revision), served.max_read)
+        .await
+        .map_err(|failure| ApiError::store(&failure))?;
+    let full = events.len() >= served.max_read;
+    let mut budget = ReadOptions::forwards().max_bytes(served.max_read_bytes).budget();
+    if let Some(last) = events.iter().position(|event| !budget.take(event)) {
+        events.truncate(last + 1);
+    }
+    let cut = full || !budget.has_room();
+    let next = events.last().filter(|_| cut).map(|last| {
+        let revision = last.revision.value().saturating_add(1).to_string();
+        let link = serde_urlencoded::to_string([("stream", stream.as_str()), ("revision", revision.as_str())]);
+        format!("</read?{}>; rel=\"next\"", link.unwrap_or_default())
+    });
+    Ok(with_next_link(
+        axum::Json(events.iter().map(RecordOut::new).collect::<Vec<_>>()).into_response(),
+        next,
+    ))
+}
+
+/// `response` with a `Link` header to the next page, when there is one.
+fn with_next_link(mut response: Response, next: Option<String>) -> Response {
+    if let Some(link) = next.and_then(|link| header::HeaderValue::from_str(&link).ok()) {
+        response.headers_mut().insert(header::LINK, link);
+    }
+    response
+}
+
 /// The events matching a query, a page at a time.
 #[utoipa::path(get, path = "/read", tag = "events",
     params(
@@ -335,11 +372,12 @@ fn query_param(text: Option<&str>) -> Result<Query, ApiError> {
             example = r#"{"items":[{"types":["TicketSold"],"tags":["concert:42"]}]}"#),
         ("options" = Option<String>, Query, description = "An `OptionsJson` as JSON text",
             example = r#"{"from":1,"limit":100}"#),
-        ("stream" = Option<String>, Query, description = "Instead of a query: every event of this stream, in revision order"),
+        ("stream" = Option<String>, Query, description = "Instead of a query: the events of this stream, in revision order"),
+        ("revision" = Option<u64>, Query, description = "With `stream`: from this revision on (0 when absent)"),
     ),
     security((), ("token" = [])),
     responses(
-        (status = 200, description = "A page of records, in position order as the options say. It ends at \
+        (status = 200, description = "A page of records, in position order as the options say (in revision order for a `stream`). It ends at \
             `--max-read` events or `--max-read-bytes`; when more may follow, a `Link` header gives the request \
             for the next page, and its absence means the answer is complete.", body = [RecordOut],
             headers(("Link" = String, description = "`</read?...>; rel=\"next\"`: the next page"))),
@@ -353,14 +391,7 @@ async fn read<S: CliStore>(
 ) -> Result<Response, ApiError> {
     let UrlQuery(params) = params.map_err(|rejected| ApiError::bad_request(rejected.body_text()))?;
     if let Some(stream) = params.stream {
-        let stream = factos::StreamId::new(stream).map_err(|e| ApiError::bad_request(format!("stream: {e}")))?;
-        let events = served
-            .store
-            .read_stream(&stream, factos::StreamRevision::new(0))
-            .await
-            .map_err(|failure| ApiError::store(&failure))?;
-        let records: Vec<RecordOut<'_>> = events.iter().map(RecordOut::new).collect();
-        return Ok(axum::Json(records).into_response());
+        return stream_page(&served, &stream, params.revision.unwrap_or(0)).await;
     }
     let query = query_param(params.query.as_deref())?;
     let asked = param::<OptionsJson>("options", params.options.as_deref())?.unwrap_or_default();
@@ -379,11 +410,7 @@ async fn read<S: CliStore>(
         format!("</read?{link}>; rel=\"next\"")
     });
     let records: Vec<RecordOut<'_>> = events.iter().map(RecordOut::new).collect();
-    let mut response = axum::Json(records).into_response();
-    if let Some(link) = next.and_then(|link| header::HeaderValue::from_str(&link).ok()) {
-        response.headers_mut().insert(header::LINK, link);
-    }
-    Ok(response)
+    Ok(with_next_link(axum::Json(records).into_response(), next))
 }
 
 /// Appends events atomically to one stream, if the condition and the
