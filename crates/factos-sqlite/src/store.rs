@@ -448,7 +448,11 @@ impl SqliteStore {
         if self.inline {
             return turns.take(scope, timeout);
         }
-        tokio::task::spawn_blocking(move || turns.take(scope, timeout)).await?
+        tokio::task::spawn_blocking(move || {
+            std::thread::sleep(turns.pause(&scope));
+            turns.take(scope, timeout)
+        })
+        .await?
     }
 }
 

@@ -12,6 +12,15 @@
 //! a turn before the loser has asked for one. The contention ends when a
 //! decision that held the turn ends with nobody waiting for it: while one
 //! waits, every new decision on the scope queues behind it.
+//!
+//! Turns are this process's. A racer in another process writing to the
+//! same file takes none, and can keep a loser in step behind it: the loser
+//! reads while the racer's append is in flight, and its append then fails
+//! on it, while the racer reads during the loser's failed attempt, which
+//! wrote nothing. So a decision on a contended scope first pauses for a
+//! random time, up to 1 ms after one lost race and doubling with each
+//! further one to at most [`MAX_PAUSE`], which puts it out of step
+//! (measured in `tests/processes.rs`: two processes racing for 60 seats).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -25,6 +34,9 @@ use crate::error::SqliteError;
 /// memory starts over (a forgotten scope costs one more lost race).
 const MAX_CONTENDED: usize = 1_024;
 
+/// The longest pause before a decision on a scope that keeps losing races.
+pub(crate) const MAX_PAUSE: Duration = Duration::from_millis(32);
+
 /// The contended scopes, and whose turn is taken or waited for.
 #[derive(Debug, Default)]
 pub(crate) struct Turns {
@@ -34,8 +46,9 @@ pub(crate) struct Turns {
 
 #[derive(Debug, Default)]
 struct State {
-    /// Scopes whose last decision lost a race.
-    contended: HashSet<DecisionScope>,
+    /// Scopes whose last decision lost a race, with how many races their
+    /// decisions lost in a row.
+    contended: HashMap<DecisionScope, u32>,
     /// Scopes whose turn a decision holds.
     taken: HashSet<DecisionScope>,
     /// How many decisions wait for each scope's turn.
@@ -52,7 +65,7 @@ pub(crate) struct Turn {
 impl Turns {
     /// Whether decisions on `scope` take turns.
     pub(crate) fn is_contended(&self, scope: &DecisionScope) -> bool {
-        self.state().contended.contains(scope)
+        self.state().contended.contains_key(scope)
     }
 
     /// Marks `scope` contended: a decision on it lost a race.
@@ -61,7 +74,21 @@ impl Turns {
         if state.contended.len() >= MAX_CONTENDED {
             state.contended.clear();
         }
-        state.contended.insert(scope.clone());
+        *state.contended.entry(scope.clone()).or_default() += 1;
+    }
+
+    /// How long a decision on `scope` pauses before it reads: a random
+    /// time up to 1 ms after one lost race, doubling with each further one
+    /// up to [`MAX_PAUSE`]; none for a scope that is not contended.
+    pub(crate) fn pause(&self, scope: &DecisionScope) -> Duration {
+        let losses = self.state().contended.get(scope).copied().unwrap_or(0);
+        if losses == 0 {
+            return Duration::ZERO;
+        }
+        let ceiling = Duration::from_millis(1)
+            .saturating_mul(1 << (losses - 1).min(16))
+            .min(MAX_PAUSE);
+        ceiling.mul_f64(fastrand::f64())
     }
 
     /// Waits until no other decision holds `scope`, for at most `timeout`,
@@ -183,6 +210,31 @@ mod tests {
         done.send(()).map_err(|_| "the waiter is gone")?;
         waiter.join().map_err(|_| "the waiter panicked")??;
         assert!(!turns.is_contended(&scope), "the last turn ends the contention");
+        Ok(())
+    }
+
+    #[test]
+    fn a_scope_that_keeps_losing_pauses_longer_up_to_the_limit() -> Result<(), Box<dyn std::error::Error>> {
+        let turns = Arc::new(Turns::default());
+        let scope = DecisionScope::Stream(StreamId::new("s")?);
+        assert_eq!(turns.pause(&scope), Duration::ZERO, "an uncontended scope never pauses");
+        turns.lost(&scope);
+        assert!((0..100).all(|_| turns.pause(&scope) <= Duration::from_millis(1)));
+        for _ in 0..3 {
+            turns.lost(&scope);
+        }
+        let pauses: Vec<Duration> = (0..200).map(|_| turns.pause(&scope)).collect();
+        assert!(pauses.iter().all(|p| *p <= Duration::from_millis(8)));
+        assert!(
+            pauses.iter().any(|p| *p > Duration::from_millis(1)),
+            "four losses in a row pause up to 8 ms"
+        );
+        for _ in 0..20 {
+            turns.lost(&scope);
+        }
+        assert!((0..100).all(|_| turns.pause(&scope) <= MAX_PAUSE));
+        turns.take(scope.clone(), Duration::from_secs(1))?.settled();
+        assert_eq!(turns.pause(&scope), Duration::ZERO, "a won decision ends the pauses");
         Ok(())
     }
 }
