@@ -57,7 +57,11 @@
 //! process or a decision on an overlapping scope still can, and the check
 //! catches it). The scope stays contended while any decision waits for
 //! its turn, so a dispatch that lost a race is not outrun again by the
-//! decisions that began after its loss. Nothing else ever waits for a decision: the writer thread
+//! decisions that began after its loss. Against racers in other processes,
+//! which take no turns, a decision on a contended scope first pauses a
+//! random time, up to 1 ms after one lost race and doubling with each
+//! further one to at most 32 ms, so that it falls out of step with them.
+//! Nothing else ever waits for a decision: the writer thread
 //! never waits for a decider, unrelated contexts never wait for each
 //! other's decisions, and an append made while a decision is open (from
 //! the same task too) goes through at once. A decision waits for its
