@@ -58,9 +58,9 @@
 //! catches it). The scope stays contended while any decision waits for
 //! its turn, so a dispatch that lost a race is not outrun again by the
 //! decisions that began after its loss. Against racers in other processes,
-//! which take no turns, a decision on a contended scope first pauses a
-//! random time, up to 1 ms after one lost race and doubling with each
-//! further one to at most 32 ms, so that it falls out of step with them.
+//! which take no turns, a decision on a scope that lost two races in a
+//! row first pauses a random time, up to 1 ms and doubling with each
+//! further loss to at most 32 ms, so that it falls out of step with them.
 //! Nothing else ever waits for a decision: the writer thread
 //! never waits for a decider, unrelated contexts never wait for each
 //! other's decisions, and an append made while a decision is open (from

@@ -17,10 +17,11 @@
 //! same file takes none, and can keep a loser in step behind it: the loser
 //! reads while the racer's append is in flight, and its append then fails
 //! on it, while the racer reads during the loser's failed attempt, which
-//! wrote nothing. So a decision on a contended scope first pauses for a
-//! random time, up to 1 ms after one lost race and doubling with each
-//! further one to at most [`MAX_PAUSE`], which puts it out of step
-//! (measured in `tests/processes.rs`: two processes racing for 60 seats).
+//! wrote nothing. So a decision on a scope whose decisions lost two races
+//! in a row (turns make that rare within one process) first pauses for a
+//! random time, up to 1 ms and doubling with each further loss to at most
+//! [`MAX_PAUSE`], which puts it out of step (measured in
+//! `tests/processes.rs`: two processes racing for 60 seats).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -78,15 +79,15 @@ impl Turns {
     }
 
     /// How long a decision on `scope` pauses before it reads: a random
-    /// time up to 1 ms after one lost race, doubling with each further one
-    /// up to [`MAX_PAUSE`]; none for a scope that is not contended.
+    /// time up to 1 ms after two lost races in a row, doubling with each
+    /// further one up to [`MAX_PAUSE`]; none before.
     pub(crate) fn pause(&self, scope: &DecisionScope) -> Duration {
         let losses = self.state().contended.get(scope).copied().unwrap_or(0);
-        if losses == 0 {
+        if losses < 2 {
             return Duration::ZERO;
         }
         let ceiling = Duration::from_millis(1)
-            .saturating_mul(1 << (losses - 1).min(16))
+            .saturating_mul(1 << (losses - 2).min(16))
             .min(MAX_PAUSE);
         ceiling.mul_f64(fastrand::f64())
     }
@@ -219,6 +220,8 @@ mod tests {
         let scope = DecisionScope::Stream(StreamId::new("s")?);
         assert_eq!(turns.pause(&scope), Duration::ZERO, "an uncontended scope never pauses");
         turns.lost(&scope);
+        assert_eq!(turns.pause(&scope), Duration::ZERO, "nor one that lost one race");
+        turns.lost(&scope);
         assert!((0..100).all(|_| turns.pause(&scope) <= Duration::from_millis(1)));
         for _ in 0..3 {
             turns.lost(&scope);
@@ -227,7 +230,7 @@ mod tests {
         assert!(pauses.iter().all(|p| *p <= Duration::from_millis(8)));
         assert!(
             pauses.iter().any(|p| *p > Duration::from_millis(1)),
-            "four losses in a row pause up to 8 ms"
+            "five losses in a row pause up to 8 ms"
         );
         for _ in 0..20 {
             turns.lost(&scope);
