@@ -220,6 +220,18 @@ impl KurrentStore {
             .collect()
     }
 
+    /// `count` events of `stream` from revision `from` on, without their
+    /// fingerprints.
+    async fn stream_records(
+        &self,
+        stream: &StreamId,
+        from: StreamRevision,
+        count: usize,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let events = self.read_stream_events(stream, from, count).await?;
+        Ok(events.into_iter().map(|(record, _)| record).collect())
+    }
+
     /// The records of `request` as the stream holds them after the server
     /// acknowledged it with `last` as the stream's revision: written now,
     /// or found written by an earlier send (KurrentDB acknowledges a
@@ -434,22 +446,18 @@ impl EventStore for KurrentStore {
     #[tracing::instrument(level = "debug", name = "store", skip_all,
         fields(backend = "kurrentdb", operation = "read_stream", %stream, rows, code, error))]
     async fn read_stream(&self, stream: &StreamId, from: StreamRevision) -> Result<Vec<StoredEvent>, StoreError> {
-        self.read_stream_page(stream, from, usize::MAX).await
+        traced(self.stream_records(stream, from, usize::MAX).await, Vec::len)
     }
 
     #[tracing::instrument(level = "debug", name = "store", skip_all,
-        fields(backend = "kurrentdb", operation = "read_stream", %stream, limit, rows, code, error))]
+        fields(backend = "kurrentdb", operation = "read_stream_page", %stream, limit = limit, rows, code, error))]
     async fn read_stream_page(
         &self,
         stream: &StreamId,
         from: StreamRevision,
         limit: usize,
     ) -> Result<Vec<StoredEvent>, StoreError> {
-        let events = self.read_stream_events(stream, from, limit).await;
-        traced(
-            events.map(|e| e.into_iter().map(|(record, _)| record).collect()),
-            Vec::len,
-        )
+        traced(self.stream_records(stream, from, limit).await, Vec::len)
     }
 
     #[tracing::instrument(level = "debug", name = "store", skip_all,

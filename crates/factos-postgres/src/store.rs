@@ -583,7 +583,7 @@ impl EventStore for PgStore {
     }
 
     #[tracing::instrument(level = "debug", name = "store", skip_all,
-        fields(backend = "postgres", operation = "read_stream", %stream, limit, rows, code, error))]
+        fields(backend = "postgres", operation = "read_stream_page", %stream, limit = limit, rows, code, error))]
     async fn read_stream_page(
         &self,
         stream: &StreamId,

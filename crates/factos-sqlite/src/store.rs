@@ -313,22 +313,18 @@ impl EventStore for SqliteStore {
     #[tracing::instrument(level = "debug", name = "store", skip_all,
         fields(backend = "sqlite", operation = "read_stream", %stream, rows, code, error))]
     async fn read_stream(&self, stream: &StreamId, from: StreamRevision) -> Result<Vec<StoredEvent>, StoreError> {
-        self.read_stream_page(stream, from, usize::MAX).await
+        traced(self.stream_events(stream, from, usize::MAX).await, Vec::len)
     }
 
     #[tracing::instrument(level = "debug", name = "store", skip_all,
-        fields(backend = "sqlite", operation = "read_stream", %stream, limit, rows, code, error))]
+        fields(backend = "sqlite", operation = "read_stream_page", %stream, limit = limit, rows, code, error))]
     async fn read_stream_page(
         &self,
         stream: &StreamId,
         from: StreamRevision,
         limit: usize,
     ) -> Result<Vec<StoredEvent>, StoreError> {
-        let stream = stream.clone();
-        let result = self
-            .run(move |conn| read::read_stream(conn, &stream, from, limit))
-            .await;
-        traced(result.map_err(StoreError::from), Vec::len)
+        traced(self.stream_events(stream, from, limit).await, Vec::len)
     }
 
     #[tracing::instrument(level = "debug", name = "store", skip_all,
@@ -442,6 +438,20 @@ impl SqliteStore {
     /// Waits for `scope`'s turn (see [`crate::turns`]): on a blocking
     /// thread, or on the calling thread for an inline store. A turn that
     /// comes after the caller gave up is given back at once.
+    /// At most `limit` events of `stream` from `from` on, on a reader.
+    async fn stream_events(
+        &self,
+        stream: &StreamId,
+        from: StreamRevision,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let stream = stream.clone();
+        let result = self
+            .run(move |conn| read::read_stream(conn, &stream, from, limit))
+            .await;
+        result.map_err(StoreError::from)
+    }
+
     async fn take_turn(&self, scope: DecisionScope) -> Result<Turn, SqliteError> {
         let turns = Arc::clone(&self.shared.turns);
         let timeout = self.shared.pool.options().decision_timeout;

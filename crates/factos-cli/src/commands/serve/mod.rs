@@ -340,16 +340,18 @@ async fn stream_page<S: CliStore>(served: &Served<S>, stream: &str, revision: u6
         .read_stream_page(&stream, factos::StreamRevision::new(revision), served.max_read)
         .await
         .map_err(|failure| ApiError::store(&failure))?;
-    let full = events.len() >= served.max_read;
-    let mut budget = ReadOptions::forwards().max_bytes(served.max_read_bytes).budget();
+    // The page a read by position would make of them: the same limits and
+    // the same rule for whether more may follow.
+    let page = ReadOptions::forwards()
+        .limit(served.max_read)
+        .max_bytes(served.max_read_bytes);
+    let mut budget = page.budget();
     if let Some(last) = events.iter().position(|event| !budget.take(event)) {
         events.truncate(last + 1);
     }
-    let cut = full || !budget.has_room();
-    let next = events.last().filter(|_| cut).map(|last| {
+    let next = events.last().filter(|_| page.next_page(&events).is_some()).map(|last| {
         let revision = last.revision.value().saturating_add(1).to_string();
-        let link = serde_urlencoded::to_string([("stream", stream.as_str()), ("revision", revision.as_str())]);
-        format!("</read?{}>; rel=\"next\"", link.unwrap_or_default())
+        vec![("stream", stream.as_str().to_owned()), ("revision", revision)]
     });
     Ok(with_next_link(
         axum::Json(events.iter().map(RecordOut::new).collect::<Vec<_>>()).into_response(),
@@ -357,9 +359,13 @@ async fn stream_page<S: CliStore>(served: &Served<S>, stream: &str, revision: u6
     ))
 }
 
-/// `response` with a `Link` header to the next page, when there is one.
-fn with_next_link(mut response: Response, next: Option<String>) -> Response {
-    if let Some(link) = next.and_then(|link| header::HeaderValue::from_str(&link).ok()) {
+/// `response` with a `Link` header to the next page, `GET /read` with the
+/// parameters `next`, when there is one.
+fn with_next_link(mut response: Response, next: Option<Vec<(&str, String)>>) -> Response {
+    let link = next
+        .and_then(|pairs| serde_urlencoded::to_string(pairs).ok())
+        .and_then(|query| header::HeaderValue::from_str(&format!("</read?{query}>; rel=\"next\"")).ok());
+    if let Some(link) = link {
         response.headers_mut().insert(header::LINK, link);
     }
     response
@@ -406,8 +412,7 @@ async fn read<S: CliStore>(
         if let Some(query) = params.query {
             pairs.insert(0, ("query", query));
         }
-        let link = serde_urlencoded::to_string(pairs).unwrap_or_default();
-        format!("</read?{link}>; rel=\"next\"")
+        pairs
     });
     let records: Vec<RecordOut<'_>> = events.iter().map(RecordOut::new).collect();
     Ok(with_next_link(axum::Json(records).into_response(), next))
